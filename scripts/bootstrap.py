@@ -1,0 +1,143 @@
+"""Set up the project's virtual environment from `requirements.lock`.
+
+Standard library only: this runs on a fresh machine that has nothing but
+python3. `scripts/devnet.py` and `scripts/test.py` call `ensure_venv()` first,
+so each README command does its own set-up and is a no-op when nothing changed.
+
+The environment lives in `.venv/` at the repository root. It is rebuilt when
+the lock file or `pyproject.toml` changes (a stamp file records their digest).
+Installs are hash-checked (`--require-hashes`) so every machine gets the same
+bytes. Run directly (`python3 scripts/bootstrap.py`) to set up without running
+anything else; `--relock` regenerates the lock file with pip-tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+LOCK_FILE = ROOT / "requirements.lock"
+STAMP = VENV / ".bootstrap-stamp"
+PYTHON_MIN = (3, 11)
+
+
+class BootstrapError(Exception):
+    """Set-up failed in a way the user has to fix; the message says how."""
+
+
+def say(message: str) -> None:
+    print(f"[setup] {message}", file=sys.stderr, flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _digest() -> str:
+    h = hashlib.sha256()
+    for path in (LOCK_FILE, ROOT / "pyproject.toml"):
+        h.update(path.read_bytes())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Serialise concurrent set-ups (a devnet and a test run started together)."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(args: list[str | Path]) -> None:
+    result = subprocess.run([str(a) for a in args], cwd=ROOT)
+    if result.returncode != 0:
+        raise BootstrapError(f"command failed ({result.returncode}): {' '.join(map(str, args))}")
+
+
+def _apt_install(package: str) -> bool:
+    """Install a Debian package when we can (root with apt-get); report whether we tried."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return False
+    say(f"installing the system package {package} (apt-get)")
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    return subprocess.run(["apt-get", "install", "-y", "-qq", package]).returncode == 0
+
+
+def _create_venv() -> None:
+    say(f"creating virtual environment {VENV.relative_to(ROOT)}/")
+    args = [sys.executable, "-m", "venv", "--clear", str(VENV)]
+    if subprocess.run(args, capture_output=True).returncode == 0:
+        return
+    # Debian and Ubuntu ship venv without ensurepip; the fix is one package.
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if (_apt_install(f"python{version}-venv") or _apt_install("python3-venv")) and (
+        subprocess.run(args).returncode == 0
+    ):
+        return
+    raise BootstrapError(
+        "could not create a virtual environment: python3's venv module is missing. "
+        f"Install it (Debian/Ubuntu: apt-get install python{version}-venv) and run again."
+    )
+
+
+def ensure_venv() -> Path:
+    """Make `.venv` match the lock file; return the path of its python."""
+    if sys.version_info < PYTHON_MIN:
+        raise BootstrapError(
+            f"Python {'.'.join(map(str, PYTHON_MIN))} or newer is required, "
+            f"this is {sys.version.split()[0]}"
+        )
+    with _exclusive(ROOT / ".venv.lock"):
+        want = _digest()
+        python = venv_python()
+        if python.exists() and STAMP.exists() and STAMP.read_text().strip() == want:
+            return python
+        if not python.exists():
+            _create_venv()
+        say("installing locked dependencies (first run or lock changed; takes a minute)")
+        pip = [python, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+        _run([*pip, "--require-hashes", "-r", LOCK_FILE])
+        _run([*pip, "--no-deps", "--no-build-isolation", "--editable", ROOT])
+        STAMP.write_text(want + "\n")
+        say("environment ready")
+        return python
+
+
+def relock() -> None:
+    """Regenerate requirements.lock from pyproject.toml (pins and hashes)."""
+    python = ensure_venv()
+    _run([python, "-m", "pip", "install", "--quiet", "pip-tools"])
+    _run([
+        python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
+        "--extra", "dev", "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
+        "--build-deps-for", "editable", "-o", LOCK_FILE, ROOT / "pyproject.toml",
+    ])
+    say(f"wrote {LOCK_FILE.relative_to(ROOT)}")
+
+
+def main() -> int:
+    try:
+        if "--relock" in sys.argv[1:]:
+            relock()
+        else:
+            print(ensure_venv())
+    except BootstrapError as exc:
+        say(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Run the project's checks on any machine with python3: set-up, lint, tests.
+
+    python3 scripts/test.py              # ruff, then the default pytest run
+    python3 scripts/test.py -k merkle    # extra arguments go to pytest
+    python3 scripts/test.py --runslow    # include the long (soak) tests
+
+The first run creates .venv from requirements.lock (see scripts/bootstrap.py).
+Exit status is pytest's: a run that collects no tests fails (pytest exits 5).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bootstrap import ROOT, BootstrapError, ensure_venv, say
+
+
+def main(argv: list[str]) -> int:
+    try:
+        python = str(ensure_venv())
+    except BootstrapError as exc:
+        say(f"error: {exc}")
+        return 1
+    say("ruff check")
+    lint = subprocess.run([python, "-m", "ruff", "check", "--quiet", "."], cwd=ROOT)
+    if lint.returncode != 0:
+        return lint.returncode
+    os.chdir(ROOT)
+    os.execv(python, [python, "-m", "pytest", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
