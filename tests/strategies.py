@@ -1,0 +1,120 @@
+"""Hypothesis strategies for every wire structure (valid by construction)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from sequencer.limits import U32_MAX, U64_MAX
+from sequencer.types import (
+    BatchCommitment,
+    Block,
+    BlockHeader,
+    ChainTip,
+    CommitCertificate,
+    ConsensusParams,
+    Genesis,
+    InclusionProof,
+    Proposal,
+    SigningState,
+    SignStep,
+    Transaction,
+    TxLocation,
+    ValidatorInfo,
+    Vote,
+    VoteKind,
+)
+
+u64 = st.integers(0, U64_MAX)
+u32 = st.integers(0, U32_MAX)
+heights = st.integers(1, U64_MAX)
+pol_rounds = st.integers(-1, U64_MAX)
+bytes32 = st.binary(min_size=32, max_size=32)
+bytes64 = st.binary(min_size=64, max_size=64)
+maybe_id = st.one_of(st.just(b""), bytes32)
+chain_ids = st.text(min_size=1, max_size=64)
+names = st.text(min_size=1, max_size=64)
+addresses = st.text(max_size=256)
+
+transactions = st.builds(
+    Transaction, chain_ids, u64, bytes32, u64, u64, st.binary(max_size=256), bytes64
+)
+headers = st.builds(
+    BlockHeader, chain_ids, heights, u64, u64, bytes32, bytes32, bytes32, u32, bytes32
+)
+blocks = st.builds(Block, headers, st.lists(transactions, max_size=4))
+votes = st.builds(Vote, chain_ids, st.sampled_from(VoteKind), heights, u64, maybe_id, u32, bytes64)
+proposals = st.builds(
+    Proposal, chain_ids, heights, u64, pol_rounds, bytes32, u32, bytes64, blocks
+)
+certificates = st.builds(
+    CommitCertificate, heights, u64, bytes32, st.lists(st.tuples(u32, bytes64), max_size=8)
+)
+consensus_params = st.builds(
+    ConsensusParams,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    st.integers(1000, U64_MAX),
+    st.integers(1, 65_536),
+    u64,
+)
+validator_infos = st.builds(
+    ValidatorInfo, names, bytes32, st.integers(1, 2**50), addresses, addresses
+)
+geneses = st.builds(
+    Genesis,
+    chain_ids,
+    u64,
+    st.lists(
+        validator_infos,
+        min_size=1,
+        max_size=8,
+        unique_by=(lambda v: v.public_key, lambda v: v.name),
+    ),
+    consensus_params,
+)
+
+
+@st.composite
+def batch_commitments(draw: st.DrawFn) -> BatchCommitment:
+    first = draw(heights)
+    last = draw(st.integers(first, U64_MAX))
+    return BatchCommitment(draw(chain_ids), draw(u64), first, last, draw(bytes32), draw(bytes32))
+
+
+inclusion_proofs = st.builds(InclusionProof, u64, u64, st.lists(bytes32, max_size=64))
+chain_tips = st.builds(ChainTip, u64, bytes32, bytes32, bytes32)
+tx_locations = st.builds(TxLocation, heights, u32)
+signing_states = st.builds(
+    SigningState,
+    u64,
+    u64,
+    st.sampled_from(SignStep),
+    maybe_id,
+    st.one_of(st.just(b""), bytes64),
+    pol_rounds,
+    maybe_id,
+    pol_rounds,
+    maybe_id,
+)
+
+# (strategy, type) for every structure of the domain model.
+ALL_STRUCTURES = [
+    (transactions, Transaction),
+    (headers, BlockHeader),
+    (blocks, Block),
+    (votes, Vote),
+    (proposals, Proposal),
+    (certificates, CommitCertificate),
+    (validator_infos, ValidatorInfo),
+    (consensus_params, ConsensusParams),
+    (geneses, Genesis),
+    (batch_commitments(), BatchCommitment),
+    (inclusion_proofs, InclusionProof),
+    (chain_tips, ChainTip),
+    (tx_locations, TxLocation),
+    (signing_states, SigningState),
+]
