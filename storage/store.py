@@ -1,0 +1,333 @@
+"""`Store`: the typed store of a node, the same over every `KV` backend.
+
+It keeps the finalized chain (blocks, certificates, the block-id and tx
+indexes, the nonce table, the tip) and the validator's signing state, in the
+key schema of `storage.schema`. A finalized block goes in as one atomic
+write with `sync=True` (`commit_block`), so after a crash the store holds
+each block completely or not at all, and the tip always names a stored block.
+
+The store checks that writes keep the chain well-formed; it does not verify
+signatures or compute nonces and state roots: callers (consensus, block
+sync) do that before a block counts as finalized. Opening reads two meta
+keys and nothing else, so a store with 100k blocks is ready at once.
+
+Reads return None for what is absent. A stored value that does not decode
+(or contradicts its key) is `StoreCorruptError`, naming what and where.
+
+A `Store` has no locks: one task owns it (the node's storage owner), and
+writes go through one batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import msgspec
+
+from sequencer.codec import decode
+from sequencer.errors import DecodeError
+from sequencer.types import (
+    Block,
+    BlockHeader,
+    ChainTip,
+    CommitCertificate,
+    SigningState,
+    TxLocation,
+)
+from storage.batch import WriteBatch
+from storage.errors import StoreCorruptError, StoreMismatchError
+from storage.kv import KV, MemoryKV
+from storage.leveldb import LevelDBKV
+from storage.schema import (
+    BLOCK_PREFIX,
+    CERTIFICATE_PREFIX,
+    META_CHAIN_ID_KEY,
+    META_SCHEMA_KEY,
+    SCHEMA_VERSION,
+    SIGNING_STATE_KEY,
+    TIP_KEY,
+    block_id_key,
+    block_key,
+    certificate_key,
+    decode_schema_version,
+    decode_tx_location,
+    decode_u64,
+    encode_schema_version,
+    height_from_key,
+    height_range,
+    nonce_key,
+    tx_key,
+)
+
+__all__ = ["Store"]
+
+T = TypeVar("T")
+
+# Decoding only the header of a stored block skips its transactions.
+_HeaderOnly = tuple[BlockHeader, msgspec.Raw]
+
+
+class Store:
+    """The typed store over a `KV`; it owns the KV from construction on.
+
+    On an empty KV it records the schema version (and `chain_id`, if given).
+    On a used one it checks them: `StoreMismatchError` if they differ, and it
+    records `chain_id` if none was. If the check fails the KV is closed.
+    """
+
+    __slots__ = ("_batch_open", "_chain_id", "_kv")
+
+    def __init__(self, kv: KV, *, chain_id: str | None = None) -> None:
+        self._kv = kv
+        self._batch_open = False
+        try:
+            self._chain_id = self._open_meta(chain_id)
+        except BaseException:
+            kv.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | Path, *, chain_id: str | None = None, create: bool = True) -> Store:
+        """The LevelDB store at `path` (a directory), created if missing and `create`."""
+        return cls(LevelDBKV(path, create=create), chain_id=chain_id)
+
+    @classmethod
+    def memory(cls, kv: MemoryKV | None = None, *, chain_id: str | None = None) -> Store:
+        """An in-memory store: on `kv` (to reopen its data), or on fresh data."""
+        return cls(MemoryKV() if kv is None else kv, chain_id=chain_id)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def kv(self) -> KV:
+        return self._kv
+
+    @property
+    def location(self) -> str:
+        return self._kv.location
+
+    @property
+    def chain_id(self) -> str | None:
+        """The chain id recorded in the store (None until one is given)."""
+        return self._chain_id
+
+    @property
+    def closed(self) -> bool:
+        return self._kv.closed
+
+    def close(self) -> None:
+        self._kv.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._kv!r}, chain_id={self._chain_id!r})"
+
+    def _open_meta(self, chain_id: str | None) -> str | None:
+        """Check or record the meta keys; return the chain id in effect."""
+        raw_version = self._kv.get(META_SCHEMA_KEY)
+        if raw_version is None:
+            return self._init_meta(chain_id)
+        version = self._parse(raw_version, decode_schema_version, "the schema version")
+        if version != SCHEMA_VERSION:
+            raise StoreMismatchError(
+                f"database {self.location} has schema version {version}, "
+                f"this program reads version {SCHEMA_VERSION}"
+            )
+        raw_chain_id = self._kv.get(META_CHAIN_ID_KEY)
+        if raw_chain_id is None:
+            if chain_id is not None:
+                self._kv.write([(META_CHAIN_ID_KEY, chain_id.encode())], sync=True)
+            return chain_id
+        stored = self._parse(raw_chain_id, bytes.decode, "the chain id")
+        if chain_id is not None and chain_id != stored:
+            raise StoreMismatchError(
+                f"database {self.location} holds chain {stored!r}, not chain {chain_id!r} "
+                "(is this the home of another chain's node?)"
+            )
+        return stored
+
+    def _init_meta(self, chain_id: str | None) -> str | None:
+        # Data without a schema version was not written by this program (or
+        # lost its meta): refuse rather than guess how to read it.
+        if next(self._kv.scan(b"", b"\xff"), None) is not None:
+            raise self._corrupt("it holds data but no schema version")
+        ops: list[tuple[bytes, bytes | None]] = [
+            (META_SCHEMA_KEY, encode_schema_version(SCHEMA_VERSION))
+        ]
+        if chain_id is not None:
+            ops.append((META_CHAIN_ID_KEY, chain_id.encode()))
+        self._kv.write(ops, sync=True)
+        return chain_id
+
+    # ------------------------------------------------------------ decoding
+
+    def _corrupt(self, problem: str) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"database {self.location} is damaged: {problem}; restore the node home from a "
+            "backup, or move the database aside and let the node resync from its peers"
+        )
+
+    def _decode(self, raw: bytes, cls: type[T], what: str) -> T:
+        try:
+            return decode(raw, cls)
+        except DecodeError as exc:
+            raise self._corrupt(f"{what} does not decode ({exc})") from None
+
+    def _parse(self, raw: bytes, parse: Callable[[bytes], T], what: str) -> T:
+        """Fixed-layout values (integers, UTF-8): ValueError means corruption."""
+        try:
+            return parse(raw)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError
+            raise self._corrupt(f"{what} does not decode ({exc})") from None
+
+    def _decode_block(self, height: int, raw: bytes) -> Block:
+        block = self._decode(raw, Block, f"the block at height {height}")
+        self._check_height(height, block.header.height, "block")
+        return block
+
+    def _decode_certificate(self, height: int, raw: bytes) -> CommitCertificate:
+        certificate = self._decode(raw, CommitCertificate, f"the certificate at height {height}")
+        self._check_height(height, certificate.height, "certificate")
+        return certificate
+
+    def _check_height(self, key_height: int, value_height: int, kind: str) -> None:
+        if value_height != key_height:
+            raise self._corrupt(f"the {kind} stored at height {key_height} is for {value_height}")
+
+    # ------------------------------------------------------------ reads
+
+    def tip(self) -> ChainTip | None:
+        raw = self._kv.get(TIP_KEY)
+        return None if raw is None else self._decode(raw, ChainTip, "the chain tip")
+
+    def height(self) -> int:
+        """The height of the last finalized block; 0 for an empty store."""
+        tip = self.tip()
+        return 0 if tip is None else tip.height
+
+    def block_bytes(self, height: int) -> bytes | None:
+        """The block's canonical encoding, as stored (to serve without re-encoding)."""
+        return self._kv.get(block_key(height))
+
+    def block(self, height: int) -> Block | None:
+        raw = self._kv.get(block_key(height))
+        return None if raw is None else self._decode_block(height, raw)
+
+    def header(self, height: int) -> BlockHeader | None:
+        raw = self._kv.get(block_key(height))
+        if raw is None:
+            return None
+        header, _ = self._decode(raw, _HeaderOnly, f"the block at height {height}")
+        self._check_height(height, header.height, "block")
+        return header
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self._kv.get(certificate_key(height))
+        return None if raw is None else self._decode_certificate(height, raw)
+
+    def height_of(self, block_id: bytes) -> int | None:
+        """The height of a finalized block, by its id."""
+        raw = self._kv.get(block_id_key(block_id))
+        what = f"the height of block {block_id.hex()}"
+        return None if raw is None else self._parse(raw, decode_u64, what)
+
+    def tx_location(self, tx_id: bytes) -> TxLocation | None:
+        """Where a finalized transaction is: (height, index in the block)."""
+        raw = self._kv.get(tx_key(tx_id))
+        what = f"the location of transaction {tx_id.hex()}"
+        return None if raw is None else self._parse(raw, decode_tx_location, what)
+
+    def next_nonce(self, sender: bytes) -> int:
+        """The nonce the sender's next transaction must carry (0 if never seen)."""
+        raw = self._kv.get(nonce_key(sender))
+        what = f"the next nonce of {sender.hex()}"
+        return 0 if raw is None else self._parse(raw, decode_u64, what)
+
+    def signing_state(self) -> SigningState | None:
+        raw = self._kv.get(SIGNING_STATE_KEY)
+        return None if raw is None else self._decode(raw, SigningState, "the signing state")
+
+    # ------------------------------------------------------------ ranges
+
+    def _scan_heights(self, prefix: bytes, first: int, last: int) -> Iterator[tuple[int, bytes]]:
+        """(height, value) for heights first..last, in one scan; checked eagerly."""
+        if first < 1 or last < first - 1:
+            raise ValueError(f"invalid height range {first}..{last}")
+        start, stop = height_range(prefix, first, last)
+        return ((height_from_key(key), value) for key, value in self._kv.scan(start, stop))
+
+    def blocks(self, first: int, last: int) -> Iterator[Block]:
+        """The stored blocks of heights first..last (inclusive), in height order.
+
+        `last = first - 1` is an empty range; a range past the tip stops there.
+        """
+        scan = self._scan_heights(BLOCK_PREFIX, first, last)
+        return (self._decode_block(height, raw) for height, raw in scan)
+
+    def certificates(self, first: int, last: int) -> Iterator[CommitCertificate]:
+        """The certificates of heights first..last, like `blocks`."""
+        scan = self._scan_heights(CERTIFICATE_PREFIX, first, last)
+        return (self._decode_certificate(height, raw) for height, raw in scan)
+
+    def finalized(self, first: int, last: int) -> Iterator[tuple[Block, CommitCertificate]]:
+        """(block, certificate) pairs of heights first..last, like `blocks`."""
+        return self._pair(self.blocks(first, last), self.certificates(first, last))
+
+    def _pair(
+        self, blocks: Iterator[Block], certificates: Iterator[CommitCertificate]
+    ) -> Iterator[tuple[Block, CommitCertificate]]:
+        for block in blocks:
+            certificate = next(certificates, None)
+            height = block.header.height
+            if certificate is None or certificate.height != height:
+                raise self._corrupt(f"the block at height {height} has no certificate")
+            yield block, certificate
+
+    # ------------------------------------------------------------ writes
+
+    @contextmanager
+    def batch(self, *, sync: bool = False) -> Iterator[WriteBatch]:
+        """A `WriteBatch` applied atomically when the block ends without error.
+
+        If the block raises, nothing is written. Batches do not nest (each
+        checks blocks against the tip as it opened): nesting is an assert.
+        """
+        assert not self._batch_open, "a write batch is already open on this store"
+        batch = WriteBatch(chain_id=self._chain_id, tip=self.tip(), stored_height_of=self.height_of)
+        self._batch_open = True
+        try:
+            yield batch
+        finally:
+            self._batch_open = False
+            ops = batch.seal()
+        if ops:  # a batch of replays only has nothing to write
+            self._kv.write(ops, sync=sync)
+
+    def commit_block(
+        self, block: Block, certificate: CommitCertificate, next_nonces: Mapping[bytes, int]
+    ) -> bool:
+        """Store a finalized block durably; False if it was already stored.
+
+        See `WriteBatch.put_finalized` for the arguments and the checks.
+        """
+        with self.batch(sync=True) as batch:
+            return batch.put_finalized(block, certificate, next_nonces)
+
+    def save_signing_state(self, state: SigningState) -> None:
+        """Persist the signing state durably (before a signature leaves the node)."""
+        with self.batch(sync=True) as batch:
+            batch.put_signing_state(state)
