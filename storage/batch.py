@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import msgspec
+
 from sequencer.codec import encode
 from sequencer.ids import block_id, commit_id, tx_id
 from sequencer.types import (
@@ -111,11 +113,19 @@ class WriteBatch:
         return self._tip
 
     def put_finalized(
-        self, block: Block, certificate: CommitCertificate, next_nonces: Mapping[bytes, int]
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        next_nonces: Mapping[bytes, int],
+        parent_certificate: CommitCertificate | None = None,
     ) -> bool:
         """Put a finalized block, its certificate, tx index, nonces and the new tip.
 
         `next_nonces` maps each sender the block changed to its next nonce.
+        `parent_certificate`, when given and not the stored one, replaces the
+        certificate of the tip height: the block's `last_commit_id` names it,
+        which makes it the canonical certificate of that height (nodes build
+        different certificates for one block from the precommits they saw).
         Returns False, putting nothing, when this very block is already at its
         height (a replay; the stored certificate is kept). Raises
         `StoreConflictError`, putting nothing, when the block does not extend
@@ -133,9 +143,26 @@ class WriteBatch:
         if self._tip is not None and header.height <= self._tip.height:
             self._check_replay(header.height, header_id)
             return False
-        check_extends(self._tip, header)
+        tip = self._with_parent_certificate(parent_certificate)
+        check_extends(tip, header)
+        if tip is not self._tip:
+            assert parent_certificate is not None
+            assert tip is not None
+            self._ops[certificate_key(tip.height)] = encode(parent_certificate)
         self._add_finalized(block, header_id, certificate, next_nonces)
         return True
+
+    def _with_parent_certificate(self, parent: CommitCertificate | None) -> ChainTip | None:
+        """The tip as it will be with `parent` as its certificate (checked)."""
+        tip = self._tip
+        if parent is None or tip is None or commit_id(parent) == tip.commit_id:
+            return tip
+        if parent.height != tip.height or parent.block_id != tip.block_id:
+            raise StoreConflictError(
+                f"parent certificate is for height {parent.height}, block "
+                f"{parent.block_id.hex()}, not for the tip at height {tip.height}"
+            )
+        return msgspec.structs.replace(tip, commit_id=commit_id(parent))
 
     def put_signing_state(self, state: SigningState) -> None:
         assert self._open, _USED_AFTER_END

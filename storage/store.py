@@ -318,14 +318,18 @@ class Store:
             self._kv.write(ops, sync=sync)
 
     def commit_block(
-        self, block: Block, certificate: CommitCertificate, next_nonces: Mapping[bytes, int]
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        next_nonces: Mapping[bytes, int],
+        parent_certificate: CommitCertificate | None = None,
     ) -> bool:
         """Store a finalized block durably; False if it was already stored.
 
         See `WriteBatch.put_finalized` for the arguments and the checks.
         """
         with self.batch(sync=True) as batch:
-            return batch.put_finalized(block, certificate, next_nonces)
+            return batch.put_finalized(block, certificate, next_nonces, parent_certificate)
 
     def save_signing_state(self, state: SigningState) -> None:
         """Persist the signing state durably (before a signature leaves the node)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 
@@ -267,6 +268,42 @@ def test_replay_of_a_stored_block_is_a_no_op(backend: Backend) -> None:
     assert store.commit_block(third.block, other_certificate, third.next_nonces) is False
     assert store.certificate(3) == third.certificate
     assert_holds(store, CHAIN[:4])
+
+
+def test_next_block_makes_its_parent_certificate_canonical(backend: Backend) -> None:
+    """Nodes build different certificates for one block; the next block's
+    last_commit_id picks one, which then replaces the one stored."""
+    store = backend.open()
+    first = CHAIN[0]
+    assert store.commit_block(*first.args()) is True
+    theirs = certify(first.block.header, round=0, signers=(1, 2, 3))
+    assert theirs != first.certificate
+    second = next_block(dataclasses.replace(first, certificate=theirs))
+    with pytest.raises(StoreConflictError, match="last_commit_id"):
+        store.commit_block(*second.args())  # links to a certificate we do not hold
+    stranger = certify(CHAIN[1].block.header, signers=(0, 1, 2))
+    with pytest.raises(StoreConflictError, match="parent certificate"):
+        store.commit_block(*second.args(), parent_certificate=stranger)
+    assert store.certificate(1) == first.certificate
+    assert store.commit_block(*second.args(), parent_certificate=theirs) is True
+    assert store.certificate(1) == theirs
+    tip = store.tip()
+    assert tip is not None
+    assert tip.height == 2
+    assert tip.commit_id == second.commit_id
+    verify_certificate(
+        theirs, VALIDATOR_SET, CHAIN_ID, height=1, block_id=first.block_id
+    )
+    store = backend.reopen(store)
+    assert store.certificate(1) == theirs
+
+
+def test_parent_certificate_equal_to_the_stored_one_changes_nothing(backend: Backend) -> None:
+    store = backend.open()
+    commit_all(store, CHAIN[:1])
+    second = CHAIN[1]
+    assert store.commit_block(*second.args(), parent_certificate=CHAIN[0].certificate)
+    assert_holds(store, CHAIN[:2])
 
 
 def test_signing_state_round_trips_and_survives_reopen(backend: Backend) -> None:
