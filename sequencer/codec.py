@@ -19,7 +19,8 @@ import functools
 import re
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Annotated, Any, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from msgspec import Meta, Struct
@@ -203,7 +204,20 @@ def _plan(tp: Any) -> tuple[Any, Converter]:
         return _list_plan(get_args(tp)[0], None)
     if get_origin(tp) is tuple:
         return _tuple_plan(get_args(tp))
+    if get_origin(tp) in (Union, UnionType) and type(None) in get_args(tp):
+        return _optional_plan(tp)
     raise TypeError(f"no JSON form for {tp!r}")
+
+
+def _optional_plan(tp: Any) -> tuple[Any, Converter]:
+    """`X | None`: JSON null or the form of X."""
+    (inner,) = [arg for arg in get_args(tp) if arg is not type(None)]
+    mirror, convert = _plan(inner)
+
+    def convert_optional(value: Any, path: str) -> Any:
+        return None if value is None else convert(value, path)
+
+    return mirror | None, convert_optional
 
 
 @functools.cache

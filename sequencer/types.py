@@ -234,6 +234,12 @@ class SigningState(Wire):
     re-sign an identical request with the stored signature), and the
     Tendermint lock and valid value (DESIGN 4). Persisted and fsynced before a
     signature leaves the node.
+
+    `polka` holds the prevotes that justified the lock and the valid value, and
+    `valid_proposal` (with the certificate its block links to) the valid value
+    itself: after a restart a locked node must be able to show the polka and
+    re-propose the value, or peers that missed them could never accept the
+    value it is locked on (L28), and the height would stall.
     """
 
     height: U64
@@ -245,6 +251,11 @@ class SigningState(Wire):
     locked_block_id: MaybeBytes32 = NIL
     valid_round: PolRound = -1
     valid_block_id: MaybeBytes32 = NIL
+    polka: Annotated[list[Vote], Meta(max_length=2 * VALIDATORS_MAX)] = msgspec.field(
+        default_factory=list
+    )
+    valid_proposal: Proposal | None = None
+    valid_parent_certificate: CommitCertificate | None = None
 
     def __post_init__(self) -> None:
         for name in ("block_id", "locked_block_id", "valid_block_id"):

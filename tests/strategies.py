@@ -99,6 +99,9 @@ signing_states = st.builds(
     maybe_id,
     pol_rounds,
     maybe_id,
+    st.lists(votes, max_size=3),
+    st.none() | proposals,
+    st.none() | certificates,
 )
 
 # (strategy, type) for every structure of the domain model.
