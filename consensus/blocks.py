@@ -1,0 +1,173 @@
+"""Building blocks and checking them (DESIGN 3.3).
+
+Validity is split in two, by what the check needs:
+
+- `structural_problem`: everything decidable from the block, the parent and
+  the consensus parameters (chain, height, proposer, links, timestamps, tx
+  and gas limits, tx root). Pure; the core runs it on every proposal.
+- `state_problem`: what needs the chain state (each sender's next nonce, the
+  state root) and the signatures of transactions the caller has not verified
+  yet (a node verifies each transaction once, on entry; DESIGN 14). The
+  driver runs it when the core asks (`ValidateBlock`).
+
+Both return None for a valid block, or a short reason code (stable, for
+metrics and logs). Bad blocks come from peers: they are never exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from sequencer.crypto import verify_transaction
+from sequencer.ids import gas, state_root, tx_id, tx_root
+from sequencer.types import Block, BlockHeader, ConsensusParams, Transaction
+
+__all__ = ["ParentInfo", "build_block", "next_nonces", "state_problem", "structural_problem"]
+
+NonceLookup = Callable[[bytes], int]
+
+
+class ParentInfo(NamedTuple):
+    """The block a new block is checked against (the chain tip)."""
+
+    height: int
+    block_id: bytes
+    timestamp_ms: int
+
+
+def next_nonces(txs: Iterable[Transaction], next_nonce: NonceLookup) -> dict[bytes, int] | None:
+    """The next nonce of each sender after `txs`, or None if a nonce is out of order.
+
+    Each sender's transactions must carry consecutive nonces starting at its
+    next nonce (DESIGN 3.1).
+    """
+    changed: dict[bytes, int] = {}
+    for tx in txs:
+        expected = changed.get(tx.sender)
+        if expected is None:
+            expected = next_nonce(tx.sender)
+        if tx.nonce != expected:
+            return None
+        changed[tx.sender] = expected + 1
+    return changed
+
+
+def structural_problem(
+    block: Block,
+    *,
+    chain_id: str,
+    parent: ParentInfo,
+    last_commit_id: bytes,
+    proposal_round: int,
+    proposer_of: Callable[[int], int],
+    params: ConsensusParams,
+    now_ms: int,
+    clock_drift_ms_max: int,
+) -> str | None:
+    """Why `block` cannot be the next block after `parent`, or None."""
+    header = block.header
+    problem = _header_problem(
+        header,
+        chain_id,
+        parent,
+        last_commit_id,
+        proposal_round,
+        proposer_of,
+        now_ms,
+        clock_drift_ms_max,
+    )
+    if problem is not None:
+        return problem
+    return _body_problem(block.txs, header, chain_id, params)
+
+
+def _header_problem(
+    header: BlockHeader,
+    chain_id: str,
+    parent: ParentInfo,
+    last_commit_id: bytes,
+    proposal_round: int,
+    proposer_of: Callable[[int], int],
+    now_ms: int,
+    clock_drift_ms_max: int,
+) -> str | None:
+    checks = [
+        (header.chain_id == chain_id, "wrong_chain"),
+        (header.height == parent.height + 1, "wrong_height"),
+        (header.parent_id == parent.block_id, "wrong_parent"),
+        (header.last_commit_id == last_commit_id, "wrong_last_commit"),
+        # A block keeps the round it was first proposed in when re-proposed later.
+        (header.round <= proposal_round, "round_from_the_future"),
+        (header.proposer == proposer_of(header.round), "wrong_proposer"),
+        (header.timestamp_ms > parent.timestamp_ms, "timestamp_not_after_parent"),
+        (header.timestamp_ms <= now_ms + clock_drift_ms_max, "timestamp_in_the_future"),
+    ]
+    return next((reason for ok, reason in checks if not ok), None)
+
+
+def _body_problem(
+    txs: Sequence[Transaction], header: BlockHeader, chain_id: str, params: ConsensusParams
+) -> str | None:
+    if len(txs) > params.max_block_txs:
+        return "too_many_txs"
+    if sum(gas(tx) for tx in txs) > params.max_block_gas:
+        return "too_much_gas"
+    if any(tx.chain_id != chain_id for tx in txs):
+        return "tx_wrong_chain"
+    ids = [tx_id(tx) for tx in txs]
+    if len(set(ids)) != len(ids):
+        return "duplicate_tx"
+    if tx_root(ids) != header.tx_root:
+        return "wrong_tx_root"
+    return None
+
+
+def state_problem(
+    block: Block,
+    *,
+    parent_state_root: bytes,
+    next_nonce: NonceLookup,
+    is_verified: Callable[[bytes], bool],
+    verify: Callable[[Transaction], bool] = verify_transaction,
+) -> str | None:
+    """Why `block` does not apply to the state, or None (after `structural_problem`)."""
+    changed = next_nonces(block.txs, next_nonce)
+    if changed is None:
+        return "bad_nonce"
+    if state_root(parent_state_root, changed) != block.header.state_root:
+        return "wrong_state_root"
+    for tx in block.txs:
+        if not is_verified(tx_id(tx)) and not verify(tx):
+            return "bad_tx_signature"
+    return None
+
+
+def build_block(
+    *,
+    chain_id: str,
+    height: int,
+    round: int,
+    proposer: int,
+    timestamp_ms: int,
+    parent_id: bytes,
+    last_commit_id: bytes,
+    parent_state_root: bytes,
+    txs: Sequence[Transaction],
+    next_nonce: NonceLookup,
+) -> tuple[Block, Mapping[bytes, int]]:
+    """A block of `txs` (already in block order, nonces in order) and its nonce changes."""
+    changed = next_nonces(txs, next_nonce)
+    assert changed is not None, "the caller selects transactions in nonce order"
+    header = BlockHeader(
+        chain_id=chain_id,
+        height=height,
+        round=round,
+        timestamp_ms=timestamp_ms,
+        parent_id=parent_id,
+        tx_root=tx_root(tx_id(tx) for tx in txs),
+        state_root=state_root(parent_state_root, changed),
+        proposer=proposer,
+        last_commit_id=last_commit_id,
+    )
+    return Block(header, list(txs)), changed

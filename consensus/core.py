@@ -1,0 +1,735 @@
+"""The Tendermint state machine: "The latest gossip on BFT consensus"
+(Buchman, Kwon, Milosevic, arXiv:1807.04938), Algorithm 1, sans-IO.
+
+`Core.step(input, now_ms) -> list[Action]` is the whole interface: no clock,
+no I/O, no randomness. Each handler records what an input says; then
+`_run_rules` evaluates the paper's `upon` rules against the state until none
+fires, so a rule whose condition became true through a state change (not a
+new message) still fires, as the paper's semantics require. Rules cite their
+lines (`# L22`). Deviations from the letter of the paper are marked
+"Deviation" with the reason.
+
+Values are blocks, identified by `block_id`; `valid(v)` is the structural
+check here plus the driver's state check (`ValidateBlock` / `BlockValidated`).
+Signatures come from a `Signer`, which refuses to sign anything conflicting
+with what it signed before; the signing state is persisted (an action the
+driver fsyncs) before the message that needs it is broadcast.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from msgspec import Struct
+
+from consensus.blocks import ParentInfo, structural_problem
+from consensus.errors import SigningRefusedError
+from consensus.messages import (
+    Action,
+    BlockValidated,
+    Broadcast,
+    Commit,
+    DecidedBlock,
+    Input,
+    PersistSigningState,
+    ProposalMessage,
+    ReportEvidence,
+    RequestValue,
+    ScheduleTimeout,
+    Step,
+    TimeoutElapsed,
+    TimeoutKind,
+    TxsAvailable,
+    ValidateBlock,
+    ValueReady,
+)
+from consensus.proposer import ProposerSchedule
+from consensus.signer import Signer
+from consensus.votekeeper import Verifier, VoteKeeper, VoteStatus
+from sequencer.certificate import ValidatorSet, verify_certificate
+from sequencer.crypto import PrivateKey, proposal_signing_bytes, verify_signature
+from sequencer.errors import CertificateError
+from sequencer.ids import block_id, commit_id
+from sequencer.types import (
+    NIL,
+    ZERO_ID,
+    Block,
+    CommitCertificate,
+    ConsensusParams,
+    Proposal,
+    SigningState,
+    SignStep,
+    Vote,
+    VoteKind,
+)
+
+__all__ = ["Anchor", "Core", "CoreConfig"]
+
+# Every rule that fires changes the state for good; this only guards our bugs.
+RULE_FIRINGS_PER_INPUT_MAX = 10_000
+
+
+class CoreConfig(Struct, frozen=True):
+    """Node-local knobs (the protocol parameters are in the genesis)."""
+
+    rebroadcast_ms: int = 1_000  # when a round lasts this long, re-send its messages
+    rebroadcast_rounds: int = 4  # ... and those of this many rounds before it
+    wait_for_txs: bool = True  # a height starts on TxsAvailable (or a peer's message)
+    rounds_ahead_max: int = 32  # messages further ahead than this are dropped
+    future_messages_max: int = 4_096  # buffered messages of the next height
+    proposals_per_round_max: int = 4  # distinct proposals kept from one equivocating proposer
+    clock_drift_ms_max: int = 10_000  # how far a block's timestamp may run ahead of ours
+
+
+class Anchor(Struct, frozen=True):
+    """The last finalized block: what the next height builds on."""
+
+    height: int
+    block_id: bytes
+    timestamp_ms: int
+    certificate: CommitCertificate | None  # None at genesis
+
+    @property
+    def commit_id(self) -> bytes:
+        return ZERO_ID if self.certificate is None else commit_id(self.certificate)
+
+
+class Core:
+    """One validator's (or observer's) consensus state machine."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        validators: ValidatorSet,
+        params: ConsensusParams,
+        anchor: Anchor,
+        key: PrivateKey | None = None,
+        signing_state: SigningState | None = None,
+        config: CoreConfig | None = None,
+        verifier: Verifier = verify_signature,
+    ) -> None:
+        self.chain_id = chain_id
+        self.validators = validators
+        self.params = params
+        self.config = config or CoreConfig()
+        self._verify = verifier
+        self._schedule = ProposerSchedule(validators.powers)
+        index = None if key is None else validators.index_of(key.public_key)
+        self.index: int | None = index  # None: an observer, never signs
+        self._signer = None if index is None else Signer(key, chain_id, signing_state)
+        self.stats: Counter[str] = Counter()
+        self._actions: list[Action] = []
+        self._future: list[ProposalMessage | Vote] = []
+        self._now = 0
+        self.anchor = anchor
+        self._reset_height(anchor.height + 1)
+        self._handlers: dict[type, Callable] = {
+            ProposalMessage: self._on_proposal,
+            Vote: self._on_vote,
+            TimeoutElapsed: self._on_timeout,
+            BlockValidated: self._on_validated,
+            ValueReady: self._on_value,
+            DecidedBlock: self._on_decided,
+            TxsAvailable: self._on_txs,
+        }
+
+    # ------------------------------------------------------------ interface
+
+    def start(self, now_ms: int) -> list[Action]:
+        """Enter the height after the anchor; resume a round the signing state records."""
+        self._begin(now_ms)
+        state = None if self._signer is None else self._signer.state
+        if state is not None and state.height == self.height and state.step:
+            self._restore_locks(state)
+            self._start_round(state.round)
+        else:
+            self._enter_height()
+        return self._finish()
+
+    def step(self, event: Input, now_ms: int) -> list[Action]:
+        self._begin(now_ms)
+        self._handlers[type(event)](event)
+        return self._finish()
+
+    def proposer(self, height: int, round: int) -> int:
+        return self._schedule.proposer(height, round)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "height": self.height,
+            "round": self.round,
+            "step": int(self.round_step),
+            "votes": self._keeper.vote_count(),
+            **self.stats,
+            **{f"vote_rejected_{k}": v for k, v in self._keeper.rejected.items()},
+        }
+
+    def _begin(self, now_ms: int) -> None:
+        self._now = now_ms
+        self._actions = []
+
+    def _finish(self) -> list[Action]:
+        self._run_rules()
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _emit(self, action: Action) -> None:
+        self._actions.append(action)
+
+    # ------------------------------------------------------------ heights and rounds
+
+    def _reset_height(self, height: int) -> None:
+        """L52-L53: a new height with empty locks and message log."""
+        self.height = height
+        self.round = 0
+        self.round_step = Step.WAITING
+        self.locked_round, self.locked_value = -1, NIL
+        self.valid_round, self.valid_value = -1, NIL
+        self._keeper = VoteKeeper(height, self.validators, self.chain_id, verifier=self._verify)
+        self._proposals: dict[int, dict[bytes, Proposal]] = {}
+        self._first_proposal: dict[int, bytes] = {}
+        self._blocks: dict[bytes, ProposalMessage] = {}
+        self._validity: dict[bytes, bool | None] = {}
+        self._fired: set[tuple[int, int]] = set()
+        self._own_proposals: dict[int, ProposalMessage] = {}  # our votes are in the keeper
+        self._awaiting_value = False
+
+    def _enter_height(self) -> None:
+        if self.params.empty_block_interval_ms:
+            self._schedule_timeout(TimeoutKind.EMPTY_BLOCK, self.params.empty_block_interval_ms)
+        if not self.config.wait_for_txs:
+            self._start_round(0)
+        buffered, self._future = self._future, []
+        for message in buffered:
+            self._handlers[type(message)](message)
+
+    def _restore_locks(self, state: SigningState) -> None:
+        """Resume a height after a restart: locks, their polkas, the valid block."""
+        for vote in state.polka:  # verified before we persisted them
+            self._keeper.add(vote, verified=True)
+        self.locked_round, self.locked_value = state.locked_round, state.locked_block_id
+        self.valid_round, self.valid_value = state.valid_round, state.valid_block_id
+        if state.valid_proposal is not None:
+            value = state.valid_proposal.block_id
+            self._blocks[value] = ProposalMessage(
+                state.valid_proposal, state.valid_parent_certificate
+            )
+            self._validity[value] = True  # validated before it became valid
+
+    def _start_round(self, round: int) -> None:
+        """L11-L21 StartRound(round)."""
+        self.round = round  # L12
+        self.round_step = Step.PROPOSE  # L13
+        self._awaiting_value = False
+        self._schedule_timeout(TimeoutKind.REBROADCAST, self.config.rebroadcast_ms)
+        if self.index is not None and self.proposer(self.height, round) == self.index:  # L14
+            self._propose()  # L15-L19
+        # L21 schedules OnTimeoutPropose for non-proposers. Deviation: the
+        # proposer schedules it too, so a proposer that cannot build or sign
+        # (say, its signer refuses after a restart) still moves on.
+        self._schedule_timeout(TimeoutKind.PROPOSE, self._timeout_ms(TimeoutKind.PROPOSE))
+
+    def _propose(self) -> None:
+        """L15-L19: propose validValue if we have it, else ask for a new value."""
+        valid = self._blocks.get(self.valid_value) if self.valid_value else None
+        if valid is not None:  # L15-L16
+            self._sign_proposal(valid.proposal.block, self.valid_round, valid.parent_certificate)
+            return
+        self._awaiting_value = True  # L18 getValue(), answered by ValueReady
+        self._emit(
+            RequestValue(
+                height=self.height,
+                round=self.round,
+                proposer=self.index,
+                parent_id=self.anchor.block_id,
+                last_commit_id=self.anchor.commit_id,
+                timestamp_ms_min=self.anchor.timestamp_ms + 1,
+                max_gas=self.params.max_block_gas,
+                max_txs=self.params.max_block_txs,
+            )
+        )
+
+    def _timeout_ms(self, kind: TimeoutKind) -> int:
+        p = self.params
+        base, delta = {
+            TimeoutKind.PROPOSE: (p.timeout_propose_ms, p.timeout_propose_delta_ms),
+            TimeoutKind.PREVOTE: (p.timeout_prevote_ms, p.timeout_prevote_delta_ms),
+            TimeoutKind.PRECOMMIT: (p.timeout_precommit_ms, p.timeout_precommit_delta_ms),
+        }[kind]
+        return base + delta * self.round
+
+    def _schedule_timeout(self, kind: TimeoutKind, delay_ms: int) -> None:
+        self._emit(ScheduleTimeout(kind, self.height, self.round, delay_ms))
+
+    # ------------------------------------------------------------ signing
+
+    def _sign_proposal(
+        self, block: Block, pol_round: int, parent_certificate: CommitCertificate | None
+    ) -> None:
+        """L19 broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩."""
+        assert self._signer is not None
+        assert self.index is not None
+        value = block_id(block.header)
+        try:
+            signature, changed = self._signer.sign_proposal(
+                self.height, self.round, pol_round, value
+            )
+        except SigningRefusedError as exc:
+            self.stats[f"signing_refused_{exc.reason}"] += 1
+            return
+        if changed:
+            self._emit(PersistSigningState(self._signer.state))
+        proposal = Proposal(
+            self.chain_id, self.height, self.round, pol_round, value, self.index, signature, block
+        )
+        message = ProposalMessage(proposal, parent_certificate)
+        self._emit(Broadcast(message))
+        self._own_proposals[self.round] = message
+        self._record_proposal(message, trusted=True)
+
+    def _vote(self, kind: VoteKind, value: bytes) -> None:
+        """Sign, persist, broadcast and count our own vote (observers only move on)."""
+        if self._signer is None or self.index is None:
+            return
+        try:
+            signature, changed = self._signer.sign_vote(kind, self.height, self.round, value)
+        except SigningRefusedError as exc:
+            self.stats[f"signing_refused_{exc.reason}"] += 1
+            self._resend_last_vote()
+            return
+        if changed:
+            self._emit(PersistSigningState(self._signer.state))
+        vote = Vote(self.chain_id, kind, self.height, self.round, value, self.index, signature)
+        self._emit(Broadcast(vote))
+        self._keeper.add(vote, verified=True)
+
+    def _resend_last_vote(self) -> None:
+        """After a restart the signer refuses to sign again at a step it already
+        signed; the vote it did sign may never have reached anyone, so send that
+        one (rebuilt from the signing state); the keeper then re-sends it too."""
+        assert self._signer is not None
+        assert self.index is not None
+        state = self._signer.state
+        if state.height != self.height or not state.signature:
+            return
+        kinds = {SignStep.PREVOTE: VoteKind.PREVOTE, SignStep.PRECOMMIT: VoteKind.PRECOMMIT}
+        kind = kinds.get(state.step)
+        if kind is None:
+            return  # a proposal: its block is not persisted, so it cannot be re-sent
+        vote = Vote(
+            self.chain_id,
+            kind,
+            state.height,
+            state.round,
+            state.block_id,
+            self.index,
+            state.signature,
+        )
+        self._emit(Broadcast(vote))
+        self._keeper.add(vote, verified=True)
+
+    def _sync_locks(self) -> None:
+        """Hand the lock, the valid value and their polkas to the signer's state."""
+        if self._signer is None:
+            return
+        pairs = {(self.locked_round, self.locked_value), (self.valid_round, self.valid_value)}
+        polka = [
+            vote
+            for round, value in sorted(pairs)
+            if round >= 0
+            for vote in self._keeper.votes(round, VoteKind.PREVOTE)
+            if vote.block_id == value
+        ]
+        valid = self._blocks.get(self.valid_value) if self.valid_round >= 0 else None
+        self._signer.set_locks(
+            self.locked_round,
+            self.locked_value,
+            self.valid_round,
+            self.valid_value,
+            polka,
+            None if valid is None else valid.proposal,
+            None if valid is None else valid.parent_certificate,
+        )
+
+    # ------------------------------------------------------------ inputs
+
+    def _admit(self, height: int, round: int, message: ProposalMessage | Vote) -> bool:
+        """Is a message for now? Buffer the next height's; drop the rest, counted."""
+        if height < self.height:
+            self.stats["message_stale"] += 1
+        elif height == self.height + 1:
+            if len(self._future) < self.config.future_messages_max:
+                self._future.append(message)
+            else:
+                self.stats["message_future_dropped"] += 1
+        elif height > self.height + 1:
+            self.stats["message_far_future"] += 1
+        elif round > self.round + self.config.rounds_ahead_max:
+            self.stats["message_round_too_far"] += 1
+        else:
+            return True
+        return False
+
+    def _on_vote(self, vote: Vote) -> None:
+        if vote.chain_id != self.chain_id:
+            self.stats["vote_wrong_chain"] += 1
+            return
+        if not self._admit(vote.height, vote.round, vote):
+            return
+        result = self._keeper.add(vote)
+        self.stats[f"vote_{result.status.value}"] += 1
+        if result.evidence is not None:
+            self._emit(ReportEvidence(result.evidence))
+        if result.status is VoteStatus.ADDED:
+            self._wake()
+
+    def _wake(self) -> None:
+        """A peer works on this height: start it even if our mempool looked empty."""
+        if self.round_step is Step.WAITING:
+            self._start_round(0)
+
+    def _on_proposal(self, message: ProposalMessage) -> None:
+        proposal = message.proposal
+        if proposal.chain_id != self.chain_id:
+            self.stats["proposal_wrong_chain"] += 1
+            return
+        if not self._admit(proposal.height, proposal.round, message):
+            return
+        problem = self._proposal_problem(proposal)
+        if problem is not None:
+            self.stats[f"proposal_{problem}"] += 1
+            return
+        self._wake()
+        self._record_proposal(message, trusted=False)
+
+    def _proposal_problem(self, proposal: Proposal) -> str | None:
+        if proposal.validator != self.proposer(proposal.height, proposal.round):
+            return "wrong_proposer"
+        if proposal.pol_round >= proposal.round:
+            return "bad_pol_round"
+        if proposal.block_id != block_id(proposal.block.header):
+            return "block_id_mismatch"
+        message = proposal_signing_bytes(
+            self.chain_id, proposal.height, proposal.round, proposal.pol_round, proposal.block_id
+        )
+        public_key = self.validators.public_keys[proposal.validator]
+        if not self._verify(public_key, message, proposal.signature):
+            return "bad_signature"
+        return None
+
+    def _record_proposal(self, message: ProposalMessage, *, trusted: bool) -> None:
+        proposal = message.proposal
+        by_round = self._proposals.setdefault(proposal.round, {})
+        value = proposal.block_id
+        if value in by_round:
+            self.stats["proposal_duplicate"] += 1
+            return
+        if len(by_round) >= self.config.proposals_per_round_max:
+            self.stats["proposal_dropped"] += 1
+            return
+        if by_round:
+            self.stats["proposal_equivocation"] += 1
+        by_round[value] = proposal
+        self._first_proposal.setdefault(proposal.round, value)
+        self._blocks.setdefault(value, message)
+        if trusted:
+            self._validity[value] = True
+        elif value not in self._validity:
+            self._check_block(message)
+
+    def _check_block(self, message: ProposalMessage) -> None:
+        """valid(v), part one: what the core can decide alone; then ask the driver."""
+        proposal = message.proposal
+        value = proposal.block_id
+        link = self._accepted_link(message)
+        problem = (
+            "bad_parent_certificate"
+            if link is None
+            else structural_problem(
+                proposal.block,
+                chain_id=self.chain_id,
+                parent=ParentInfo(
+                    self.anchor.height, self.anchor.block_id, self.anchor.timestamp_ms
+                ),
+                last_commit_id=link,
+                proposal_round=proposal.round,
+                proposer_of=lambda round: self.proposer(self.height, round),
+                params=self.params,
+                now_ms=self._now,
+                clock_drift_ms_max=self.config.clock_drift_ms_max,
+            )
+        )
+        if problem is not None:
+            self.stats[f"block_invalid_{problem}"] += 1
+            self._validity[value] = False
+            return
+        self._validity[value] = None
+        self._emit(ValidateBlock(self.height, proposal.block))
+
+    def _accepted_link(self, message: ProposalMessage) -> bytes | None:
+        """The last_commit_id the block may carry: ours, or the attached certificate's."""
+        header = message.proposal.block.header
+        ours = self.anchor.commit_id
+        if header.last_commit_id == ours:
+            return ours
+        parent = message.parent_certificate
+        if parent is None or commit_id(parent) != header.last_commit_id:
+            return ours  # the structural check then reports wrong_last_commit
+        if not self._parent_certificate_ok(parent):
+            return None
+        return header.last_commit_id
+
+    def _parent_certificate_ok(self, certificate: CommitCertificate) -> bool:
+        if self.anchor.height == 0:
+            return False
+        try:
+            verify_certificate(
+                certificate,
+                self.validators,
+                self.chain_id,
+                height=self.anchor.height,
+                block_id=self.anchor.block_id,
+                verifier=self._verify,
+            )
+        except CertificateError:
+            return False
+        return True
+
+    def _on_validated(self, result: BlockValidated) -> None:
+        if result.block_id in self._validity and self._validity[result.block_id] is None:
+            self._validity[result.block_id] = result.valid
+            if not result.valid:
+                self.stats[f"block_invalid_{result.reason or 'state'}"] += 1
+
+    def _on_value(self, ready: ValueReady) -> None:
+        if not (
+            self._awaiting_value
+            and (ready.height, ready.round) == (self.height, self.round)
+            and self.round_step is Step.PROPOSE
+        ):
+            self.stats["value_late"] += 1
+            return
+        self._awaiting_value = False
+        # A fresh value has no proof-of-lock round, whatever validRound says.
+        self._sign_proposal(ready.block, -1, self.anchor.certificate)
+
+    def _on_txs(self, _: TxsAvailable) -> None:
+        self._wake()
+
+    def _on_decided(self, decided: DecidedBlock) -> None:
+        """Catch-up: a finalized block from a peer, trusted once its certificate verifies."""
+        header = decided.block.header
+        if header.height != self.height:
+            self.stats["decided_wrong_height"] += 1
+            return
+        problem = self._decided_problem(decided)
+        if problem is not None:
+            self.stats[f"decided_{problem}"] += 1
+            return
+        parent = None
+        if header.last_commit_id != self.anchor.commit_id:
+            parent = decided.parent_certificate
+        self._commit(decided.block, decided.certificate, parent)
+
+    def _decided_problem(self, decided: DecidedBlock) -> str | None:
+        header = decided.block.header
+        if header.chain_id != self.chain_id or header.parent_id != self.anchor.block_id:
+            return "wrong_parent"
+        try:
+            verify_certificate(
+                decided.certificate,
+                self.validators,
+                self.chain_id,
+                height=self.height,
+                block_id=block_id(header),
+                verifier=self._verify,
+            )
+        except CertificateError:
+            return "bad_certificate"
+        if header.last_commit_id == self.anchor.commit_id:
+            return None
+        parent = decided.parent_certificate
+        if parent is None or commit_id(parent) != header.last_commit_id:
+            return "unknown_parent_certificate"
+        if not self._parent_certificate_ok(parent):
+            return "bad_parent_certificate"
+        return None
+
+    def _on_timeout(self, timeout: TimeoutElapsed) -> None:
+        if timeout.height != self.height:
+            return
+        kind = timeout.kind
+        if kind is TimeoutKind.EMPTY_BLOCK:
+            self._wake()
+        elif timeout.round != self.round:
+            return
+        elif kind is TimeoutKind.PROPOSE and self.round_step is Step.PROPOSE:  # L57-L60
+            self._vote(VoteKind.PREVOTE, NIL)  # L59
+            self.round_step = Step.PREVOTE  # L60
+        elif kind is TimeoutKind.PREVOTE and self.round_step is Step.PREVOTE:  # L61-L64
+            self._vote(VoteKind.PRECOMMIT, NIL)  # L63
+            self.round_step = Step.PRECOMMIT  # L64
+        elif kind is TimeoutKind.PRECOMMIT:  # L65-L67
+            self._start_round(self.round + 1)
+        elif kind is TimeoutKind.REBROADCAST and self.round_step is not Step.WAITING:
+            self._rebroadcast()
+
+    def _rebroadcast(self) -> None:
+        """A round has lasted `rebroadcast_ms`: re-send what peers may lack.
+
+        Our proposals and every vote we hold (ours and relayed) of this round
+        and the few before it, and the prevotes of the rounds a proof of lock
+        may point to (our locked and valid rounds, the pol_round of this
+        round's proposals). The paper assumes gossip eventually delivers to
+        every correct process any message one of them sent or received,
+        byzantine ones included; on lossy links, and across crashes that wipe
+        a node's memory of what it sent, that takes anti-entropy like this.
+        Without it, nodes left in a round others already left could never
+        complete it, and a node that missed a polka (or got an equivocator's
+        other vote) could never accept (L28) the value others are locked on.
+        CometBFT's gossip re-sends votes for the same reasons.
+        """
+        first = max(0, self.round - self.config.rebroadcast_rounds)
+        for round in range(first, self.round + 1):
+            if round in self._own_proposals:
+                self._emit(Broadcast(self._own_proposals[round]))
+            for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
+                for vote in self._keeper.votes(round, kind):
+                    self._emit(Broadcast(vote))
+        pol_rounds = {self.locked_round, self.valid_round}
+        pol_rounds.update(p.pol_round for p in self._proposals.get(self.round, {}).values())
+        for round in sorted(r for r in pol_rounds if 0 <= r < first):
+            for vote in self._keeper.votes(round, VoteKind.PREVOTE):
+                self._emit(Broadcast(vote))
+        self._schedule_timeout(TimeoutKind.REBROADCAST, self.config.rebroadcast_ms)
+
+    # ------------------------------------------------------------ the upon rules
+
+    def _run_rules(self) -> None:
+        rules = (
+            self._rule_decide,
+            self._rule_skip_round,
+            self._rule_prevote_proposal,
+            self._rule_prevote_timeout,
+            self._rule_lock,
+            self._rule_precommit_nil,
+            self._rule_precommit_timeout,
+        )
+        for _ in range(RULE_FIRINGS_PER_INPUT_MAX):
+            if not any(rule() for rule in rules):
+                return
+        raise AssertionError("consensus rules keep firing")
+
+    def _valid(self, value: bytes) -> bool:
+        return self._validity.get(value) is True
+
+    def _rule_decide(self) -> bool:
+        """L49-L54: a proposal v with 2f+1 precommits for id(v) in any round decides v.
+
+        Deviation: the block may come from any round's proposal (it is named
+        by its hash), not only from the deciding round's; this is as safe and
+        decides sooner when that round's proposal was lost.
+        """
+        for round, value in self._keeper.decisions():
+            message = self._blocks.get(value)
+            if message is None or not self._valid(value):  # L50
+                continue
+            certificate = self._keeper.certificate(round, value)
+            parent = None
+            if message.proposal.block.header.last_commit_id != self.anchor.commit_id:
+                parent = message.parent_certificate
+            self._commit(message.proposal.block, certificate, parent)  # L51
+            return True
+        return False
+
+    def _commit(
+        self, block: Block, certificate: CommitCertificate, parent: CommitCertificate | None
+    ) -> None:
+        self._emit(Commit(block, certificate, parent))
+        header = block.header
+        self.anchor = Anchor(header.height, block_id(header), header.timestamp_ms, certificate)
+        self._reset_height(header.height + 1)  # L52-L53
+        # The signer's copy of the locks must reset too: the next height's first
+        # signature persists it, and a restart restores locks from it.
+        self._sync_locks()
+        self._enter_height()  # L54 StartRound(0), when the height starts
+
+    def _rule_skip_round(self) -> bool:
+        """L55-L56: f+1 validators in a higher round: go there."""
+        higher = self._keeper.skip_round(self.round)
+        if higher is None:
+            return False
+        self._start_round(higher)  # L56
+        return True
+
+    def _rule_prevote_proposal(self) -> bool:
+        """L22-L27 (no proof-of-lock round) and L28-L33 (proof of lock in round vr)."""
+        if self.round_step is not Step.PROPOSE:
+            return False
+        value = self._first_proposal.get(self.round)
+        if value is None or self._validity.get(value) is None:
+            return False  # no proposal yet, or valid(v) not known yet
+        vr = self._proposals[self.round][value].pol_round
+        if vr == -1:  # L22
+            acceptable = self.locked_round == -1 or self.locked_value == value  # L23
+        elif self._keeper.has_quorum_for(vr, VoteKind.PREVOTE, value):  # L28
+            acceptable = self.locked_round <= vr or self.locked_value == value  # L29
+        else:
+            return False  # L28 waits for the polka of round vr
+        chosen = value if self._valid(value) and acceptable else NIL
+        self._vote(VoteKind.PREVOTE, chosen)  # L24/L26, L30/L32
+        self.round_step = Step.PREVOTE  # L27, L33
+        return True
+
+    def _rule_prevote_timeout(self) -> bool:
+        """L34-L35: 2f+1 prevotes of any kind, the first time: start the prevote timer."""
+        if self.round_step is not Step.PREVOTE or (34, self.round) in self._fired:
+            return False
+        if not self._keeper.has_quorum_any(self.round, VoteKind.PREVOTE):
+            return False
+        self._fired.add((34, self.round))
+        self._schedule_timeout(TimeoutKind.PREVOTE, self._timeout_ms(TimeoutKind.PREVOTE))
+        return True
+
+    def _rule_lock(self) -> bool:
+        """L36-L43: a polka for a valid proposal in this round: lock, precommit (if prevoting)."""
+        if self.round_step < Step.PREVOTE or (36, self.round) in self._fired:
+            return False
+        value = self._keeper.quorum_value(self.round, VoteKind.PREVOTE)
+        if value is None or value not in self._blocks or not self._valid(value):
+            return False
+        self._fired.add((36, self.round))
+        if self.round_step is Step.PREVOTE:  # L37
+            self.locked_value, self.locked_round = value, self.round  # L38-L39
+            self.valid_value, self.valid_round = value, self.round  # L42-L43
+            self._sync_locks()  # persisted with the precommit's signature
+            self._vote(VoteKind.PRECOMMIT, value)  # L40
+            self.round_step = Step.PRECOMMIT  # L41
+        else:
+            self.valid_value, self.valid_round = value, self.round  # L42-L43
+            self._sync_locks()
+            if self._signer is not None:  # no signature follows: persist the polka now
+                self._emit(PersistSigningState(self._signer.state))
+        return True
+
+    def _rule_precommit_nil(self) -> bool:
+        """L44-L46: 2f+1 prevotes for nil: precommit nil."""
+        if self.round_step is not Step.PREVOTE:
+            return False
+        if not self._keeper.has_quorum_for(self.round, VoteKind.PREVOTE, NIL):
+            return False
+        self._vote(VoteKind.PRECOMMIT, NIL)  # L45
+        self.round_step = Step.PRECOMMIT  # L46
+        return True
+
+    def _rule_precommit_timeout(self) -> bool:
+        """L47-L48: 2f+1 precommits of any kind, the first time: start the precommit timer."""
+        if self.round_step is Step.WAITING or (47, self.round) in self._fired:
+            return False
+        if not self._keeper.has_quorum_any(self.round, VoteKind.PRECOMMIT):
+            return False
+        self._fired.add((47, self.round))
+        self._schedule_timeout(TimeoutKind.PRECOMMIT, self._timeout_ms(TimeoutKind.PRECOMMIT))
+        return True

@@ -1,0 +1,200 @@
+"""What goes into and comes out of the consensus core.
+
+Wire messages (gossiped between validators) are msgspec structs like the
+domain model. Inputs and actions are the core's sans-IO interface: the driver
+feeds inputs to `Core.step(input, now_ms)` and executes the returned actions
+in order (STYLE rule 1). Actions that produce an answer (`RequestValue`,
+`ValidateBlock`) are answered by a later input (`ValueReady`,
+`BlockValidated`).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from msgspec import Struct
+
+from sequencer.types import Block, CommitCertificate, Proposal, SigningState, Vote, Wire
+
+__all__ = [
+    "Action",
+    "BlockValidated",
+    "Broadcast",
+    "Commit",
+    "DecidedBlock",
+    "Equivocation",
+    "Input",
+    "PersistSigningState",
+    "ProposalMessage",
+    "ReportEvidence",
+    "RequestValue",
+    "ScheduleTimeout",
+    "Step",
+    "TimeoutElapsed",
+    "TimeoutKind",
+    "TxsAvailable",
+    "ValidateBlock",
+    "ValueReady",
+]
+
+
+# ------------------------------------------------------------------ wire
+
+
+class ProposalMessage(Wire):
+    """A signed proposal with the certificate its block's header links to.
+
+    Each validator assembles its own certificate for a height from the
+    precommits it saw, so certificates of one block differ between nodes;
+    the block's `last_commit_id` names one of them. The proposer attaches
+    that one (None at height 1), validators check it, and it becomes the
+    canonical certificate of the parent height (as CometBFT's LastCommit).
+    """
+
+    proposal: Proposal
+    parent_certificate: CommitCertificate | None
+
+
+class Equivocation(Wire):
+    """Evidence: two different signed votes of one validator for one (height, round, kind)."""
+
+    first: Vote
+    second: Vote
+
+
+# ------------------------------------------------------------------ state
+
+
+class Step(IntEnum):
+    WAITING = 0  # a new height, waiting for transactions (or the empty-block timer)
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+
+
+class TimeoutKind(IntEnum):
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+    REBROADCAST = 4  # re-send our own messages of a round that does not end
+    EMPTY_BLOCK = 5  # start a height without transactions
+
+
+# ------------------------------------------------------------------ inputs
+
+
+class _Input(Struct, frozen=True):
+    pass
+
+
+class TimeoutElapsed(_Input):
+    kind: TimeoutKind
+    height: int
+    round: int
+
+
+class BlockValidated(_Input):
+    """The driver's verdict on the state-dependent checks of a block."""
+
+    block_id: bytes
+    valid: bool
+    reason: str = ""
+
+
+class ValueReady(_Input):
+    """The block the driver built for our proposal (answer to `RequestValue`)."""
+
+    height: int
+    round: int
+    block: Block
+
+
+class DecidedBlock(_Input):
+    """A finalized block from catch-up; its certificate is verified by the core."""
+
+    block: Block
+    certificate: CommitCertificate
+    parent_certificate: CommitCertificate | None = None
+
+
+class TxsAvailable(_Input):
+    """The mempool holds transactions: a waiting height may start."""
+
+
+Input = (
+    ProposalMessage
+    | Vote
+    | TimeoutElapsed
+    | BlockValidated
+    | ValueReady
+    | DecidedBlock
+    | TxsAvailable
+)
+
+
+# ------------------------------------------------------------------ actions
+
+
+class _Action(Struct, frozen=True):
+    pass
+
+
+class PersistSigningState(_Action):
+    """Write and fsync the signing state; the next `Broadcast` depends on it."""
+
+    state: SigningState
+
+
+class Broadcast(_Action):
+    message: ProposalMessage | Vote
+
+
+class ScheduleTimeout(_Action):
+    kind: TimeoutKind
+    height: int
+    round: int
+    delay_ms: int
+
+
+class RequestValue(_Action):
+    """Build a block to propose (the paper's getValue()); answer with `ValueReady`."""
+
+    height: int
+    round: int
+    proposer: int
+    parent_id: bytes
+    last_commit_id: bytes
+    timestamp_ms_min: int  # strictly after the parent's timestamp
+    max_gas: int
+    max_txs: int
+
+
+class ValidateBlock(_Action):
+    """Check what the core cannot: nonces, state root, unverified tx signatures."""
+
+    height: int
+    block: Block
+
+
+class Commit(_Action):
+    """A block is final. `parent_certificate`, when set, replaces the stored
+    certificate of the parent height (it is the one the block links to)."""
+
+    block: Block
+    certificate: CommitCertificate
+    parent_certificate: CommitCertificate | None
+
+
+class ReportEvidence(_Action):
+    evidence: Equivocation
+
+
+Action = (
+    PersistSigningState
+    | Broadcast
+    | ScheduleTimeout
+    | RequestValue
+    | ValidateBlock
+    | Commit
+    | ReportEvidence
+)
