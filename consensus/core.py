@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from msgspec import Struct
 
-from consensus.blocks import ParentInfo, structural_problem
+from consensus.admission import Admission
 from consensus.errors import SigningRefusedError
 from consensus.messages import (
     Action,
@@ -47,9 +47,8 @@ from consensus.messages import (
 from consensus.proposer import ProposerSchedule
 from consensus.signer import Signer
 from consensus.votekeeper import Verifier, VoteKeeper, VoteStatus
-from sequencer.certificate import ValidatorSet, verify_certificate
-from sequencer.crypto import PrivateKey, proposal_signing_bytes, verify_signature
-from sequencer.errors import CertificateError
+from sequencer.certificate import ValidatorSet
+from sequencer.crypto import PrivateKey, verify_signature
 from sequencer.ids import block_id, commit_id
 from sequencer.types import (
     NIL,
@@ -77,7 +76,8 @@ class CoreConfig(Struct, frozen=True):
     rebroadcast_rounds: int = 4  # ... and those of this many rounds before it
     wait_for_txs: bool = True  # a height starts on TxsAvailable (or a peer's message)
     rounds_ahead_max: int = 32  # messages further ahead than this are dropped
-    future_messages_max: int = 4_096  # buffered messages of the next height
+    future_messages_max: int = 4_096  # buffered messages of the next height ...
+    future_proposals_max: int = 16  # ... of which proposals (they carry whole blocks)
     proposals_per_round_max: int = 4  # distinct proposals kept from one equivocating proposer
     clock_drift_ms_max: int = 10_000  # how far a block's timestamp may run ahead of ours
 
@@ -116,12 +116,21 @@ class Core:
         self.config = config or CoreConfig()
         self._verify = verifier
         self._schedule = ProposerSchedule(validators.powers)
+        self._admission = Admission(
+            chain_id=chain_id,
+            validators=validators,
+            schedule=self._schedule,
+            params=params,
+            verifier=verifier,
+            clock_drift_ms_max=self.config.clock_drift_ms_max,
+        )
         index = None if key is None else validators.index_of(key.public_key)
         self.index: int | None = index  # None: an observer, never signs
         self._signer = None if index is None else Signer(key, chain_id, signing_state)
         self.stats: Counter[str] = Counter()
         self._actions: list[Action] = []
         self._future: list[ProposalMessage | Vote] = []
+        self._future_proposals = 0
         self._now = 0
         self.anchor = anchor
         self._reset_height(anchor.height + 1)
@@ -201,7 +210,7 @@ class Core:
             self._schedule_timeout(TimeoutKind.EMPTY_BLOCK, self.params.empty_block_interval_ms)
         if not self.config.wait_for_txs:
             self._start_round(0)
-        buffered, self._future = self._future, []
+        buffered, self._future, self._future_proposals = self._future, [], 0
         for message in buffered:
             self._handlers[type(message)](message)
 
@@ -360,10 +369,7 @@ class Core:
         if height < self.height:
             self.stats["message_stale"] += 1
         elif height == self.height + 1:
-            if len(self._future) < self.config.future_messages_max:
-                self._future.append(message)
-            else:
-                self.stats["message_future_dropped"] += 1
+            self._buffer_next_height(message)
         elif height > self.height + 1:
             self.stats["message_far_future"] += 1
         elif round > self.round + self.config.rounds_ahead_max:
@@ -371,6 +377,18 @@ class Core:
         else:
             return True
         return False
+
+    def _buffer_next_height(self, message: ProposalMessage | Vote) -> None:
+        """Peers a step ahead: keep their messages for when we get there (bounded)."""
+        config = self.config
+        full = len(self._future) >= config.future_messages_max
+        if isinstance(message, ProposalMessage) and not full:
+            full = self._future_proposals >= config.future_proposals_max
+            self._future_proposals += not full
+        if full:
+            self.stats["message_future_dropped"] += 1
+        else:
+            self._future.append(message)
 
     def _on_vote(self, vote: Vote) -> None:
         if vote.chain_id != self.chain_id:
@@ -397,27 +415,12 @@ class Core:
             return
         if not self._admit(proposal.height, proposal.round, message):
             return
-        problem = self._proposal_problem(proposal)
+        problem = self._admission.proposal(proposal)
         if problem is not None:
             self.stats[f"proposal_{problem}"] += 1
             return
         self._wake()
         self._record_proposal(message, trusted=False)
-
-    def _proposal_problem(self, proposal: Proposal) -> str | None:
-        if proposal.validator != self.proposer(proposal.height, proposal.round):
-            return "wrong_proposer"
-        if proposal.pol_round >= proposal.round:
-            return "bad_pol_round"
-        if proposal.block_id != block_id(proposal.block.header):
-            return "block_id_mismatch"
-        message = proposal_signing_bytes(
-            self.chain_id, proposal.height, proposal.round, proposal.pol_round, proposal.block_id
-        )
-        public_key = self.validators.public_keys[proposal.validator]
-        if not self._verify(public_key, message, proposal.signature):
-            return "bad_signature"
-        return None
 
     def _record_proposal(self, message: ProposalMessage, *, trusted: bool) -> None:
         proposal = message.proposal
@@ -441,61 +444,14 @@ class Core:
 
     def _check_block(self, message: ProposalMessage) -> None:
         """valid(v), part one: what the core can decide alone; then ask the driver."""
-        proposal = message.proposal
-        value = proposal.block_id
-        link = self._accepted_link(message)
-        problem = (
-            "bad_parent_certificate"
-            if link is None
-            else structural_problem(
-                proposal.block,
-                chain_id=self.chain_id,
-                parent=ParentInfo(
-                    self.anchor.height, self.anchor.block_id, self.anchor.timestamp_ms
-                ),
-                last_commit_id=link,
-                proposal_round=proposal.round,
-                proposer_of=lambda round: self.proposer(self.height, round),
-                params=self.params,
-                now_ms=self._now,
-                clock_drift_ms_max=self.config.clock_drift_ms_max,
-            )
-        )
+        value = message.proposal.block_id
+        problem = self._admission.block(message, self.anchor, self._now)
         if problem is not None:
             self.stats[f"block_invalid_{problem}"] += 1
             self._validity[value] = False
             return
         self._validity[value] = None
-        self._emit(ValidateBlock(self.height, proposal.block))
-
-    def _accepted_link(self, message: ProposalMessage) -> bytes | None:
-        """The last_commit_id the block may carry: ours, or the attached certificate's."""
-        header = message.proposal.block.header
-        ours = self.anchor.commit_id
-        if header.last_commit_id == ours:
-            return ours
-        parent = message.parent_certificate
-        if parent is None or commit_id(parent) != header.last_commit_id:
-            return ours  # the structural check then reports wrong_last_commit
-        if not self._parent_certificate_ok(parent):
-            return None
-        return header.last_commit_id
-
-    def _parent_certificate_ok(self, certificate: CommitCertificate) -> bool:
-        if self.anchor.height == 0:
-            return False
-        try:
-            verify_certificate(
-                certificate,
-                self.validators,
-                self.chain_id,
-                height=self.anchor.height,
-                block_id=self.anchor.block_id,
-                verifier=self._verify,
-            )
-        except CertificateError:
-            return False
-        return True
+        self._emit(ValidateBlock(self.height, message.proposal.block))
 
     def _on_validated(self, result: BlockValidated) -> None:
         if result.block_id in self._validity and self._validity[result.block_id] is None:
@@ -524,7 +480,7 @@ class Core:
         if header.height != self.height:
             self.stats["decided_wrong_height"] += 1
             return
-        problem = self._decided_problem(decided)
+        problem = self._admission.decided(decided, self.anchor)
         if problem is not None:
             self.stats[f"decided_{problem}"] += 1
             return
@@ -532,30 +488,6 @@ class Core:
         if header.last_commit_id != self.anchor.commit_id:
             parent = decided.parent_certificate
         self._commit(decided.block, decided.certificate, parent)
-
-    def _decided_problem(self, decided: DecidedBlock) -> str | None:
-        header = decided.block.header
-        if header.chain_id != self.chain_id or header.parent_id != self.anchor.block_id:
-            return "wrong_parent"
-        try:
-            verify_certificate(
-                decided.certificate,
-                self.validators,
-                self.chain_id,
-                height=self.height,
-                block_id=block_id(header),
-                verifier=self._verify,
-            )
-        except CertificateError:
-            return "bad_certificate"
-        if header.last_commit_id == self.anchor.commit_id:
-            return None
-        parent = decided.parent_certificate
-        if parent is None or commit_id(parent) != header.last_commit_id:
-            return "unknown_parent_certificate"
-        if not self._parent_certificate_ok(parent):
-            return "bad_parent_certificate"
-        return None
 
     def _on_timeout(self, timeout: TimeoutElapsed) -> None:
         if timeout.height != self.height:

@@ -45,18 +45,16 @@ from consensus.messages import (
     ValidateBlock,
     ValueReady,
 )
+from consensus.simcheck import CHAIN_ID, Checker, Verifier
 from consensus.simnet import EventQueue, Faults, Network
 from consensus.sync import CatchUp, SyncRequest, SyncResponse, serve
-from sequencer.certificate import ValidatorSet, verify_certificate
+from sequencer.certificate import ValidatorSet
 from sequencer.crypto import (
     PrivateKey,
     proposal_signing_bytes,
     sign_transaction,
-    tx_signing_bytes,
-    verify_signature,
     vote_signing_bytes,
 )
-from sequencer.errors import CertificateError
 from sequencer.ids import block_id, commit_id, genesis_state_root, state_root, tx_id
 from sequencer.types import (
     NIL,
@@ -73,7 +71,6 @@ from sequencer.types import (
 
 __all__ = ["RunResult", "Simulation"]
 
-CHAIN_ID = "sim-1"
 GENESIS_TIME_MS = 1_700_000_000_000
 SENDERS = 6
 TXS_PER_BLOCK_MAX = 3
@@ -109,29 +106,6 @@ def sim_tx(sender: int, nonce: int) -> Transaction:
         gas_price=1 + (nonce * 7 + sender) % 5,
         payload=b"sim %d %d" % (sender, nonce),
     )
-
-
-class Verifier:
-    """Memoized signature checks: each simulated node verifies every message,
-    but the answer for given bytes never changes, so verify once per run."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[bytes, bytes, bytes], bool] = {}
-        self.real = 0
-
-    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        key = (public_key, message, signature)
-        result = self._cache.get(key)
-        if result is None:
-            self.real += 1
-            result = self._cache[key] = verify_signature(public_key, message, signature)
-        return result
-
-    def transaction(self, tx: Transaction) -> bool:
-        message = tx_signing_bytes(
-            tx.chain_id, tx.namespace, tx.sender, tx.nonce, tx.gas_price, tx.payload
-        )
-        return self(tx.sender, message, tx.signature)
 
 
 # ------------------------------------------------------------------ per-node durable state
@@ -185,89 +159,6 @@ class Disk:
         self.blocks.append(block)
         self.certificates.append(certificate)
         return None
-
-
-# ------------------------------------------------------------------ the checker
-
-
-class Checker:
-    """Safety and liveness invariants, checked as the run goes."""
-
-    def __init__(self, validators: ValidatorSet, honest: set[int], verifier: Verifier) -> None:
-        self._validators = validators
-        self._honest = honest
-        self._verify = verifier
-        self.finalized: dict[int, tuple[bytes, int]] = {}  # height -> (block, first node)
-        self.rounds: dict[int, int] = {}  # height -> round of the first certificate seen
-        self._signed: dict[tuple[int, int, int, int], bytes] = {}
-        self.violations: list[str] = []
-        self.unsafe = False  # a safety violation: the run stops there
-
-    def violation(self, text: str, *, safety: bool = True) -> None:
-        self.unsafe = self.unsafe or safety
-        if len(self.violations) < 20:
-            self.violations.append(text)
-
-    def on_commit(
-        self,
-        node: int,
-        block: Block,
-        certificate: CommitCertificate,
-        parent: CommitCertificate | None,
-    ) -> None:
-        header = block.header
-        value = block_id(header)
-        self._check_certificate(node, certificate, header.height, value)
-        if parent is not None:
-            self._check_certificate(node, parent, header.height - 1, header.parent_id)
-        if node not in self._honest:
-            return
-        first = self.finalized.get(header.height)
-        if first is None:
-            self.finalized[header.height] = (value, node)
-            self.rounds[header.height] = certificate.round
-        elif first[0] != value:
-            self.violation(
-                f"agreement: height {header.height}: node {first[1]} finalized "
-                f"{first[0].hex()[:12]}, node {node} finalized {value.hex()[:12]}"
-            )
-
-    def _check_certificate(
-        self, node: int, certificate: CommitCertificate, height: int, value: bytes
-    ) -> None:
-        try:
-            verify_certificate(
-                certificate,
-                self._validators,
-                CHAIN_ID,
-                height=height,
-                block_id=value,
-                verifier=self._verify,
-            )
-        except CertificateError as exc:
-            self.violation(f"certificate: node {node} height {height}: {exc}")
-
-    def on_signed(self, message: ProposalMessage | Vote) -> None:
-        """Record what an honest validator signed; two different bytes at one step conflict.
-
-        Nodes also relay other validators' votes, so the signer is the
-        message's validator, not the node that sends it."""
-        validator = message.validator if isinstance(message, Vote) else message.proposal.validator
-        if validator not in self._honest:
-            return
-        if isinstance(message, Vote):
-            step = int(message.kind) + 1
-            signed = vote_signing_bytes(
-                CHAIN_ID, message.kind, message.height, message.round, message.block_id
-            )
-            where = (validator, message.height, message.round, step)
-        else:
-            p = message.proposal
-            signed = proposal_signing_bytes(CHAIN_ID, p.height, p.round, p.pol_round, p.block_id)
-            where = (validator, p.height, p.round, 1)
-        previous = self._signed.setdefault(where, signed)
-        if previous != signed:
-            self.violation(f"conflicting signatures: validator {validator} at {where[1:]}")
 
 
 # ------------------------------------------------------------------ byzantine validators

@@ -271,3 +271,18 @@ def test_an_observer_follows_but_never_signs() -> None:
         actions += core.step(event, 10_000)
     assert not [a for a in actions if isinstance(a, Broadcast | PersistSigningState)]
     assert [a.block for a in actions if isinstance(a, Commit)] == [A]
+
+
+def test_the_next_height_buffer_is_bounded_for_proposals_and_votes() -> None:
+    node = Node(0)
+    config = node.core.config
+    early_proposal = _height_two(certificate("A"))[1]
+    for _ in range(config.future_proposals_max + 5):
+        node.feed(early_proposal)
+    for round in range(config.future_messages_max):
+        node.feed(vote(PREVOTE, 2, "nil", round=round % 30, height=2))
+    assert len(node.core._future) == config.future_messages_max
+    assert sum(isinstance(m, ProposalMessage) for m in node.core._future) == (
+        config.future_proposals_max
+    )
+    assert node.core.stats["message_future_dropped"] == 5 + config.future_proposals_max
