@@ -211,3 +211,8 @@ class Node:
 
 def value_ready(name: str, round: int = 0) -> ValueReady:
     return ValueReady(1, round, BLOCKS[name])
+
+
+# Validator 0 prevotes A in round 0; then validators 1 and 2 do: a polka, so 0 locks on A.
+PREVOTED_A = [proposal("A"), valid("A")]
+LOCKED_A = [*PREVOTED_A, votes(PREVOTE, [1, 2], "A")]

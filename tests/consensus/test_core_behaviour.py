@@ -24,6 +24,7 @@ from tests.consensus.harness import (
     CHAIN,
     ID,
     KEYS,
+    LOCKED_A,
     PARAMS,
     PRECOMMIT,
     PREVOTE,
@@ -39,9 +40,6 @@ from tests.consensus.harness import (
     vote,
     votes,
 )
-
-LOCKED_A = [proposal("A"), valid("A"), votes(PREVOTE, [1, 2], "A")]
-
 
 # ------------------------------------------------------------------ restarts
 

@@ -16,8 +16,10 @@ import pytest
 from consensus.messages import TimeoutKind
 from tests.consensus.harness import (
     ID,
+    LOCKED_A,
     PRECOMMIT,
     PREVOTE,
+    PREVOTED_A,
     Node,
     invalid,
     proposal,
@@ -30,8 +32,6 @@ from tests.consensus.harness import (
 
 PROPOSE_T, PREVOTE_T, PRECOMMIT_T = TimeoutKind.PROPOSE, TimeoutKind.PREVOTE, TimeoutKind.PRECOMMIT
 
-PREVOTED_A = [proposal("A"), valid("A")]
-LOCKED_A = [*PREVOTED_A, votes(PREVOTE, [1, 2], "A")]
 PERSIST = ("persist",)
 
 
