@@ -27,6 +27,7 @@ from sequencer.types import (
     ChainTip,
     CommitCertificate,
     SigningState,
+    Transaction,
 )
 from storage.errors import StoreConflictError
 from storage.kv import WriteOp
@@ -38,6 +39,7 @@ from storage.schema import (
     certificate_key,
     encode_tx_location,
     encode_u64,
+    journal_key,
     nonce_key,
     tx_key,
 )
@@ -167,6 +169,15 @@ class WriteBatch:
     def put_signing_state(self, state: SigningState) -> None:
         assert self._open, _USED_AFTER_END
         self._ops[SIGNING_STATE_KEY] = encode(state)
+
+    def put_journal(self, seq: int, time_ms: int, tx: Transaction) -> None:
+        """Journal an accepted mempool transaction under its arrival sequence."""
+        assert self._open, _USED_AFTER_END
+        self._ops[journal_key(seq)] = encode_u64(time_ms) + encode(tx)
+
+    def delete_journal(self, seq: int) -> None:
+        assert self._open, _USED_AFTER_END
+        self._ops[journal_key(seq)] = None
 
     def _check_replay(self, height: int, header_id: bytes) -> None:
         pending_id = self._pending_ids.get(height)

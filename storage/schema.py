@@ -15,7 +15,7 @@ range is one contiguous scan.
 | `T`    | `T` (single key)                     | `ChainTip` (canonical encoding)               |
 | `N`    | `N` + sender (32)                    | next nonce u64 BE                             |
 | `S`    | `S` (single key)                     | `SigningState` (canonical encoding)           |
-| `J`    | `J` + ...                            | mempool journal (reserved, later issue)       |
+| `J`    | `J` + arrival seq u64 BE             | journaled tx: arrival time_ms u64 BE + tx     |
 | `L`    | `L` + ...                            | L1 batcher progress (reserved, later issue)   |
 | `E`    | `E` + ...                            | equivocation evidence (reserved, later issue) |
 
@@ -55,6 +55,8 @@ __all__ = [
     "encode_u64",
     "height_from_key",
     "height_range",
+    "journal_key",
+    "journal_range",
     "nonce_key",
     "tx_key",
 ]
@@ -153,6 +155,15 @@ def tx_key(tx_id: bytes) -> bytes:
 
 def nonce_key(sender: bytes) -> bytes:
     return _hash_key(NONCE_PREFIX, sender)
+
+
+def journal_key(seq: int) -> bytes:
+    return JOURNAL_PREFIX + encode_u64(seq)
+
+
+def journal_range() -> tuple[bytes, bytes]:
+    """Scan bounds covering the whole mempool journal, in arrival order."""
+    return JOURNAL_PREFIX, bytes([JOURNAL_PREFIX[0] + 1])
 
 
 def height_from_key(key: bytes) -> int:

@@ -20,7 +20,7 @@ writes go through one batch at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,7 @@ from sequencer.types import (
     ChainTip,
     CommitCertificate,
     SigningState,
+    Transaction,
     TxLocation,
 )
 from storage.batch import WriteBatch
@@ -59,6 +60,7 @@ from storage.schema import (
     encode_schema_version,
     height_from_key,
     height_range,
+    journal_range,
     nonce_key,
     tx_key,
 )
@@ -330,6 +332,30 @@ class Store:
         """
         with self.batch(sync=True) as batch:
             return batch.put_finalized(block, certificate, next_nonces, parent_certificate)
+
+    # ------------------------------------------------------------ mempool journal
+
+    def append_journal(self, entries: Iterable[tuple[int, int, Transaction]]) -> None:
+        """Journal accepted transactions, (seq, time_ms, tx), in one synced write:
+        a group commit, so many transactions share one fsync before their 202."""
+        with self.batch(sync=True) as batch:
+            for seq, time_ms, tx in entries:
+                batch.put_journal(seq, time_ms, tx)
+
+    def remove_journal(self, seqs: Iterable[int]) -> None:
+        """Forget committed, evicted or replaced transactions. Not synced: after a
+        crash a forgotten one comes back, and is refused then as stale."""
+        with self.batch(sync=False) as batch:
+            for seq in seqs:
+                batch.delete_journal(seq)
+
+    def journal(self) -> Iterator[tuple[int, int, Transaction]]:
+        """The journaled (seq, time_ms, tx), in arrival order."""
+        start, stop = journal_range()
+        for key, value in self._kv.scan(start, stop):
+            seq = self._parse(key[1:], decode_u64, "a journal key")
+            time_ms = self._parse(value[:8], decode_u64, f"journal entry {seq}")
+            yield seq, time_ms, self._decode(value[8:], Transaction, f"journal entry {seq}")
 
     def save_signing_state(self, state: SigningState) -> None:
         """Persist the signing state durably (before a signature leaves the node)."""

@@ -11,7 +11,7 @@ import pytest
 
 from sequencer.certificate import verify_certificate
 from sequencer.codec import decode, encode
-from sequencer.types import ZERO_ID, Block, SignStep, TxLocation
+from sequencer.types import ZERO_ID, Block, SignStep, Transaction, TxLocation
 from storage import (
     SCHEMA_VERSION,
     Store,
@@ -291,9 +291,7 @@ def test_next_block_makes_its_parent_certificate_canonical(backend: Backend) -> 
     assert tip is not None
     assert tip.height == 2
     assert tip.commit_id == second.commit_id
-    verify_certificate(
-        theirs, VALIDATOR_SET, CHAIN_ID, height=1, block_id=first.block_id
-    )
+    verify_certificate(theirs, VALIDATOR_SET, CHAIN_ID, height=1, block_id=first.block_id)
     store = backend.reopen(store)
     assert store.certificate(1) == theirs
 
@@ -438,3 +436,55 @@ def test_data_without_schema_version_is_refused(backend: Backend) -> None:
     kv.write([(block_key(1), encode(CHAIN[0].block))], sync=True)
     with pytest.raises(StoreCorruptError, match="no schema version"):
         Store(kv)
+
+
+def _journal_txs(count: int) -> list:
+    return [
+        Transaction(CHAIN_ID, 0, USER, nonce, 5, b"j%d" % nonce, bytes(64))
+        for nonce in range(count)
+    ]
+
+
+def test_journal_keeps_arrival_order_and_survives_reopen(backend: Backend) -> None:
+    store = backend.open()
+    txs = _journal_txs(5)
+    # Out of order on purpose: the journal iterates by arrival sequence.
+    store.append_journal(
+        [(seq, 1_000 + seq, tx) for seq, tx in zip((7, 2, 300, 5, 9), txs, strict=False)]
+    )
+    store.remove_journal([5, 9])
+    expected = [(2, 1_002, txs[1]), (7, 1_007, txs[0]), (300, 1_300, txs[2])]
+    assert list(store.journal()) == expected
+    store = backend.reopen(store)
+    assert list(store.journal()) == expected
+    assert store.height() == 0  # the journal is not the chain
+
+
+def test_journal_group_commit_is_one_synced_write(backend: Backend) -> None:
+    if backend.name != "memory":
+        pytest.skip("counts synced writes of the in-memory backend")
+    store = backend.open()
+    before = backend.data.synced_writes
+    store.append_journal([(seq, 0, tx) for seq, tx in enumerate(_journal_txs(100))])
+    assert backend.data.synced_writes == before + 1
+    store.remove_journal(range(50))
+    assert backend.data.synced_writes == before + 1  # removals need no fsync
+    assert len(list(store.journal())) == 50
+
+
+def test_journal_entries_can_go_in_the_commit_batch(backend: Backend) -> None:
+    store = backend.open()
+    store.append_journal([(1, 0, _journal_txs(1)[0])])
+    first = CHAIN[0]
+    with store.batch(sync=True) as batch:
+        batch.put_finalized(*first.args())
+        batch.delete_journal(1)
+    assert list(store.journal()) == []
+    assert store.height() == 1
+
+
+def test_a_damaged_journal_entry_is_corruption(backend: Backend) -> None:
+    store = backend.open()
+    store.kv.write([(b"J" + (4).to_bytes(8, "big"), b"\x00" * 8 + b"\xc1")], sync=True)
+    with pytest.raises(StoreCorruptError, match="journal entry 4"):
+        list(store.journal())
