@@ -13,6 +13,7 @@ partition, crash, byzantine. Fault strengths are drawn per seed.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -43,8 +44,6 @@ def run_seed(
     *, validators: int, seed: int, heights: int, faults: Sequence[str], byzantine: int | None
 ) -> RunResult:
     """One run. Byzantine validators: `byzantine` if given, else f when faults name them."""
-    import random
-
     f = (validators - 1) // 3
     count = byzantine if byzantine is not None else (f if "byzantine" in faults else 0)
     drawn = Faults.draw(faults, random.Random(f"faults:{seed}"), byzantine=count)

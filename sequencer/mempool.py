@@ -208,8 +208,12 @@ class Mempool:
         return AddResult(AddStatus.ACCEPTED, id, entry, account.is_queued(tx.nonce), evicted)
 
     def _next_seq(self, seq: int | None) -> int:
-        self._seq = self._seq + 1 if seq is None else max(self._seq, seq)
-        return self._seq if seq is None else seq
+        """A new arrival sequence, or a restored one (later arrivals stay above it)."""
+        if seq is None:
+            self._seq += 1
+            return self._seq
+        self._seq = max(self._seq, seq)
+        return seq
 
     def _refusal(self, tx: Transaction, id: bytes, size: int) -> AddStatus | None:
         config = self.config
@@ -242,7 +246,7 @@ class Mempool:
         self._by_id[entry.tx_id] = entry
         queued = account.is_queued(entry.nonce)
         if queued:
-            self._queued_by_time.append(entry)
+            self._track_queued(entry)
         self._push_tail(account)
         self.counters["replaced"] += 1
         return AddResult(AddStatus.REPLACED, entry.tx_id, entry, queued, [old])
@@ -254,7 +258,7 @@ class Mempool:
         if entry.nonce == account.next_nonce + account.pending:
             self._extend_pending(account)
         else:
-            self._queued_by_time.append(entry)
+            self._track_queued(entry)
         self._push_tail(account)
 
     def _extend_pending(self, account: _Sender) -> None:
@@ -346,18 +350,36 @@ class Mempool:
         else:
             del self._senders[entry.sender]
 
+    def _track_queued(self, entry: PoolTx) -> None:
+        """Remember a queued arrival for expiry. Entries that leave the queue
+        otherwise (promoted, replaced, committed, evicted) stay until pruned;
+        compact when they outnumber the live ones, so churn cannot grow it."""
+        self._queued_by_time.append(entry)
+        if len(self._queued_by_time) > 2 * self.config.queued_slots_max + 1_024:
+            self._queued_by_time = deque(
+                sorted(
+                    (e for e in self._queued_by_time if self._is_live_queued(e)),
+                    key=lambda e: e.time_ms,
+                )
+            )
+
+    def _is_live_queued(self, entry: PoolTx) -> bool:
+        account = self._senders.get(entry.sender)
+        return (
+            account is not None
+            and account.txs.get(entry.nonce) is entry
+            and account.is_queued(entry.nonce)
+        )
+
     def expire(self, now_ms: int) -> list[PoolTx]:
         """Drop queued transactions older than the queued lifetime."""
         expired = []
         deadline = now_ms - self.config.queued_lifetime_ms
         while self._queued_by_time and self._queued_by_time[0].time_ms <= deadline:
             entry = self._queued_by_time.popleft()
-            account = self._senders.get(entry.sender)
-            if account is None or account.txs.get(entry.nonce) is not entry:
-                continue  # gone already
-            if not account.is_queued(entry.nonce):
-                continue  # promoted since: executable, not expired
-            self._remove(account, entry)
+            if not self._is_live_queued(entry):
+                continue  # gone already, or promoted since: executable, not expired
+            self._remove(self._senders[entry.sender], entry)
             expired.append(entry)
         self.counters["expired"] += len(expired)
         return expired

@@ -6,6 +6,7 @@ README). A failing seed prints the command that replays it exactly.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -61,7 +62,7 @@ def test_a_byzantine_third_or_more_breaks_agreement_and_the_checker_says_so() ->
 
 
 def test_a_seed_replays_exactly() -> None:
-    faults = Faults.draw(ALL, __import__("random").Random("faults:7"), byzantine=1)
+    faults = Faults.draw(ALL, random.Random("faults:7"), byzantine=1)
     first = Simulation(validators=4, seed=7, heights=10, faults=faults)
     second = Simulation(validators=4, seed=7, heights=10, faults=faults)
     a, b = first.run(), second.run()

@@ -374,3 +374,13 @@ TestPoolMachine.settings = settings(
     max_examples=max(200, settings.default.max_examples),
     stateful_step_count=40,
 )
+
+
+def test_churn_of_queued_transactions_keeps_the_expiry_queue_bounded() -> None:
+    p = pool(queued_slots_max=2)
+    for n in range(0, 6_000, 2):
+        assert p.add(tx(A, n + 1, 5), 0).queued  # a gap: queued
+        p.add(tx(A, n, 5), 0)  # fills it: promoted, stale in the expiry queue
+        assert len(p.on_committed({A: n + 2})) == 2
+    assert len(p) == 0
+    assert len(p._queued_by_time) <= 2 * 2 + 1_024 + 1
