@@ -2,7 +2,11 @@
 
     SequencerError (sequencer.errors)
     └── NetError
-        └── InvalidPeerIdError   a string that is not an Ed25519 libp2p peer id
+        ├── InvalidPeerIdError     a string that is not an Ed25519 libp2p peer id
+        ├── InvalidMultiaddrError  text that is not /ip4|ip6/<addr>/udp/<port>[/p2p/<id>]
+        ├── NetConfigError         a gossip setting out of range, or a bad peer list
+        ├── MessageTooLargeError   a message above gossip.message_bytes_max
+        └── BacklogFullError       `publish_nowait` while the outbound backlog is full
 
 Datagrams from peers never raise: they are dropped and counted.
 """
@@ -11,7 +15,14 @@ from __future__ import annotations
 
 from sequencer.errors import SequencerError
 
-__all__ = ["InvalidPeerIdError", "NetError"]
+__all__ = [
+    "BacklogFullError",
+    "InvalidMultiaddrError",
+    "InvalidPeerIdError",
+    "MessageTooLargeError",
+    "NetConfigError",
+    "NetError",
+]
 
 
 class NetError(SequencerError):
@@ -20,3 +31,19 @@ class NetError(SequencerError):
 
 class InvalidPeerIdError(NetError, ValueError):
     """Not the peer id of an Ed25519 key."""
+
+
+class InvalidMultiaddrError(NetError, ValueError):
+    """Not a UDP multiaddr this network can use (`net.multiaddr`)."""
+
+
+class NetConfigError(NetError, ValueError):
+    """A gossip setting out of range, or a peer list that cannot work."""
+
+
+class MessageTooLargeError(NetError, ValueError):
+    """A message above `gossip.message_bytes_max`: it cannot be sent."""
+
+
+class BacklogFullError(NetError):
+    """The outbound backlog is full: wait (`publish`) or drop the message."""

@@ -1,0 +1,345 @@
+"""The trio shell around the gossip core: one UDP socket, one timer, bounded
+queues (DESIGN 5; the aioquic pattern).
+
+    node = GossipNode(key, listen=("127.0.0.1", 26601), peers=[...])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        txs = node.subscribe(Topic.TX)
+        await node.publish(Topic.TX, data)
+
+Only this module reads the clock and touches the socket. It drains the socket
+in bursts, hands each burst to the core, then sends what the core wants sent
+(acknowledgements, relays) at once; a timer task covers flush intervals,
+probes and pings. Subscribers get each message once through bounded memory
+channels; a subscriber that falls behind loses messages (counted) rather
+than stalling the network for everyone.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import heapq
+import ipaddress
+import random
+import socket
+import sys
+import time
+from collections.abc import Iterable
+
+import trio
+
+from net.config import GossipConfig
+from net.errors import BacklogFullError, NetError
+from net.faults import FaultConfig, FaultInjector
+from net.gossip import Delivery, Gossip, PeerAddress
+from net.multiaddr import Multiaddr
+from net.peer import PeerState
+from net.wire import Topic
+from sequencer.crypto import PrivateKey
+
+__all__ = ["GossipNode", "PeerStatus"]
+
+_RECEIVE_BYTES = 65_536
+_BURST_DATAGRAMS = 256  # per wake-up, so other tasks get their turn
+_OUTBOX_DATAGRAMS_MAX = 65_536
+_SOCKET_BUFFER_BYTES = 16 * 1024 * 1024
+SUBSCRIBER_CAPACITY = 4_096
+
+
+class PeerStatus:
+    __slots__ = ("address", "public_key", "rtt_ms", "state")
+
+    def __init__(
+        self, public_key: bytes, address: tuple[str, int], state: str, rtt_ms: float | None
+    ):
+        self.public_key = public_key
+        self.address = address
+        self.state = state
+        self.rtt_ms = rtt_ms
+
+
+class GossipNode:
+    def __init__(
+        self,
+        key: PrivateKey,
+        listen: tuple[str, int],
+        peers: Iterable[PeerAddress],
+        config: GossipConfig | None = None,
+        faults: FaultConfig | None = None,
+        *,
+        session: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._key = key
+        self._listen = listen
+        self._peer_list = list(peers)
+        self.config = config or GossipConfig()
+        self._faults = FaultInjector(faults or FaultConfig(), random.Random(seed))
+        # Sessions grow at every start (microseconds of wall time), so peers
+        # take our new keys and reset their windows, and refuse old datagrams.
+        self._session = session if session is not None else time.time_ns() // 1_000
+        self._core: Gossip | None = None
+        self._socket: socket.socket | None = None
+        self._subscribers: dict[Topic, list[trio.MemorySendChannel[Delivery]]] = (
+            collections.defaultdict(list)
+        )
+        self._delayed: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        self._delayed_sequence = 0
+        self._outbox: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
+        self._outbox_ready = trio.Event()
+        self._wake = trio.Event()
+        self._backlog_drained = trio.Event()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.listen_address: tuple[str, int] | None = None
+
+    @classmethod
+    def from_multiaddrs(
+        cls, key: PrivateKey, listen: Multiaddr, peers: Iterable[Multiaddr], **options: object
+    ) -> GossipNode:
+        entries = [PeerAddress(peer.public_key, peer.socket_address) for peer in peers]
+        return cls(key, listen.socket_address, entries, **options)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- running
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, then serve until cancelled; `task_status` gets the bound address."""
+        self._socket = _bind(self._listen)
+        self.listen_address = self._socket.getsockname()[:2]
+        self._core = Gossip(
+            self._key.seed,
+            self._key.public_key,
+            self._peer_list,
+            self.config,
+            self._session,
+            self._now_ms(),
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive_loop)
+                nursery.start_soon(self._timer_loop)
+                nursery.start_soon(self._send_loop)
+                task_status.started(self.listen_address)
+        finally:
+            self._socket.close()
+            for channels in self._subscribers.values():
+                for channel in channels:
+                    channel.close()
+
+    def subscribe(
+        self, topic: Topic, capacity: int = SUBSCRIBER_CAPACITY
+    ) -> trio.MemoryReceiveChannel[Delivery]:
+        """Messages of `topic` from now on, each once; closing the channel unsubscribes."""
+        send, receive = trio.open_memory_channel[Delivery](capacity)
+        self._subscribers[Topic(topic)].append(send)
+        return receive
+
+    # ------------------------------------------------------------- publishing
+
+    async def publish(self, topic: Topic, data: bytes) -> bytes:
+        """Gossip `data` to all nodes, waiting while the outbound backlog is full."""
+        while self._backlog_full():
+            if self._backlog_drained.is_set():
+                self._backlog_drained = trio.Event()
+            await self._backlog_drained.wait()
+        return self.publish_nowait(topic, data)
+
+    def publish_nowait(self, topic: Topic, data: bytes) -> bytes:
+        """Gossip `data`; raises `BacklogFullError` instead of waiting."""
+        core = self._running_core()
+        if self._backlog_full():
+            raise BacklogFullError(f"{core.backlog_bytes()} bytes waiting to be sent")
+        id_ = core.publish(Topic(topic), data, self._now_ms())
+        self._wake.set()
+        return id_
+
+    def send_nowait(self, public_key: bytes, topic: Topic, data: bytes) -> bool:
+        """Send to one peer, not forwarded; False if it is down or its queue is full."""
+        queued = self._running_core().send(public_key, Topic(topic), data, self._now_ms())
+        self._wake.set()
+        return queued
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Switch fault injection at run time (tests, chaos runs, the admin API)."""
+        self._faults.reconfigure(faults)
+
+    # ------------------------------------------------------------- inspection
+
+    def statistics(self) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        if self._core is not None:
+            stats.update(self._core.statistics())
+        stats.update(self._faults.statistics())
+        stats.update(self.counts)
+        stats["outbox_datagrams"] = len(self._outbox)
+        return stats
+
+    def peers(self) -> list[PeerStatus]:
+        core = self._running_core()
+        return [PeerStatus(p.public_key, p.address, p.state.value, p.rtt_ms) for p in core.peers()]
+
+    def alive_peers(self) -> int:
+        return sum(p.state is PeerState.ALIVE for p in self._running_core().peers())
+
+    # -------------------------------------------------------------- internals
+
+    def _running_core(self) -> Gossip:
+        if self._core is None:
+            raise NetError("the gossip node is not running: start `run` first")
+        return self._core
+
+    def _now_ms(self) -> float:
+        return trio.current_time() * 1000.0
+
+    def _backlog_full(self) -> bool:
+        return self._running_core().backlog_bytes() > self.config.backlog_bytes_max
+
+    async def _receive_loop(self) -> None:
+        assert self._socket is not None
+        assert self._core is not None
+        sock, core, faults = self._socket, self._core, self._faults
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now_ms = self._now_ms()
+            for _ in range(_BURST_DATAGRAMS):
+                try:
+                    data, address = sock.recvfrom(_RECEIVE_BYTES)
+                except BlockingIOError:
+                    break
+                except OSError as error:  # e.g. ICMP errors reported on the socket
+                    self.counts["receive_errors"] += 1
+                    if error.errno in (errno.EBADF, errno.ENOTSOCK):
+                        raise
+                    continue
+                if faults.inbound(data):
+                    core.receive_datagram(data, address[:2], now_ms)
+            self._deliver()
+            self._transmit(now_ms)
+            self._wake.set()
+            if not self._backlog_full():
+                self._backlog_drained.set()
+
+    async def _timer_loop(self) -> None:
+        assert self._core is not None
+        core = self._core
+        while True:
+            deadline_ms = core.get_timer()
+            if self._delayed:
+                deadline_ms = min(deadline_ms, self._delayed[0][0])
+            if self._wake.is_set():
+                self._wake = trio.Event()
+            with trio.move_on_at(deadline_ms / 1000.0):
+                await self._wake.wait()
+            now_ms = self._now_ms()
+            core.handle_timer(now_ms)
+            self._release_delayed(now_ms)
+            self._transmit(now_ms)
+            self._deliver()
+
+    async def _send_loop(self) -> None:
+        """Drains datagrams the kernel could not take at once."""
+        assert self._socket is not None
+        sock = self._socket
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+            while self._outbox:
+                await trio.lowlevel.wait_writable(sock)
+                while self._outbox and self._send_raw(*self._outbox[0]):
+                    self._outbox.popleft()
+
+    def _transmit(self, now_ms: float) -> None:
+        core = self._running_core()
+        faults = self._faults
+        active = faults.config.active
+        for datagram, address, peer in core.datagrams_to_send(now_ms):
+            if not active:
+                self._send(datagram, address)
+                continue
+            for at_ms in faults.outbound(peer, now_ms):
+                if at_ms <= now_ms:
+                    self._send(datagram, address)
+                else:
+                    self._delayed_sequence += 1
+                    entry = (at_ms, self._delayed_sequence, datagram, address)
+                    heapq.heappush(self._delayed, entry)
+
+    def _release_delayed(self, now_ms: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now_ms:
+            _at, _sequence, datagram, address = heapq.heappop(self._delayed)
+            self._send(datagram, address)
+
+    def _send(self, datagram: bytes, address: tuple[str, int]) -> None:
+        if self._outbox:
+            self._enqueue(datagram, address)  # keep order behind what waits
+        elif not self._send_raw(datagram, address):
+            self._enqueue(datagram, address)
+
+    def _enqueue(self, datagram: bytes, address: tuple[str, int]) -> None:
+        if len(self._outbox) >= _OUTBOX_DATAGRAMS_MAX:
+            self.counts["outbox_dropped"] += 1  # lost like on the wire; the link resends
+            return
+        self._outbox.append((datagram, address))
+        self._outbox_ready.set()
+
+    def _send_raw(self, datagram: bytes, address: tuple[str, int]) -> bool:
+        """False when the kernel's buffer is full (try again when writable)."""
+        assert self._socket is not None
+        try:
+            self._socket.sendto(datagram, address)
+        except BlockingIOError:
+            return False
+        except OSError:
+            # Unreachable addresses and the like: the datagram is lost, as on
+            # a real network, and the link's recovery takes over.
+            self.counts["send_errors"] += 1
+        return True
+
+    def _deliver(self) -> None:
+        for delivery in self._running_core().deliveries():
+            channels = self._subscribers.get(delivery.topic)
+            if not channels:
+                continue
+            for channel in list(channels):
+                try:
+                    channel.send_nowait(delivery)
+                except trio.WouldBlock:
+                    self.counts["subscriber_dropped"] += 1
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    channels.remove(channel)
+
+
+def _bind(listen: tuple[str, int]) -> socket.socket:
+    host, port = listen
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        _grow_buffers(sock)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise NetError(f"cannot bind UDP {host}:{port}: {error.strerror or error}") from None
+    return sock
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    """Large kernel buffers absorb bursts (a 4 MiB message is ~3,000 datagrams).
+    The FORCE options pass `net.core.rmem_max` when we may; else take what we get."""
+    # Linux's SO_RCVBUFFORCE and SO_SNDBUFFORCE, which `socket` does not name.
+    linux = sys.platform.startswith("linux")
+    options = (
+        (33 if linux else None, socket.SO_RCVBUF),
+        (32 if linux else None, socket.SO_SNDBUF),
+    )
+    for force, plain in options:
+        for option in (force, plain):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER_BYTES)
+                break
+            except OSError:
+                continue

@@ -1,0 +1,132 @@
+"""Splitting messages into fragments and putting them back together.
+
+Reassembly is per sending peer: each link delivers all its fragments (see
+`net.link`), so fragments from different peers never need combining, and a
+peer that sends garbage spoils only its own copy. Buffers are bounded in
+bytes per peer and in time; the oldest partial message makes way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from net.wire import Fragment, Topic, encode_frame, message_id
+
+__all__ = ["Partial", "Reassembler", "fragment_message", "join"]
+
+
+def fragment_message(
+    id_: bytes, topic: Topic, origin: bytes, relay: bool, data: bytes, chunk_bytes: int
+) -> list[bytes]:
+    """Encoded `Fragment` frames of `data`, each carrying at most `chunk_bytes`."""
+    assert chunk_bytes > 0
+    total = len(data)
+    return [
+        encode_frame(
+            Fragment(id_, topic, origin, relay, total, offset, data[offset : offset + chunk_bytes])
+        )
+        for offset in range(0, total, chunk_bytes)
+    ]
+
+
+@dataclasses.dataclass(slots=True)
+class Partial:
+    topic: Topic
+    origin: bytes
+    relay: bool
+    total: int
+    started_ms: float
+    chunks: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    received: int = 0
+
+
+class Reassembler:
+    """Partial messages from one peer."""
+
+    __slots__ = ("_bytes_max", "_partials", "bytes_held", "evicted", "expired", "rejected")
+
+    def __init__(self, bytes_max: int) -> None:
+        self._bytes_max = bytes_max
+        self._partials: dict[bytes, Partial] = {}
+        self.bytes_held = 0
+        self.evicted = 0
+        self.expired = 0
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self._partials)
+
+    def add(self, fragment: Fragment, message_bytes_max: int, now_ms: float) -> Partial | None:
+        """Store `fragment`; returns the whole message's `Partial` once complete.
+
+        The caller checks the id against the joined data (`join`)."""
+        if not _well_formed(fragment, message_bytes_max):
+            self.rejected += 1
+            return None
+        partial = self._partials.get(fragment.id)
+        if partial is None:
+            partial = self._start(fragment, now_ms)
+        elif (partial.total, partial.topic, partial.origin) != (
+            fragment.total,
+            fragment.topic,
+            fragment.origin,
+        ):
+            self.rejected += 1
+            return None
+        if fragment.offset in partial.chunks:
+            return None  # a retransmission of a fragment that did arrive
+        self._make_room(len(fragment.data), keep=fragment.id)
+        partial.chunks[fragment.offset] = fragment.data
+        partial.received += len(fragment.data)
+        self.bytes_held += len(fragment.data)
+        if partial.received < partial.total:
+            return None
+        self._drop(fragment.id)
+        return partial
+
+    def expire(self, cutoff_ms: float) -> None:
+        """Drop partial messages started before `cutoff_ms`."""
+        for id_, partial in list(self._partials.items()):
+            if partial.started_ms >= cutoff_ms:
+                break  # insertion order is start order
+            self._drop(id_)
+            self.expired += 1
+
+    def clear(self) -> None:
+        self._partials.clear()
+        self.bytes_held = 0
+
+    def _start(self, fragment: Fragment, now_ms: float) -> Partial:
+        partial = Partial(fragment.topic, fragment.origin, fragment.relay, fragment.total, now_ms)
+        self._partials[fragment.id] = partial
+        return partial
+
+    def _make_room(self, size: int, keep: bytes) -> None:
+        while self.bytes_held + size > self._bytes_max:
+            oldest = next((id_ for id_ in self._partials if id_ != keep), None)
+            if oldest is None:
+                break  # one message alone, bounded by its own total
+            self._drop(oldest)
+            self.evicted += 1
+
+    def _drop(self, id_: bytes) -> None:
+        partial = self._partials.pop(id_)
+        self.bytes_held -= sum(len(chunk) for chunk in partial.chunks.values())
+
+
+def join(partial: Partial, id_: bytes) -> bytes | None:
+    """The message bytes, or None when the chunks do not tile it or the id is wrong."""
+    data = bytearray()
+    for offset in sorted(partial.chunks):
+        if offset != len(data):
+            return None  # overlapping or gapped chunks: not what an honest peer sends
+        data += partial.chunks[offset]
+    if len(data) != partial.total:
+        return None
+    joined = bytes(data)
+    return joined if message_id(partial.topic, joined) == id_ else None
+
+
+def _well_formed(fragment: Fragment, message_bytes_max: int) -> bool:
+    size = len(fragment.data)
+    return size > 0 and fragment.offset + size <= fragment.total <= message_bytes_max

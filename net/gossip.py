@@ -1,0 +1,377 @@
+"""The sans-IO gossip core (DESIGN 5), in the shape of aioquic's connection:
+
+    receive_datagram(data, address, now_ms)     a datagram from the socket
+    publish(topic, data, now_ms) -> id          gossip to every node
+    send(public_key, topic, data, now_ms)       one peer, not forwarded
+    handle_timer(now_ms) / get_timer()          the one timer the driver runs
+    datagrams_to_send(now_ms)                   what to put on the wire
+    deliveries()                                messages for subscribers
+
+Nothing here reads a clock, draws unseeded randomness or touches a socket.
+Datagrams from peers never raise: each is delivered, or dropped and counted
+under one reason in `statistics()`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from collections.abc import Iterable
+
+import msgspec
+
+from net.config import GossipConfig
+from net.errors import MessageTooLargeError, NetConfigError
+from net.fragments import fragment_message, join
+from net.link import LinkKeys, open_datagram
+from net.mesh import build_mesh
+from net.peer import Peer, PeerState
+from net.seen import SeenCache
+from net.wire import (
+    HEADER,
+    PAYLOAD_HEADER_BYTES,
+    SENDER_TAG_BYTES,
+    TOTAL_BYTES_MAX,
+    VERSION,
+    Ack,
+    Fragment,
+    Message,
+    Ping,
+    Pong,
+    Topic,
+    decode_payload,
+    encode_frame,
+    message_id,
+)
+
+__all__ = ["Delivery", "Gossip", "PeerAddress"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeerAddress:
+    public_key: bytes
+    address: tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message for subscribers: new to this node, delivered once."""
+
+    topic: Topic
+    data: bytes
+    id: bytes
+    peer: bytes  # public key of the peer it came from
+    origin: bytes  # sender tag of the node that published it
+
+
+def _fragment_overhead_bytes() -> int:
+    worst = Fragment(bytes(32), Topic.SYNC, bytes(8), True, TOTAL_BYTES_MAX, TOTAL_BYTES_MAX, b"")
+    return len(encode_frame(worst)) + 4  # the data's bin header grows up to bin32
+
+
+_FRAGMENT_OVERHEAD_BYTES = _fragment_overhead_bytes()
+
+
+class Gossip:
+    def __init__(
+        self,
+        seed: bytes,
+        public_key: bytes,
+        peers: Iterable[PeerAddress],
+        config: GossipConfig,
+        session: int,
+        now_ms: float,
+    ) -> None:
+        self._config = config
+        self.public_key = public_key
+        self.tag = public_key[:SENDER_TAG_BYTES]
+        self.session = session
+        self._peers: dict[bytes, Peer] = {}
+        for entry in peers:
+            self._add_peer(seed, entry, now_ms)
+        self._mesh = build_mesh([self.tag, *self._peers], config.mesh_degree)
+        self._neighbours = sorted(self._mesh[self.tag])
+        self._seen = SeenCache(config.seen_cache_max, config.seen_ttl_ms)
+        self._deliveries: list[Delivery] = []
+        self._routes: dict[tuple[bytes, bytes], list[Peer]] = {}
+        self._next_tick_ms = now_ms
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def _add_peer(self, seed: bytes, entry: PeerAddress, now_ms: float) -> None:
+        tag = entry.public_key[:SENDER_TAG_BYTES]
+        if entry.public_key == self.public_key:
+            return  # our own entry in a shared peer list
+        if tag in self._peers or tag == self.tag:
+            raise NetConfigError(f"two peers share the key prefix {tag.hex()}")
+        if len(self._peers) >= self._config.peers_max:
+            raise NetConfigError(f"at most {self._config.peers_max} peers fit this datagram size")
+        try:
+            keys = LinkKeys(seed, self.public_key, entry.public_key)
+        except ValueError as error:
+            raise NetConfigError(str(error)) from None
+        self._peers[tag] = Peer(keys, entry.address, self.session, self._config, now_ms)
+
+    # -------------------------------------------------------------- publishing
+
+    def publish(self, topic: Topic, data: bytes, now_ms: float) -> bytes:
+        """Gossip `data` to every node; returns its message id.
+
+        Publishing an id seen before sends it again: that is how a node
+        re-announces a message to peers that may have missed it."""
+        id_ = self._check_size(topic, data)
+        self._seen.add(id_, now_ms)
+        frames, size = self._frames(id_, topic, self.tag, True, data)
+        targets = [self._peers[tag] for tag in self._neighbours]
+        self._queue(targets, frames, size, topic, now_ms)
+        self.counts["messages_published"] += 1
+        return id_
+
+    def send(self, public_key: bytes, topic: Topic, data: bytes, now_ms: float) -> bool:
+        """Send `data` to one peer, which delivers it and does not forward it.
+        False when that peer is down or its queue is full."""
+        id_ = self._check_size(topic, data)
+        peer = self._peers.get(public_key[:SENDER_TAG_BYTES])
+        if peer is None or peer.public_key != public_key:
+            raise NetConfigError(f"not a configured peer: {public_key.hex()}")
+        frames, size = self._frames(id_, topic, self.tag, False, data)
+        self.counts["messages_sent_direct"] += 1
+        return self._queue([peer], frames, size, topic, now_ms) == 1
+
+    def _check_size(self, topic: Topic, data: bytes) -> bytes:
+        if len(data) > self._config.message_bytes_max:
+            raise MessageTooLargeError(
+                f"message of {len(data)} bytes, above gossip.message_bytes_max "
+                f"({self._config.message_bytes_max})"
+            )
+        return message_id(topic, data)
+
+    def _frames(
+        self, id_: bytes, topic: Topic, origin: bytes, relay: bool, data: bytes
+    ) -> tuple[list[bytes], int]:
+        frame = encode_frame(Message(topic, origin, relay, data))
+        if len(frame) <= self._config.payload_bytes_max - PAYLOAD_HEADER_BYTES:
+            return [frame], len(frame)
+        chunk = self._config.payload_bytes_max - PAYLOAD_HEADER_BYTES - _FRAGMENT_OVERHEAD_BYTES
+        frames = fragment_message(id_, topic, origin, relay, data, chunk)
+        self.counts["messages_fragmented"] += 1
+        return frames, sum(len(f) for f in frames)
+
+    def _queue(
+        self, peers: list[Peer], frames: list[bytes], size: int, topic: Topic, now_ms: float
+    ) -> int:
+        # Transactions wait for company in a datagram; consensus and sync do not.
+        urgent = topic is not Topic.TX
+        queued = 0
+        for peer in peers:
+            if peer.state is PeerState.DOWN:
+                continue
+            if peer.queue_data(frames, size, urgent, now_ms):
+                queued += 1
+            else:
+                self.counts["send_queue_full"] += 1
+        return queued
+
+    # --------------------------------------------------------------- receiving
+
+    def receive_datagram(self, data: bytes, address: tuple[str, int], now_ms: float) -> None:
+        peer, counter, payload = self._authenticate(data, now_ms)
+        if peer is None:
+            return
+        if peer.heard(address, now_ms):
+            self._peer_changed(now_ms)
+        if not peer.admit(len(data), now_ms):
+            self.counts["dropped_rate_limited"] += 1
+            return  # not marked received: the peer will send it again
+        self.counts["datagrams_received"] += 1
+        self.counts["bytes_received"] += len(data)
+        try:
+            frames = decode_payload(payload)
+        except msgspec.DecodeError:
+            peer.received_packet(counter, False, now_ms)
+            self.counts["dropped_malformed"] += 1
+            return
+        eliciting = False
+        for frame in frames:
+            eliciting = self._on_frame(peer, frame, now_ms) or eliciting
+        peer.received_packet(counter, eliciting, now_ms)
+
+    def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, bytes]:
+        """(peer, counter, payload), or (None, 0, b"") after counting the drop."""
+        if len(data) > self._config.datagram_bytes_max:
+            return self._drop("oversized")
+        if len(data) < HEADER.size + 16:
+            return self._drop("malformed")
+        version, tag, session, counter = HEADER.unpack_from(data)
+        if version != VERSION or counter == 0:
+            return self._drop("malformed")
+        peer = self._peers.get(tag)
+        if peer is None:
+            return self._drop("unknown_peer")
+        if session < peer.session:
+            return self._drop("replayed")  # from a session the peer has left
+        new_session = session > peer.session
+        if not new_session and not peer.received.is_new(counter):
+            return self._drop("replayed")
+        key = peer.keys.receiving_key(session) if new_session else peer.receive_key
+        payload = open_datagram(key, data, counter)
+        if payload is None:
+            return self._drop("unauthenticated")
+        if new_session:
+            peer.start_session(session, key)
+            self.counts["peer_sessions"] += 1
+        return peer, counter, payload
+
+    def _drop(self, reason: str) -> tuple[None, int, bytes]:
+        self.counts["dropped_" + reason] += 1
+        return None, 0, b""
+
+    def _on_frame(self, peer: Peer, frame: object, now_ms: float) -> bool:
+        """Handle one frame; True if it asks for an acknowledgement."""
+        if isinstance(frame, Message):
+            self._on_message(peer, frame.topic, frame.origin, frame.relay, frame.data, None, now_ms)
+            return True
+        if isinstance(frame, Fragment):
+            self._on_fragment(peer, frame, now_ms)
+            return True
+        if isinstance(frame, Ack):
+            lost = peer.on_ack(frame, now_ms)
+            self.counts["frames_retransmitted"] += len(lost)
+            return False
+        if isinstance(frame, Ping):
+            self._on_report(peer, frame.alive, now_ms)
+            peer.queue_control(encode_frame(Pong(frame.nonce, self._alive_tags())), False)
+            return True
+        assert isinstance(frame, Pong)
+        self._on_report(peer, frame.alive, now_ms)
+        peer.rtt_ms = max(0.0, now_ms - frame.nonce / 1000)
+        return False
+
+    def _on_report(self, peer: Peer, alive: list[bytes], now_ms: float) -> None:
+        if peer.reported(alive, now_ms):
+            self._routes.clear()
+
+    def _on_fragment(self, peer: Peer, frame: Fragment, now_ms: float) -> None:
+        if frame.id in self._seen:
+            self.counts["fragments_duplicate"] += 1
+            return
+        partial = peer.reassembler.add(frame, self._config.message_bytes_max, now_ms)
+        if partial is None:
+            return
+        data = join(partial, frame.id)
+        if data is None:
+            self.counts["dropped_bad_reassembly"] += 1
+            return
+        self._on_message(peer, partial.topic, partial.origin, partial.relay, data, frame.id, now_ms)
+
+    def _on_message(
+        self,
+        peer: Peer,
+        topic: Topic,
+        origin: bytes,
+        relay: bool,
+        data: bytes,
+        id_: bytes | None,
+        now_ms: float,
+    ) -> None:
+        if len(data) > self._config.message_bytes_max:
+            self.counts["dropped_oversized_message"] += 1
+            return
+        if id_ is None:
+            id_ = message_id(topic, data)
+        if not self._seen.add(id_, now_ms):
+            self.counts["messages_duplicate"] += 1
+            return
+        self._deliveries.append(Delivery(topic, data, id_, peer.public_key, origin))
+        self.counts["messages_delivered"] += 1
+        if not relay:
+            return
+        targets = self._relay_targets(origin, peer.tag, now_ms)
+        if targets:
+            frames, size = self._frames(id_, topic, origin, True, data)
+            self.counts["messages_relayed"] += self._queue(targets, frames, size, topic, now_ms)
+
+    def _relay_targets(self, origin: bytes, sender: bytes, now_ms: float) -> list[Peer]:
+        """Our mesh neighbours minus those the origin and the sender reach (`net.mesh`)."""
+        route = self._routes.get((origin, sender))
+        if route is not None:
+            return route
+        covered = {origin, sender}
+        for upstream in (origin, sender):
+            for tag in self._mesh.get(upstream, ()):
+                peer = self._peers.get(tag)
+                if peer is not None and peer.reports_hearing(upstream, now_ms):
+                    covered.add(tag)
+        route = [self._peers[tag] for tag in self._neighbours if tag not in covered]
+        self._routes[(origin, sender)] = route
+        return route
+
+    def _peer_changed(self, now_ms: float) -> None:
+        """A peer came or went: refresh routes, and tell everyone soon."""
+        self._routes.clear()
+        for peer in self._peers.values():
+            peer.ping_at_ms = min(peer.ping_at_ms, now_ms)
+
+    def _alive_tags(self) -> list[bytes]:
+        return [tag for tag, peer in self._peers.items() if peer.state is PeerState.ALIVE]
+
+    # ------------------------------------------------------------------ output
+
+    def deliveries(self) -> list[Delivery]:
+        """Messages received since the last call, in arrival order."""
+        out, self._deliveries = self._deliveries, []
+        return out
+
+    def datagrams_to_send(self, now_ms: float) -> list[tuple[bytes, tuple[str, int], bytes]]:
+        """(datagram, address, peer public key) for everything due by `now_ms`."""
+        out: list[tuple[bytes, tuple[str, int], bytes]] = []
+        for peer in self._peers.values():
+            if peer.next_deadline_ms() > now_ms:
+                continue
+            for datagram in peer.build_datagrams(self.tag, self.session, now_ms):
+                out.append((datagram, peer.address, peer.public_key))
+        self.counts["datagrams_sent"] += len(out)
+        self.counts["bytes_sent"] += sum(len(entry[0]) for entry in out)
+        return out
+
+    # ------------------------------------------------------------------ timers
+
+    def get_timer(self) -> float:
+        """The time `handle_timer` or `datagrams_to_send` next has work."""
+        deadline = self._next_tick_ms
+        for peer in self._peers.values():
+            deadline = min(deadline, peer.next_deadline_ms())
+        return deadline
+
+    def handle_timer(self, now_ms: float) -> None:
+        if now_ms < self._next_tick_ms:
+            return
+        self._next_tick_ms = now_ms + self._config.tick_ms
+        alive = self._alive_tags()
+        for peer in self._peers.values():
+            went_down, given_up = peer.tick(now_ms, alive)
+            self.counts["packets_given_up"] += given_up
+            if went_down:
+                self.counts["peers_went_down"] += 1
+                self._peer_changed(now_ms)
+
+    # -------------------------------------------------------------- inspection
+
+    def backlog_bytes(self) -> int:
+        """Bytes queued or in flight to peers that are not down."""
+        return sum(p.backlog_bytes for p in self._peers.values() if p.state is not PeerState.DOWN)
+
+    def peers(self) -> list[Peer]:
+        return list(self._peers.values())
+
+    def statistics(self) -> dict[str, float]:
+        stats: dict[str, float] = dict(self.counts)
+        states = collections.Counter(p.state.value for p in self._peers.values())
+        for state in PeerState:
+            stats["peers_" + state.value] = states[state.value]
+        stats["seen_cache_ids"] = len(self._seen)
+        stats["backlog_bytes"] = self.backlog_bytes()
+        stats["reassembly_bytes"] = sum(p.reassembler.bytes_held for p in self._peers.values())
+        rtts = [p.rtt_ms for p in self._peers.values() if p.rtt_ms is not None]
+        stats["rtt_ms_max"] = max(rtts) if rtts else math.nan
+        return stats
