@@ -144,14 +144,17 @@ class GossipNode:
             if self._backlog_drained.is_set():
                 self._backlog_drained = trio.Event()
             await self._backlog_drained.wait()
-        return self.publish_nowait(topic, data)
+        return self._publish(topic, data)
 
     def publish_nowait(self, topic: Topic, data: bytes) -> bytes:
         """Gossip `data`; raises `BacklogFullError` instead of waiting."""
-        core = self._running_core()
         if self._backlog_full():
-            raise BacklogFullError(f"{core.backlog_bytes()} bytes waiting to be sent")
-        id_ = core.publish(Topic(topic), data, self._now_ms())
+            backlog = self._running_core().backlog_bytes()
+            raise BacklogFullError(f"{backlog} bytes waiting to be sent")
+        return self._publish(topic, data)
+
+    def _publish(self, topic: Topic, data: bytes) -> bytes:
+        id_ = self._running_core().publish(Topic(topic), data, self._now_ms())
         self._wake.set()
         return id_
 

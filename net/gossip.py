@@ -175,7 +175,7 @@ class Gossip:
     # --------------------------------------------------------------- receiving
 
     def receive_datagram(self, data: bytes, address: tuple[str, int], now_ms: float) -> None:
-        peer, counter, payload = self._authenticate(data, now_ms)
+        peer, counter, horizon, payload = self._authenticate(data, now_ms)
         if peer is None:
             return
         if peer.heard(address, now_ms):
@@ -188,21 +188,21 @@ class Gossip:
         try:
             frames = decode_payload(payload)
         except msgspec.DecodeError:
-            peer.received_packet(counter, False, now_ms)
+            peer.received_packet(counter, horizon, False, now_ms)
             self.counts["dropped_malformed"] += 1
             return
         eliciting = False
         for frame in frames:
             eliciting = self._on_frame(peer, frame, now_ms) or eliciting
-        peer.received_packet(counter, eliciting, now_ms)
+        peer.received_packet(counter, horizon, eliciting, now_ms)
 
-    def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, bytes]:
-        """(peer, counter, payload), or (None, 0, b"") after counting the drop."""
+    def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, int, bytes]:
+        """(peer, counter, horizon, payload), or (None, 0, 0, b"") after counting the drop."""
         if len(data) > self._config.datagram_bytes_max:
             return self._drop("oversized")
         if len(data) < HEADER.size + 16:
             return self._drop("malformed")
-        version, tag, session, counter = HEADER.unpack_from(data)
+        version, tag, session, counter, horizon = HEADER.unpack_from(data)
         if version != VERSION or counter == 0:
             return self._drop("malformed")
         peer = self._peers.get(tag)
@@ -213,18 +213,19 @@ class Gossip:
         new_session = session > peer.session
         if not new_session and not peer.received.is_new(counter):
             return self._drop("replayed")
-        key = peer.keys.receiving_key(session) if new_session else peer.receive_key
-        payload = open_datagram(key, data, counter)
+        cipher = peer.keys.receiving_cipher(session) if new_session else peer.receive_cipher
+        assert cipher is not None
+        payload = open_datagram(cipher, data, counter)
         if payload is None:
             return self._drop("unauthenticated")
         if new_session:
-            peer.start_session(session, key)
+            peer.start_session(session, cipher)
             self.counts["peer_sessions"] += 1
-        return peer, counter, payload
+        return peer, counter, horizon, payload
 
-    def _drop(self, reason: str) -> tuple[None, int, bytes]:
+    def _drop(self, reason: str) -> tuple[None, int, int, bytes]:
         self.counts["dropped_" + reason] += 1
-        return None, 0, b""
+        return None, 0, 0, b""
 
     def _on_frame(self, peer: Peer, frame: object, now_ms: float) -> bool:
         """Handle one frame; True if it asks for an acknowledgement."""

@@ -26,6 +26,8 @@ import blake3
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from net.wire import ACK_MISSING_MAX, HEADER, VERSION, Ack
 
@@ -62,11 +64,11 @@ class LinkKeys:
         self.local = local_public
         self.remote = remote_public
 
-    def sending_key(self, session: int) -> bytes:
-        return self._derive(self.local, self.remote, session)
+    def sending_cipher(self, session: int) -> ChaCha20Poly1305:
+        return ChaCha20Poly1305(self._derive(self.local, self.remote, session))
 
-    def receiving_key(self, session: int) -> bytes:
-        return self._derive(self.remote, self.local, session)
+    def receiving_cipher(self, session: int) -> ChaCha20Poly1305:
+        return ChaCha20Poly1305(self._derive(self.remote, self.local, session))
 
     def _derive(self, sender: bytes, receiver: bytes, session: int) -> bytes:
         material = self._secret + sender + receiver + session.to_bytes(8, "big")
@@ -78,38 +80,41 @@ def _nonce(counter: int) -> bytes:
 
 
 def seal_datagram(
-    key: bytes, sender_tag: bytes, session: int, counter: int, payload: bytes
+    cipher: ChaCha20Poly1305,
+    sender_tag: bytes,
+    session: int,
+    counter: int,
+    horizon: int,
+    payload: bytes,
 ) -> bytes:
-    header = HEADER.pack(VERSION, sender_tag, session, counter)
-    sealed = nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
-        payload, header, _nonce(counter), key
-    )
-    return header + sealed
+    header = HEADER.pack(VERSION, sender_tag, session, counter, horizon)
+    return header + cipher.encrypt(_nonce(counter), payload, header)
 
 
-def open_datagram(key: bytes, datagram: bytes, counter: int) -> bytes | None:
-    """The payload, or None if the datagram was not sealed with `key`."""
+def open_datagram(cipher: ChaCha20Poly1305, datagram: bytes, counter: int) -> bytes | None:
+    """The payload, or None if the datagram was not sealed with this cipher's key."""
     header = datagram[: HEADER.size]
     try:
-        return nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
-            datagram[HEADER.size :], header, _nonce(counter), key
-        )
-    except (nacl.exceptions.CryptoError, ValueError):
+        return cipher.decrypt(_nonce(counter), datagram[HEADER.size :], header)
+    except InvalidTag:
         return None
 
 
 class ReceiveWindow:
     """Counters received from one peer session: replay check and loss report."""
 
-    __slots__ = ("_missing", "largest")
+    __slots__ = ("_missing", "horizon", "largest")
 
     def __init__(self) -> None:
         self.largest = 0
+        # Below the sender's horizon nothing will be resent: losses there
+        # (acks, pings, packets already declared lost) are no longer news.
+        self.horizon = 1
         self._missing: set[int] = set()
 
     @property
     def floor(self) -> int:
-        return max(1, self.largest - WINDOW_PACKETS + 1)
+        return max(self.horizon, self.largest - WINDOW_PACKETS + 1)
 
     def is_new(self, counter: int) -> bool:
         """Whether `counter` may be accepted (cheap: call before authenticating)."""
@@ -117,9 +122,10 @@ class ReceiveWindow:
             return True
         return counter >= self.floor and counter in self._missing
 
-    def mark(self, counter: int) -> bool:
+    def mark(self, counter: int, horizon: int = 1) -> bool:
         """Record an authenticated counter; True when it left a gap behind it."""
         assert self.is_new(counter)
+        self.horizon = max(self.horizon, min(horizon, counter))
         if counter <= self.largest:
             self._missing.discard(counter)
             return False
@@ -139,7 +145,8 @@ class ReceiveWindow:
         """
         assert 0 < missing_max <= ACK_MISSING_MAX
         floor = self.floor
-        missing = sorted(c for c in self._missing if c >= floor)
+        self._missing = {c for c in self._missing if c >= floor}
+        missing = sorted(self._missing)
         largest = self.largest
         if len(missing) > missing_max:
             largest = missing[missing_max] - 1
@@ -167,6 +174,10 @@ class SendWindow:
 
     def __len__(self) -> int:
         return len(self._in_flight)
+
+    def oldest(self, default: int) -> int:
+        """The lowest counter in flight (`default` when none is)."""
+        return next(iter(self._in_flight), default)
 
     def sent(self, counter: int, frames: list[bytes], size: int, now_ms: float) -> None:
         self._in_flight[counter] = SentPacket(frames, size, now_ms)

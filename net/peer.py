@@ -7,6 +7,8 @@ import collections
 import enum
 import math
 
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
 from net.config import GossipConfig
 from net.fragments import Reassembler
 from net.link import LinkKeys, ReceiveWindow, SendWindow, seal_datagram
@@ -37,7 +39,7 @@ class Peer:
         self.address = address
         self.keys = keys
         self._config = config
-        self._send_key = keys.sending_key(local_session)
+        self._send_cipher = keys.sending_cipher(local_session)
         self._counter = 0
         # Outbound: control frames (never resent, never held back) and data
         # frames (resent until acknowledged, subject to the in-flight bound).
@@ -50,7 +52,7 @@ class Peer:
         self._probes = 0
         # Inbound.
         self.session = -1
-        self.receive_key = b""
+        self.receive_cipher: ChaCha20Poly1305 | None = None
         self.received = ReceiveWindow()
         self._ack_needed = False
         self._ack_due = math.inf
@@ -102,8 +104,11 @@ class Peer:
                 break
             self._counter += 1
             payload = join_frames(frames + data)
+            horizon = self.window.oldest(default=self._counter)
             datagrams.append(
-                seal_datagram(self._send_key, local_tag, local_session, self._counter, payload)
+                seal_datagram(
+                    self._send_cipher, local_tag, local_session, self._counter, horizon, payload
+                )
             )
             if data:
                 self.window.sent(self._counter, data, len(payload), now_ms)
@@ -170,17 +175,17 @@ class Peer:
         self._tokens -= size
         return True
 
-    def start_session(self, session: int, key: bytes) -> None:
+    def start_session(self, session: int, cipher: ChaCha20Poly1305) -> None:
         """The peer (re)started: what we knew of its previous session is void."""
         self.session = session
-        self.receive_key = key
+        self.receive_cipher = cipher
         self.received = ReceiveWindow()
         self.reassembler.clear()
         self._ack_needed = False
         self._ack_due = math.inf
 
-    def received_packet(self, counter: int, eliciting: bool, now_ms: float) -> None:
-        gap = self.received.mark(counter)
+    def received_packet(self, counter: int, horizon: int, eliciting: bool, now_ms: float) -> None:
+        gap = self.received.mark(counter, horizon)
         if not eliciting and not gap:
             return
         if not self._ack_needed:

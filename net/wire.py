@@ -8,6 +8,7 @@ associated data:
     sender      8 bytes the first 8 bytes of the sender's Ed25519 public key
     session     u64 BE  the sender's session: it grows at every start
     counter     u64 BE  per (link, session) packet number, from 1, never reused
+    horizon     u64 BE  the sender will never resend a packet below this counter
     ciphertext  ...     the sealed payload, followed by the 16-byte tag
 
 The nonce is 4 zero bytes || counter; the key is unique to (sender, receiver,
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 VERSION = 1
-HEADER = struct.Struct(">B8sQQ")
+HEADER = struct.Struct(">B8sQQQ")
 TAG_BYTES = 16
 OVERHEAD_BYTES = HEADER.size + TAG_BYTES
 SENDER_TAG_BYTES = 8
