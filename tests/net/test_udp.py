@@ -1,0 +1,214 @@
+"""Gossip nodes on real UDP sockets on 127.0.0.1, in one trio run per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+
+from net.config import GossipConfig
+from net.driver import GossipNode
+from net.faults import FaultConfig
+from net.gossip import Delivery, PeerAddress
+from net.wire import Topic
+from sequencer.crypto import PrivateKey
+from tests.net.harness import node_keys
+
+DEADLINE_S = 30.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel handed out just now (closed again: tiny race, loopback only)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def make_nodes(
+    count: int, loss: float = 0.0, config: GossipConfig | None = None
+) -> tuple[list[GossipNode], list[PrivateKey]]:
+    keys = node_keys(count)
+    ports = free_ports(count)
+    entries = [PeerAddress(k.public_key, ("127.0.0.1", p)) for k, p in zip(keys, ports, strict=True)]
+    faults = FaultConfig(drop=loss)
+    nodes = [
+        GossipNode(key, ("127.0.0.1", port), entries, config, faults, seed=index)
+        for index, (key, port) in enumerate(zip(keys, ports, strict=True))
+    ]
+    return nodes, keys
+
+
+def run(test: Callable[[trio.Nursery], Awaitable[None]]) -> None:
+    async def main() -> None:
+        with trio.fail_after(DEADLINE_S):
+            async with trio.open_nursery() as nursery:
+                await test(nursery)
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+async def start(nursery: trio.Nursery, nodes: list[GossipNode]) -> None:
+    for node in nodes:
+        await nursery.start(node.run)
+    # Let the first liveness round finish so routes are settled.
+    with trio.fail_after(10):
+        while any(node.alive_peers() < len(nodes) - 1 for node in nodes):
+            await trio.sleep(0.05)
+
+
+async def collect(
+    channel: trio.MemoryReceiveChannel[Delivery], expected: int, into: list[Delivery]
+) -> None:
+    while len(into) < expected:
+        into.append(await channel.receive())
+
+
+@pytest.mark.parametrize(
+    ("count", "loss", "messages"),
+    [(4, 0.0, 2_000), (4, 0.1, 2_000), (16, 0.0, 480), (16, 0.1, 480)],
+    ids=["4-nodes", "4-nodes-loss10", "16-nodes", "16-nodes-loss10"],
+)
+def test_every_subscriber_gets_every_message_exactly_once(
+    count: int, loss: float, messages: int
+) -> None:
+    nodes, _keys = make_nodes(count, loss)
+    received: list[list[Delivery]] = [[] for _ in range(count + 1)]
+
+    async def test(nursery: trio.Nursery) -> None:
+        await start(nursery, nodes)
+        channels = [node.subscribe(Topic.TX) for node in nodes]
+        channels.append(nodes[1].subscribe(Topic.TX))  # a second subscriber on one node
+        owners = [*range(count), 1]
+        async with trio.open_nursery() as readers:
+            for index, channel in enumerate(channels):
+                expected = messages - messages // count
+                readers.start_soon(collect, channel, expected, received[index])
+            for number in range(messages):
+                await nodes[number % count].publish(Topic.TX, b"%06d" % number + bytes(194))
+                if number % 50 == 0:
+                    await trio.sleep(0.001)
+        await trio.sleep(0.3)  # anything extra would arrive now
+        for index, deliveries in enumerate(received):
+            owner = owners[index]
+            numbers = sorted(int(d.data[:6]) for d in deliveries)
+            assert numbers == [n for n in range(messages) if n % count != owner], index
+
+    run(test)
+    if loss:
+        assert sum(node.statistics().get("frames_retransmitted", 0) for node in nodes) > 0
+
+
+def test_a_one_mebibyte_message_arrives_under_ten_percent_loss() -> None:
+    nodes, _keys = make_nodes(4, loss=0.1)
+    data = os.urandom(1024 * 1024)
+
+    async def test(nursery: trio.Nursery) -> None:
+        await start(nursery, nodes)
+        channels = [node.subscribe(Topic.SYNC) for node in nodes[1:]]
+        await nodes[0].publish(Topic.SYNC, data)
+        for channel in channels:
+            delivery = await channel.receive()
+            assert delivery.data == data
+        await trio.sleep(0.3)
+        for channel in channels:
+            with pytest.raises(trio.WouldBlock):
+                channel.receive_nowait()
+
+    run(test)
+    assert nodes[0].statistics()["faults_dropped"] > 0
+
+
+def test_forged_and_replayed_datagrams_are_dropped_and_counted() -> None:
+    # Node 0 believes node 1 lives at the tap's address: the tap sees what
+    # node 0 seals for node 1 and plays it to node 1, genuine, forged and twice.
+    keys = node_keys(2)
+    ports = free_ports(3)
+    tap_port = ports[2]
+    to_node_0 = [PeerAddress(keys[1].public_key, ("127.0.0.1", tap_port))]
+    to_node_1 = [PeerAddress(keys[0].public_key, ("127.0.0.1", ports[0]))]
+    sender = GossipNode(keys[0], ("127.0.0.1", ports[0]), to_node_0)
+    receiver = GossipNode(keys[1], ("127.0.0.1", ports[1]), to_node_1)
+
+    async def test(nursery: trio.Nursery) -> None:
+        tap = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await tap.bind(("127.0.0.1", tap_port))
+        await nursery.start(sender.run)
+        await nursery.start(receiver.run)
+        channel = receiver.subscribe(Topic.CONSENSUS)
+        vote = b"vote" * 50
+        sender.send_nowait(keys[1].public_key, Topic.CONSENSUS, vote)
+        while True:
+            datagram, _ = await tap.recvfrom(65_536)
+            if len(datagram) > len(vote):  # the message, not a ping
+                break
+        target = ("127.0.0.1", ports[1])
+        for position in (1, 20, 40, len(datagram) - 1):
+            forged = bytearray(datagram)
+            forged[position] ^= 0x40
+            await tap.sendto(bytes(forged), target)
+        await tap.sendto(datagram, target)
+        await tap.sendto(datagram, target)
+        assert (await channel.receive()).data == vote
+        await trio.sleep(0.2)
+        with pytest.raises(trio.WouldBlock):
+            channel.receive_nowait()
+        stats = receiver.statistics()
+        # Byte 1 sits in the sender tag: that forgery names nobody we know.
+        assert stats["dropped_unknown_peer"] == 1
+        assert stats["dropped_unauthenticated"] == 3
+        assert stats["dropped_replayed"] >= 1
+        tap.close()
+
+    run(test)
+
+
+def test_an_unknown_peer_cannot_inject_messages() -> None:
+    nodes, _keys = make_nodes(2)
+    stranger_key = PrivateKey(b"\x55" * 32)
+    (stranger_port,) = free_ports(1)
+    victim = PeerAddress(_keys[1].public_key, nodes[1]._listen)
+    stranger = GossipNode(stranger_key, ("127.0.0.1", stranger_port), [victim])
+
+    async def test(nursery: trio.Nursery) -> None:
+        await start(nursery, nodes)
+        await nursery.start(stranger.run)
+        channel = nodes[1].subscribe(Topic.TX)
+        for number in range(20):
+            await stranger.publish(Topic.TX, b"intruder %d" % number)
+        await trio.sleep(0.5)
+        with pytest.raises(trio.WouldBlock):
+            channel.receive_nowait()
+        assert nodes[1].statistics()["dropped_unknown_peer"] >= 1
+
+    run(test)
+
+
+def test_a_short_partition_loses_nothing() -> None:
+    nodes, keys = make_nodes(4)
+    everyone = {key.public_key for key in keys}
+    isolated = keys[3].public_key
+
+    async def test(nursery: trio.Nursery) -> None:
+        await start(nursery, nodes)
+        channel = nodes[3].subscribe(Topic.TX)
+        nodes[3].set_faults(FaultConfig.isolating(isolated, {isolated}, everyone))
+        for number in range(100):
+            await nodes[number % 3].publish(Topic.TX, b"%03d" % number)
+        await trio.sleep(0.5)
+        with pytest.raises(trio.WouldBlock):
+            channel.receive_nowait()  # cut off: nothing gets through
+        nodes[3].set_faults(FaultConfig())
+        got = sorted([int((await channel.receive()).data) for _ in range(100)])
+        assert got == list(range(100))
+        assert nodes[3].statistics()["faults_blocked"] > 0
+
+    run(test)
