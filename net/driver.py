@@ -41,7 +41,9 @@ from sequencer.crypto import PrivateKey
 __all__ = ["GossipNode", "PeerStatus"]
 
 _RECEIVE_BYTES = 65_536
-_BURST_DATAGRAMS = 256  # per wake-up, so other tasks get their turn
+# Per wake-up, so subscribers and publishers get their turn between bursts.
+_BURST_DATAGRAMS = 256
+_BURST_BYTES = 1024 * 1024
 _OUTBOX_DATAGRAMS_MAX = 65_536
 _SOCKET_BUFFER_BYTES = 16 * 1024 * 1024
 SUBSCRIBER_CAPACITY = 4_096
@@ -206,7 +208,10 @@ class GossipNode:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now_ms = self._now_ms()
+            burst_bytes = 0
             for _ in range(_BURST_DATAGRAMS):
+                if burst_bytes >= _BURST_BYTES:
+                    break
                 try:
                     data, address = sock.recvfrom(_RECEIVE_BYTES)
                 except BlockingIOError:
@@ -216,6 +221,7 @@ class GossipNode:
                     if error.errno in (errno.EBADF, errno.ENOTSOCK):
                         raise
                     continue
+                burst_bytes += len(data)
                 if faults.inbound(data):
                     core.receive_datagram(data, address[:2], now_ms)
             self._deliver()

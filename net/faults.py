@@ -14,7 +14,8 @@ import dataclasses
 import random
 from collections.abc import Mapping
 
-from net.errors import NetConfigError
+from net.errors import InvalidPeerIdError, NetConfigError
+from net.identity import public_key_from_peer_id
 from net.wire import HEADER, SENDER_TAG_BYTES
 
 __all__ = ["FaultConfig", "FaultInjector"]
@@ -53,8 +54,12 @@ class FaultConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise NetConfigError(f"unknown faults setting: {unknown[0]}")
+        settings = dict(values)
+        for name in ("blocked_to", "blocked_from"):
+            if name in settings:
+                settings[name] = _public_keys(name, settings[name])
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**settings)  # type: ignore[arg-type]
         except TypeError as error:
             raise NetConfigError(f"bad faults settings: {error}") from None
 
@@ -63,6 +68,29 @@ class FaultConfig:
         """Faults that cut `me` off from every peer outside `reachable`, both ways."""
         others = frozenset(everyone - reachable - {me})
         return FaultConfig(blocked_to=others, blocked_from=others)
+
+
+def _public_keys(name: str, values: object) -> frozenset[bytes]:
+    """Peers as 32-byte keys, or as peer ids (`12D3KooW...`) or hex strings."""
+    if not isinstance(values, list | tuple | set | frozenset):
+        raise NetConfigError(f"faults.{name} must be a list of peers, got {values!r}")
+    keys = set()
+    for value in values:
+        if isinstance(value, bytes) and len(value) == 32:
+            keys.add(value)
+        elif isinstance(value, str) and value.startswith("12D3KooW"):
+            try:
+                keys.add(public_key_from_peer_id(value))
+            except InvalidPeerIdError as error:
+                raise NetConfigError(f"faults.{name}: {error}") from None
+        elif isinstance(value, str) and len(value) == 64:
+            try:
+                keys.add(bytes.fromhex(value))
+            except ValueError:
+                raise NetConfigError(f"faults.{name}: not hex: {value!r}") from None
+        else:
+            raise NetConfigError(f"faults.{name}: not a peer id or public key: {value!r}")
+    return frozenset(keys)
 
 
 class FaultInjector:

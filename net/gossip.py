@@ -299,9 +299,18 @@ class Gossip:
             return route
         covered = {origin, sender}
         for upstream in (origin, sender):
+            reporter = self._peers.get(upstream)
+            if reporter is None:
+                continue  # no reports from it: assume it covers nobody
             for tag in self._mesh.get(upstream, ()):
                 peer = self._peers.get(tag)
-                if peer is not None and peer.reports_hearing(upstream, now_ms):
+                # Covered only if the link works both ways, as both ends say:
+                # the upstream sends data only to peers it hears from.
+                if (
+                    peer is not None
+                    and peer.reports_hearing(upstream, now_ms)
+                    and reporter.reports_hearing(tag, now_ms)
+                ):
                     covered.add(tag)
         route = [self._peers[tag] for tag in self._neighbours if tag not in covered]
         self._routes[(origin, sender)] = route

@@ -82,7 +82,7 @@ def message_id(topic: int, data: bytes) -> bytes:
     return hasher.digest()
 
 
-class Message(msgspec.Struct, array_like=True, frozen=True, tag=1):
+class Message(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=1):
     """A whole gossip message. `origin` is the publisher's sender tag; `relay`
     is false for direct messages, which go to one peer and no further."""
 
@@ -92,7 +92,7 @@ class Message(msgspec.Struct, array_like=True, frozen=True, tag=1):
     data: bytes
 
 
-class Fragment(msgspec.Struct, array_like=True, frozen=True, tag=2):
+class Fragment(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=2):
     """Bytes [offset, offset + len(data)) of a message of `total` bytes whose id is `id`."""
 
     id: MessageId
@@ -104,7 +104,7 @@ class Fragment(msgspec.Struct, array_like=True, frozen=True, tag=2):
     data: bytes
 
 
-class Ack(msgspec.Struct, array_like=True, frozen=True, tag=3):
+class Ack(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=3):
     """Packets received: every counter in [floor, largest] except those in `missing`."""
 
     largest: U64
@@ -112,7 +112,7 @@ class Ack(msgspec.Struct, array_like=True, frozen=True, tag=3):
     missing: Annotated[list[U64], msgspec.Meta(max_length=ACK_MISSING_MAX)]
 
 
-class Ping(msgspec.Struct, array_like=True, frozen=True, tag=4):
+class Ping(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=4):
     """Liveness probe. `alive` lists the sender tags of the peers the sender has
     heard from recently: relays use it to skip peers that the origin reaches."""
 
@@ -120,7 +120,7 @@ class Ping(msgspec.Struct, array_like=True, frozen=True, tag=4):
     alive: Annotated[list[SenderTag], msgspec.Meta(max_length=PEERS_MAX)]
 
 
-class Pong(msgspec.Struct, array_like=True, frozen=True, tag=5):
+class Pong(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag=5):
     nonce: U64
     alive: Annotated[list[SenderTag], msgspec.Meta(max_length=PEERS_MAX)]
 

@@ -75,6 +75,18 @@ def test_relays_cover_a_cut_link() -> None:
     assert network.nodes[1].statistics()["peers_down"] == 1
 
 
+@pytest.mark.parametrize("cut", [(0, 1), (1, 0)], ids=["origin-cannot-send", "origin-cannot-hear"])
+def test_relays_cover_a_one_way_cut(cut: tuple[int, int]) -> None:
+    # Whichever direction fails, node 1 still gets node 0's messages through
+    # relays: coverage is assumed only for links both ends report working.
+    network = Network(4, seed=18)
+    network.blocked.add(cut)
+    network.run_for(network.config.peer_timeout_ms * 2)
+    ids = [network.nodes[0].publish(Topic.TX, b"%d" % n, network.now_ms) for n in range(50)]
+    network.run_for(2_000)
+    assert sorted(d.id for d in network.delivered[1]) == sorted(ids)
+
+
 def test_a_large_message_arrives_whole_under_loss() -> None:
     network = Network(4, loss=0.1, jitter_ms=1.0, seed=9)
     network.run_for(SETTLE_MS)
@@ -215,7 +227,10 @@ def test_a_flooding_peer_is_rate_limited_and_nothing_is_lost() -> None:
     config = GossipConfig(peer_bytes_per_s=200_000, peer_burst_bytes=20_000)
     network = Network(2, config=config, seed=16)
     network.run_for(SETTLE_MS)
-    ids = [network.nodes[0].publish(Topic.TX, bytes([n % 256]) * 900 + b"%d" % n, 0.0) for n in range(300)]
+    ids = [
+        network.nodes[0].publish(Topic.TX, bytes([n % 256]) * 900 + b"%d" % n, 0.0)
+        for n in range(300)
+    ]
     network.run_for(10_000)
     assert network.nodes[1].counts["dropped_rate_limited"] > 0
     assert sorted(d.id for d in network.delivered[1]) == sorted(ids)

@@ -37,7 +37,9 @@ def make_nodes(
 ) -> tuple[list[GossipNode], list[PrivateKey]]:
     keys = node_keys(count)
     ports = free_ports(count)
-    entries = [PeerAddress(k.public_key, ("127.0.0.1", p)) for k, p in zip(keys, ports, strict=True)]
+    entries = [
+        PeerAddress(k.public_key, ("127.0.0.1", p)) for k, p in zip(keys, ports, strict=True)
+    ]
     faults = FaultConfig(drop=loss)
     nodes = [
         GossipNode(key, ("127.0.0.1", port), entries, config, faults, seed=index)
