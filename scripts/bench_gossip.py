@@ -124,14 +124,11 @@ def run_processes(spec: dict) -> list[dict]:
 def run_child(index: int, spec: dict) -> int:
     import trio
 
-    report = trio.run(node_main, index, spec)
-    print(json.dumps(report), flush=True)
-    # Keep acknowledging and relaying until the parent has everyone's report.
-    trio.run(trio.sleep, 600)
+    trio.run(node_main, index, spec)
     return 0
 
 
-async def node_main(index: int, spec: dict) -> dict:
+async def node_main(index: int, spec: dict) -> None:
     import trio
 
     from net.config import GossipConfig
@@ -178,8 +175,23 @@ async def node_main(index: int, spec: dict) -> dict:
         finished = time.monotonic()
         cpu = cpu_seconds() - cpu_start
         stats = node.statistics()
-        nursery.cancel_scope.cancel()
-    latencies_ns.sort()
+        latencies_ns.sort()
+        report = node_report(index, spec, latencies_ns, expected, finished, cpu, stats)
+        print(json.dumps(report), flush=True)
+        # Keep sending, acknowledging and relaying (our last messages may still
+        # be in flight) until the parent has every report and stops us.
+        await trio.sleep(600)
+
+
+def node_report(
+    index: int,
+    spec: dict,
+    latencies_ns: list[int],
+    expected: int,
+    finished: float,
+    cpu: float,
+    stats: dict,
+) -> dict:
     return {
         "node": index,
         "received": len(latencies_ns),
