@@ -149,40 +149,35 @@ def test_replayed_datagrams_are_dropped_and_counted() -> None:
     assert network.nodes[1].counts["dropped_replayed"] == 1
 
 
+def outsider_publishes(network: Network, seed: bytes, public_key: bytes, data: bytes) -> None:
+    """A core outside the network, which knows node 1, publishes `data` to it."""
+    outsider = Gossip(
+        seed,
+        public_key,
+        [PeerAddress(network.keys[1].public_key, address(1))],
+        GossipConfig(),
+        session=5,
+        now_ms=0.0,
+    )
+    outsider.publish(Topic.TX, data, 0.0)
+    for datagram, _address, _key in outsider.datagrams_to_send(10.0):
+        network.inject(1, datagram, address(0))
+
+
 def test_an_unknown_peer_cannot_inject_messages() -> None:
     network = Network(2, seed=13)
     stranger = PrivateKey(b"\x77" * 32)
-    # The stranger knows node 1's key and address; node 1 does not know the stranger.
-    rogue = Gossip(
-        stranger.seed,
-        stranger.public_key,
-        [PeerAddress(network.keys[1].public_key, address(1))],
-        GossipConfig(),
-        session=1,
-        now_ms=0.0,
-    )
-    rogue.publish(Topic.TX, b"let me in", 0.0)
-    for datagram, _address, _key in rogue.datagrams_to_send(10.0):
-        network.inject(1, datagram, ("127.0.0.1", 9))
+    outsider_publishes(network, stranger.seed, stranger.public_key, b"let me in")
     assert network.nodes[1].counts["dropped_unknown_peer"] >= 1
     assert network.delivered[1] == []
 
 
 def test_an_impostor_using_a_known_key_prefix_is_unauthenticated() -> None:
     network = Network(2, seed=14)
-    impostor_key = PrivateKey(b"\x66" * 32)
+    impostor = PrivateKey(b"\x66" * 32)
     # Same 8-byte tag as node 0, different key: it cannot seal for node 1.
-    impostor = Gossip(
-        impostor_key.seed,
-        network.keys[0].public_key[:8] + impostor_key.public_key[8:],
-        [PeerAddress(network.keys[1].public_key, address(1))],
-        GossipConfig(),
-        session=5,
-        now_ms=0.0,
-    )
-    impostor.publish(Topic.TX, b"i am node 0", 0.0)
-    for datagram, _address, _key in impostor.datagrams_to_send(10.0):
-        network.inject(1, datagram, address(0))
+    claimed = network.keys[0].public_key[:8] + impostor.public_key[8:]
+    outsider_publishes(network, impostor.seed, claimed, b"i am node 0")
     assert network.nodes[1].counts["dropped_unauthenticated"] >= 1
     assert network.delivered[1] == []
 
