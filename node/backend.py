@@ -44,6 +44,8 @@ class ErrorCode(enum.StrEnum):
     # 503
     NOT_READY = "not_ready"
     STORAGE_FAILED = "storage_failed"
+    # 500: a bug in the node, never the client's fault.
+    INTERNAL = "internal"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -64,6 +66,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_READY: 503,
     ErrorCode.STORAGE_FAILED: 503,
+    ErrorCode.INTERNAL: 500,
 }
 
 
@@ -109,8 +112,7 @@ class Backend(Protocol):
         """JSON-ready node status: height, round, step, peers, mempool sizes."""
         ...
 
-    def peers(self) -> list[dict[str, Any]]:
-        ...
+    def peers(self) -> list[dict[str, Any]]: ...
 
     def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
         """Finalized blocks from `from_height` on, stored ones first, then live, forever."""

@@ -44,14 +44,89 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    import trio
+
+    from node.config import load_config
+    from node.logs import setup_logging
+    from node.runtime import run_node
+
+    config = load_config(args.home)
+    setup_logging(args.log_format or config.log.format, config.log.level)
+    trio.run(run_node, args.home)
+    return 0
+
+
+def cmd_devnet_init(args: argparse.Namespace) -> int:
+    from node.devnet import init_devnet
+
+    layout = init_devnet(args.out, args.validators, args.base_port, force=args.force)
+    print(f"devnet {layout.chain_id}: {len(layout.nodes)} validators under {args.out}")
+    for node in layout.nodes:
+        print(f"  {node.name}  home {node.home}  rpc {node.rpc}")
+    print(f"  dev wallet {layout.wallet}")
+    return 0
+
+
 def cmd_devnet_up(args: argparse.Namespace) -> int:
-    print(
-        "error: `sequencer devnet up` is not implemented yet in this version "
-        "(the node runtime is still being built); the environment is installed "
-        "and `sequencer keys new` works.",
-        file=sys.stderr,
+    from node.devnet import init_devnet, load_layout
+    from node.supervisor import run_devnet
+
+    manifest = args.home / "devnet.json"
+    if args.fresh or not manifest.exists():
+        layout = init_devnet(args.home, args.validators, args.base_port, force=args.fresh)
+    else:
+        layout = load_layout(args.home)
+        if len(layout.nodes) != args.validators and args.validators_given:
+            raise SequencerError(
+                f"the devnet under {args.home} has {len(layout.nodes)} validators; "
+                "add --fresh to recreate it with a different number"
+            )
+    return run_devnet(layout, args.home)
+
+
+def cmd_tx_send(args: argparse.Namespace) -> int:
+    from sequencer.client import Client, Wallet
+
+    payload = (
+        bytes.fromhex(args.payload_hex) if args.payload_hex is not None else args.payload.encode()
     )
-    return 1
+    key = load_key(args.key)
+    with Client(args.rpc) as client:
+        chain_id = client.status()["chain_id"]
+        wallet = Wallet(key, chain_id, args.namespace)
+        tx = client.send(wallet, payload, gas_price=args.gas_price, nonce=args.nonce)
+        result: dict[str, object] = {"tx_id": tx.hex()}
+        if args.wait:
+            status = client.wait_final(tx, timeout=args.timeout)
+            result |= {"status": status.status, "height": status.height, "index": status.index}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(" ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sequencer.client import Client
+
+    with Client(args.rpc) as client:
+        status = client.status()
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    consensus = status.get("consensus", {})
+    print(f"chain     {status.get('chain_id')}   node {status.get('node')}")
+    print(
+        f"height    {status.get('height')}   (working on {consensus.get('height')}, "
+        f"round {consensus.get('round')})"
+    )
+    print(
+        f"mempool   {status.get('mempool', {}).get('pending')} pending, "
+        f"{status.get('mempool', {}).get('queued')} queued"
+    )
+    print(f"peers     {status.get('peers_alive')} alive   ready {status.get('ready')}")
+    return 0
 
 
 def _add_keys(commands: argparse._SubParsersAction) -> None:
@@ -72,11 +147,46 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     devnet = commands.add_parser("devnet", help="run a local multi-node devnet")
     sub = devnet.add_subparsers(dest="devnet_command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="start a devnet (4 validators under ./.devnet)")
-    up.add_argument("--validators", type=int, default=4, metavar="N")
+    up.add_argument("--validators", type=int, metavar="N", help="validators (default 4)")
     up.add_argument("--home", type=Path, default=Path(".devnet"), metavar="DIR")
     up.add_argument("--base-port", type=int, default=26600, metavar="PORT")
     up.add_argument("--fresh", action="store_true", help="wipe the devnet home first")
     up.set_defaults(run=cmd_devnet_up)
+    init = sub.add_parser("init", help="write keys, genesis and configs of a devnet")
+    init.add_argument("--validators", type=int, default=4, metavar="N")
+    init.add_argument("--out", type=Path, required=True, metavar="DIR")
+    init.add_argument("--base-port", type=int, default=26600, metavar="PORT")
+    init.add_argument("--force", action="store_true", help="replace a devnet already there")
+    init.set_defaults(run=cmd_devnet_init)
+
+
+def _add_node(commands: argparse._SubParsersAction) -> None:
+    node = commands.add_parser("node", help="run one node")
+    node.add_argument("--home", type=Path, required=True, metavar="DIR", help="its home")
+    node.add_argument("--log-format", choices=["human", "json"], help="override [log] format")
+    node.set_defaults(run=cmd_node)
+
+
+def _add_client(commands: argparse._SubParsersAction) -> None:
+    tx = commands.add_parser("tx", help="transactions")
+    sub = tx.add_subparsers(dest="tx_command", required=True, metavar="COMMAND")
+    send = sub.add_parser("send", help="sign a transaction and post it")
+    send.add_argument("--rpc", default="http://127.0.0.1:26600", metavar="URL")
+    send.add_argument("--key", type=Path, required=True, metavar="FILE", help="key file")
+    group = send.add_mutually_exclusive_group(required=True)
+    group.add_argument("--payload", help="payload text (UTF-8)")
+    group.add_argument("--payload-hex", metavar="HEX", help="payload bytes in hex")
+    send.add_argument("--namespace", type=int, default=0, metavar="N")
+    send.add_argument("--gas-price", type=int, default=1, metavar="P")
+    send.add_argument("--nonce", type=int, metavar="N", help="default: the next one")
+    send.add_argument("--wait", action="store_true", help="wait until it is final")
+    send.add_argument("--timeout", type=float, default=30.0, metavar="S")
+    send.add_argument("--json", action="store_true", help="print JSON")
+    send.set_defaults(run=cmd_tx_send)
+    status = commands.add_parser("status", help="a node's status")
+    status.add_argument("--rpc", default="http://127.0.0.1:26600", metavar="URL")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(run=cmd_status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,17 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sequencer",
         description="A multi-node BFT rollup sequencer.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"sequencer {sequencer.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"sequencer {sequencer.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_keys(commands)
     _add_devnet(commands)
+    _add_node(commands)
+    _add_client(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "devnet_command", None) == "up":
+        args.validators_given = args.validators is not None
+        args.validators = args.validators or 4
     run: Command = args.run
     try:
         return run(args)

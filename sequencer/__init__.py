@@ -3,8 +3,9 @@
 Types (`types`), the canonical codec and JSON forms (`codec`), identifiers
 (`ids`), Ed25519 keys and signatures (`crypto`), RFC 6962 Merkle trees with
 BLAKE3 (`merkle`), certificates (`certificate`) and genesis files
-(`genesis`). Errors: see `sequencer.errors` for the tree. Nothing here does
-network I/O, reads the clock or uses module-level randomness.
+(`genesis`), the mempool (`mempool`). Errors: see `sequencer.errors` for the
+tree. Apart from the wallet client (`client`, HTTP to a node), nothing here
+does network I/O, reads the clock or uses module-level randomness.
 """
 
 from __future__ import annotations

@@ -12,8 +12,15 @@ at the boundary where they happen.
     ├── KeyFileError           a key file that is missing, unreadable or wrong
     ├── CertificateError       a commit certificate that does not verify
     │                          (`reason` says which rule failed)
+    ├── ClientError            an RPC call of `sequencer.client` that failed:
+    │                          the node's error response (its stable `code`
+    │                          and HTTP `status`), or no usable answer (codes
+    │                          unreachable, timeout, bad_response, bad_proof)
     ├── storage.StorageError   (its own tree, in storage/errors.py)
     └── net.NetError           (its own tree, in net/errors.py)
+
+httpx errors are converted in `sequencer.client`, so a wallet catches
+`ClientError` alone and matches on `code`.
 
 Signature checks do not raise: `verify_*` functions return a bool, because a
 bad signature from a peer is input to reject and count, not an exception.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "CertificateError",
+    "ClientError",
     "DecodeError",
     "InvalidGenesisError",
     "KeyFileError",
@@ -56,3 +64,23 @@ class CertificateError(SequencerError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ClientError(SequencerError):
+    """An RPC call that failed (`sequencer.client`).
+
+    `code` is either the node's stable error code (DESIGN 9, `{"error": {"code",
+    "message"}}`) or one of the client's own: `unreachable` (no HTTP answer),
+    `timeout` (waiting gave up), `bad_response` (an answer that does not parse
+    or contradicts the request) and `bad_proof` (a proof that does not check
+    out). `status` is the HTTP status of the response that carried the error,
+    None when there was none (transport failures, per-item batch results,
+    checks made by the client). `message` is for humans.
+    """
+
+    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+        where = f"HTTP {status}, " if status is not None else ""
+        super().__init__(f"{message} ({where}{code})")
+        self.status = status
+        self.code = code
+        self.message = message

@@ -1,0 +1,93 @@
+"""The finalized chain as the node sees it: committing decided blocks and
+telling subscribers, one event per height in height order (DESIGN 4).
+
+Subscribers read from the store, not from a queue: a slow subscriber (an SSE
+client, the batch builder) falls behind without holding memory and catches
+up by reading, and one that starts late replays from any height.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import trio
+
+from consensus.blocks import next_nonces
+from consensus.core import Anchor
+from node.backend import Finalized
+from sequencer.ids import block_id, genesis_state_root
+from sequencer.mempool import Mempool
+from sequencer.types import ZERO_ID, Block, CommitCertificate, Genesis
+from storage.store import Store
+
+__all__ = ["Chain"]
+
+log = logging.getLogger("sequencer.chain")
+
+
+class Chain:
+    def __init__(self, genesis: Genesis, store: Store, mempool: Mempool) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.mempool = mempool
+        self._committed = trio.Event()
+        self.on_commit: list[Callable[[Block, CommitCertificate], None]] = []
+
+    @property
+    def height(self) -> int:
+        return self.store.height()
+
+    def state_root(self) -> bytes:
+        tip = self.store.tip()
+        return genesis_state_root(self.genesis.chain_id) if tip is None else tip.state_root
+
+    def anchor(self) -> Anchor:
+        """What the next height builds on."""
+        tip = self.store.tip()
+        if tip is None:
+            return Anchor(0, ZERO_ID, self.genesis.genesis_time_ms, None)
+        header = self.store.header(tip.height)
+        assert header is not None
+        return Anchor(
+            tip.height, tip.block_id, header.timestamp_ms, self.store.certificate(tip.height)
+        )
+
+    def commit(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        parent_certificate: CommitCertificate | None,
+    ) -> None:
+        """Store a decided block durably, then clear its transactions from the pool."""
+        changed = next_nonces(block.txs, self.store.next_nonce)
+        assert changed is not None, "the core decided a block that does not apply"
+        if not self.store.commit_block(block, certificate, changed, parent_certificate):
+            return  # already stored (a replay)
+        removed = self.mempool.on_committed(changed)
+        self.store.remove_journal(entry.seq for entry in removed)
+        for callback in self.on_commit:
+            callback(block, certificate)
+        self._committed.set()
+        self._committed = trio.Event()
+        log.info(
+            "finalized height=%d txs=%d round=%d block=%s",
+            block.header.height,
+            len(block.txs),
+            certificate.round,
+            block_id(block.header).hex()[:16],
+        )
+
+    async def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
+        """Finalized blocks from `from_height` on: stored ones, then each new one."""
+        height = max(1, from_height)
+        while True:
+            committed = self._committed  # taken before reading: no commit is missed
+            while height <= self.store.height():
+                block = self.store.block(height)
+                certificate = self.store.certificate(height)
+                assert block is not None
+                assert certificate is not None
+                yield Finalized(block, certificate)
+                height += 1
+            await committed.wait()

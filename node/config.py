@@ -1,0 +1,597 @@
+"""The node's configuration: `<home>/config.toml` (DESIGN 12).
+
+The file is read with `tomllib` and converted by msgspec into the typed,
+frozen structs below, which forbid unknown keys; then the values msgspec
+cannot check alone (addresses, the network's and mempool's own rules) are
+validated. Every problem raises one `ConfigError` naming the file and the
+dotted key:
+
+    /x/node0/config.toml: rpc.listen: expected "host:port", got "nope"
+    /x/node0/config.toml: unknown key p2p.gossip.datagram_bytes (did you mean datagram_bytes_max?)
+
+Every key has a default, so an empty file is a valid configuration. Paths
+are relative to the node's home. The schema:
+
+    [node]        name, key_file, genesis_file, data_dir (LevelDB), journal
+    [rpc]         listen ("host:port", IP literal host), body_bytes_max,
+                  batch_txs_max, requests_per_s, burst
+    [p2p]         listen (multiaddr without /p2p), peers (multiaddrs with /p2p)
+    [p2p.gossip]  any `net.config.GossipConfig` field
+    [p2p.faults]  any `net.faults.FaultConfig` field; blocked_to / blocked_from
+                  list peer ids
+    [mempool]     any `sequencer.mempool.MempoolConfig` field but chain_id
+                  (it is the genesis's)
+    [consensus]   any `consensus.core.CoreConfig` field
+    [log]         format ("human" or "json"), level (debug, info, warning, error)
+
+The last four tables mirror their library types field for field (types,
+bounds and defaults are taken from them, so they cannot drift), and
+`dump_config` writes only the keys that differ from those defaults.
+
+Environment variables `SEQUENCER_<SECTION>_<KEY>` override the file before
+validation, for example `SEQUENCER_RPC_LISTEN=127.0.0.1:9000`,
+`SEQUENCER_LOG_FORMAT=json`, `SEQUENCER_P2P_GOSSIP_DATAGRAM_BYTES_MAX=9000`.
+String keys take the value as it is; list keys take a TOML array or a
+comma-separated list; other keys take a TOML scalar (`false`, `2.5`). A
+variable under a known section that names no key is an error, so a typo
+does not pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import json
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from consensus.core import CoreConfig
+from net.config import GossipConfig
+from net.errors import NetError
+from net.faults import FaultConfig
+from net.multiaddr import Multiaddr
+from net.wire import PEERS_MAX
+from node.errors import ConfigError
+from sequencer.limits import BLOCK_TXS_MAX, NAME_CHARS_MAX
+from sequencer.mempool import MempoolConfig
+
+__all__ = [
+    "CONFIG_FILE",
+    "ENV_PREFIX",
+    "ConsensusSection",
+    "FaultsSection",
+    "GossipSection",
+    "LogSection",
+    "MempoolSection",
+    "NodeConfig",
+    "NodeSection",
+    "P2PSection",
+    "RpcSection",
+    "config_from_table",
+    "dump_config",
+    "load_config",
+    "parse_config",
+    "parse_host_port",
+]
+
+CONFIG_FILE = "config.toml"
+ENV_PREFIX = "SEQUENCER_"
+# A config file is a few kilobytes; refuse to parse megabytes of anything.
+CONFIG_BYTES_MAX = 1024 * 1024
+RPC_BODY_BYTES_LIMIT = 64 * 1024 * 1024
+RPC_REQUESTS_PER_S_LIMIT = 10_000_000
+RPC_BURST_LIMIT = 10_000_000
+PATH_CHARS_MAX = 4096
+PORT_MAX = 65535
+
+_T = TypeVar("_T")
+
+Name = Annotated[str, Meta(min_length=1, max_length=NAME_CHARS_MAX)]
+PathText = Annotated[str, Meta(min_length=1, max_length=PATH_CHARS_MAX)]
+Address = Annotated[str, Meta(max_length=256)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A TOML table: strict, immutable, every key optional."""
+
+
+class NodeSection(_Section):
+    name: Name = "node0"
+    key_file: PathText = "key.json"
+    genesis_file: PathText = "genesis.json"
+    data_dir: PathText = "data"  # the LevelDB directory
+    journal: bool = True  # journal accepted transactions (DESIGN 6)
+
+
+class RpcSection(_Section):
+    listen: Address = "127.0.0.1:26600"
+    body_bytes_max: Annotated[int, Meta(ge=1, le=RPC_BODY_BYTES_LIMIT)] = 1024 * 1024
+    batch_txs_max: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)] = 1_000
+    requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = 2_000.0
+    burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = 4_000
+
+
+# ------------------------------------------------------------------ mirrored tables
+
+
+def _defaults(target: type) -> Iterator[tuple[str, Any]]:
+    """(name, default) of every field of a dataclass or msgspec struct."""
+    if dataclasses.is_dataclass(target):
+        for field in dataclasses.fields(target):
+            yield field.name, field.default
+    else:
+        for info in msgspec.structs.fields(target):
+            yield info.name, info.default
+
+
+def _mirror(
+    name: str,
+    target: type,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    replace: Mapping[str, tuple[Any, Any]] | None = None,
+) -> Any:
+    """A `_Section` with `target`'s fields, types and defaults.
+
+    A knob in a config file is a size, a count, a duration or a probability,
+    so plain `int` and `float` fields are bounded below by 0 here even where
+    the target does not check it. `replace` maps a field to (type, default)
+    when the file spells it differently (peer ids instead of key bytes).
+    """
+    hints = typing.get_type_hints(target, include_extras=True)
+    fields = []
+    for field_name, default in _defaults(target):
+        if field_name in exclude:
+            continue
+        field_type = hints[field_name]
+        if field_type in (int, float):
+            field_type = Annotated[field_type, Meta(ge=0)]
+        if replace and field_name in replace:
+            field_type, default = replace[field_name]
+        assert default is not msgspec.NODEFAULT, f"{target.__name__}.{field_name} has no default"
+        assert default is not dataclasses.MISSING, f"{target.__name__}.{field_name} has no default"
+        fields.append((field_name, field_type, default))
+    section = msgspec.defstruct(
+        name,
+        fields,
+        bases=(_Section,),
+        module=__name__,
+        kw_only=True,
+        frozen=True,
+        forbid_unknown_fields=True,
+        omit_defaults=True,
+    )
+    section.__doc__ = f"The `{target.__name__}` fields, as a config table."
+    return section
+
+
+_PeerList = Annotated[tuple[str, ...], Meta(max_length=PEERS_MAX)]
+
+GossipSection = _mirror("GossipSection", GossipConfig)
+FaultsSection = _mirror(
+    "FaultsSection",
+    FaultConfig,
+    replace={"blocked_to": (_PeerList, ()), "blocked_from": (_PeerList, ())},
+)
+MempoolSection = _mirror("MempoolSection", MempoolConfig, exclude=frozenset({"chain_id"}))
+ConsensusSection = _mirror("ConsensusSection", CoreConfig)
+
+
+class P2PSection(_Section):
+    listen: Address = "/ip4/127.0.0.1/udp/26601"  # no /p2p: the key file says who we are
+    peers: _PeerList = ()  # each with /p2p/<peer id>: it says who they are
+    gossip: GossipSection = msgspec.field(default_factory=GossipSection)
+    faults: FaultsSection = msgspec.field(default_factory=FaultsSection)
+
+
+class LogSection(_Section):
+    format: Literal["human", "json"] = "human"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# ------------------------------------------------------------------ the configuration
+
+
+class NodeConfig(_Section):
+    """A node's whole configuration; `load_config` returns it validated.
+
+    The `[mempool]` table is `mempool_settings` here, because `mempool()`
+    builds the `MempoolConfig` (it needs the genesis's chain id).
+    Accessors raise `ConfigError` naming the key, so a hand-built config
+    fails as clearly as a file.
+    """
+
+    node: NodeSection = msgspec.field(default_factory=NodeSection)
+    rpc: RpcSection = msgspec.field(default_factory=RpcSection)
+    p2p: P2PSection = msgspec.field(default_factory=P2PSection)
+    mempool_settings: MempoolSection = msgspec.field(default_factory=MempoolSection, name="mempool")
+    consensus: ConsensusSection = msgspec.field(default_factory=ConsensusSection)
+    log: LogSection = msgspec.field(default_factory=LogSection)
+
+    # -------------------------------------------------------------- addresses
+
+    @property
+    def rpc_address(self) -> tuple[str, int]:
+        """(host, port) for the HTTP server; an IPv6 host has no brackets."""
+        try:
+            return parse_host_port(self.rpc.listen)
+        except ValueError as exc:
+            raise ConfigError(f"rpc.listen: {exc}", key="rpc.listen") from None
+
+    @property
+    def p2p_listen(self) -> Multiaddr:
+        address = _multiaddr("p2p.listen", self.p2p.listen)
+        if address.peer_id is not None:
+            raise ConfigError(
+                f"p2p.listen: a listen address has no /p2p/<peer id> part (the key file"
+                f" says who we are), got {json.dumps(self.p2p.listen)}",
+                key="p2p.listen",
+            )
+        return address
+
+    @property
+    def peer_addresses(self) -> list[Multiaddr]:
+        """The peers to dial, each with its peer id; no peer id twice."""
+        addresses: list[Multiaddr] = []
+        seen: dict[str, str] = {}
+        for index, text in enumerate(self.p2p.peers):
+            key = f"p2p.peers[{index}]"
+            address = _multiaddr(key, text)
+            if address.peer_id is None:
+                raise ConfigError(
+                    f"{key}: a peer address must end with /p2p/<peer id>, got {json.dumps(text)}",
+                    key=key,
+                )
+            if address.peer_id in seen:
+                raise ConfigError(
+                    f"{key}: peer {address.peer_id} is already listed as {seen[address.peer_id]}",
+                    key=key,
+                )
+            seen[address.peer_id] = key
+            addresses.append(address)
+        return addresses
+
+    # -------------------------------------------------------------- library configs
+
+    def gossip(self) -> GossipConfig:
+        return _build("p2p.gossip", lambda: GossipConfig(**_fields(self.p2p.gossip)))
+
+    def faults(self) -> FaultConfig:
+        return _build("p2p.faults", lambda: FaultConfig.from_mapping(_fields(self.p2p.faults)))
+
+    def mempool(self, chain_id: str) -> MempoolConfig:
+        settings = _fields(self.mempool_settings)
+        return _build("mempool", lambda: MempoolConfig(chain_id=chain_id, **settings))
+
+    def core(self) -> CoreConfig:
+        return _build("consensus", lambda: CoreConfig(**_fields(self.consensus)))
+
+    # -------------------------------------------------------------- paths
+
+    def key_path(self, home: Path) -> Path:
+        return _under(home, self.node.key_file)
+
+    def genesis_path(self, home: Path) -> Path:
+        return _under(home, self.node.genesis_file)
+
+    def data_path(self, home: Path) -> Path:
+        return _under(home, self.node.data_dir)
+
+    def validate(self) -> None:
+        """Check what msgspec alone cannot; raises `ConfigError` naming the key."""
+        _ = self.rpc_address, self.p2p_listen, self.peer_addresses
+        self.gossip()
+        self.faults()
+        self.mempool("validation")
+        self.core()
+
+
+def _fields(section: msgspec.Struct) -> dict[str, Any]:
+    return msgspec.structs.asdict(section)
+
+
+def _under(home: Path, path: str) -> Path:
+    return Path(home) / Path(path).expanduser()
+
+
+def _build(key: str, make: Callable[[], _T]) -> _T:
+    try:
+        return make()
+    except (NetError, TypeError, ValueError) as exc:
+        raise _library_error(key, str(exc)) from None
+
+
+def _library_error(table: str, message: str) -> ConfigError:
+    """A library's complaint, named by the full key when it names its field.
+
+    `net` says "gossip.tick_ms must be ..." of the table `p2p.gossip`.
+    """
+    match = re.fullmatch(r"(\w+)\.(\w+):? (.*)", message, re.DOTALL)
+    if match and match[1] == table.rsplit(".", 1)[-1] and f"{table}.{match[2]}" in _KEYS:
+        key = f"{table}.{match[2]}"
+        return ConfigError(f"{key}: {match[3]}", key=key)
+    return ConfigError(f"{table}: {message}", key=table)
+
+
+def _multiaddr(key: str, text: str) -> Multiaddr:
+    try:
+        return Multiaddr.parse(text)
+    except ValueError as exc:  # InvalidMultiaddrError quotes the text
+        raise ConfigError(f"{key}: {exc}", key=key) from None
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`"127.0.0.1:26600"` or `"[::1]:26600"` to (host, port); port 0 means any.
+
+    The host must be an IP literal: a name would be resolved at bind time,
+    far from the config file that spelled it. Raises `ValueError`.
+    """
+    expected = f'expected "host:port", got {json.dumps(text)}'
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port:
+        raise ValueError(expected)
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{expected}: {json.dumps(host)} is not an IP address") from None
+    if (ip.version == 6) != bracketed:
+        raise ValueError(f'{expected}: write an IPv6 host in brackets, "[::1]:26600"')
+    if not (port.isascii() and port.isdigit()) or str(int(port)) != port:
+        raise ValueError(f"{expected}: port {json.dumps(port)} is not a decimal number")
+    if int(port) > PORT_MAX:
+        raise ValueError(f"{expected}: port {port} is above {PORT_MAX}")
+    return str(ip), int(port)
+
+
+# ------------------------------------------------------------------ the schema as keys
+
+
+def _tables(struct: type, prefix: str = "") -> Iterator[tuple[str, Any, bool]]:
+    """(dotted key, type, is a table) of every key under `struct`, depth first."""
+    for info in msgspec.structs.fields(struct):
+        key = f"{prefix}{info.encode_name}"
+        table = isinstance(info.type, type) and issubclass(info.type, _Section)
+        yield key, info.type, table
+        if table:
+            yield from _tables(info.type, f"{key}.")
+
+
+_KEYS: dict[str, Any] = {key: kind for key, kind, table in _tables(NodeConfig) if not table}
+_TABLE_KEYS = frozenset(key for key, _, table in _tables(NodeConfig) if table)
+_ENV_KEYS = {ENV_PREFIX + key.upper().replace(".", "_"): key for key in _KEYS}
+assert len(_ENV_KEYS) == len(_KEYS), "two config keys share an environment variable name"
+_ENV_SECTIONS = tuple(f"{ENV_PREFIX}{key.upper()}_" for key in _TABLE_KEYS if "." not in key)
+
+
+def _children(parent: str) -> list[str]:
+    """The keys directly under the table `parent` ("" for the top level)."""
+    prefix = f"{parent}." if parent else ""
+    names = {
+        key[len(prefix) :].split(".")[0] for key in (*_KEYS, *_TABLE_KEYS) if key.startswith(prefix)
+    }
+    return sorted(names)
+
+
+def _type_info(key: str) -> msgspec.inspect.Type:
+    return msgspec.inspect.type_info(_KEYS[key])
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_config(home: str | Path, *, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    """Read, override from the environment (`os.environ` by default), validate."""
+    path = Path(home) / CONFIG_FILE
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(CONFIG_BYTES_MAX + 1)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file (write one, or run `sequencer devnet init`)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > CONFIG_BYTES_MAX:
+        raise ConfigError(f"{path}: larger than {CONFIG_BYTES_MAX} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_config(text, source=str(path), environ=os.environ if environ is None else environ)
+
+
+def parse_config(
+    text: str, *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """A config from TOML text; `source` names it in errors; no environment unless given."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return config_from_table(table, source=source, environ=environ)
+
+
+def config_from_table(
+    table: Mapping[str, Any], *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """A config from a decoded TOML document (nested dicts), validated."""
+    document = _copy_tables(table)
+    origins = _apply_environment(document, environ or {}, source)
+    try:
+        config = msgspec.convert(document, NodeConfig)
+    except msgspec.ValidationError as exc:
+        raise _from_msgspec(str(exc), source, origins) from None
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise _located(str(exc), exc.key, source, origins) from None
+    return config
+
+
+def _copy_tables(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy whose tables can be changed without touching the caller's."""
+    return {
+        key: _copy_tables(value) if isinstance(value, Mapping) else value
+        for key, value in table.items()
+    }
+
+
+def _apply_environment(
+    document: dict[str, Any], environ: Mapping[str, str], source: str
+) -> dict[str, str]:
+    """Write `SEQUENCER_<SECTION>_<KEY>` values into `document`; {key: variable}."""
+    origins: dict[str, str] = {}
+    for variable in sorted(environ):
+        if not variable.startswith(_ENV_SECTIONS):
+            continue  # SEQUENCER_HOME and the like belong to others
+        key = _ENV_KEYS.get(variable)
+        if key is None:
+            close = difflib.get_close_matches(variable, list(_ENV_KEYS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"{source}: environment variable {variable} names no config key{hint}"
+            )
+        table = document
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            table = table.setdefault(parent, {})
+            if not isinstance(table, dict):
+                break  # the file's own value is wrong; msgspec reports it
+        else:
+            table[leaf] = _env_value(key, environ[variable], variable, source)
+            origins[key] = variable
+    return origins
+
+
+def _env_value(key: str, text: str, variable: str, source: str) -> Any:
+    info = _type_info(key)
+    if isinstance(info, msgspec.inspect.StrType | msgspec.inspect.LiteralType):
+        return text
+    if isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+        if not text.lstrip().startswith("["):
+            return [item.strip() for item in text.split(",") if item.strip()]
+        try:
+            return tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{source}: {key} (from {variable}): not a TOML array: {exc}", key=key
+            ) from None
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text  # msgspec then says which type was expected
+
+
+# "Expected `int`, got `str` - at `$.rpc.body_bytes_max`"
+_MSGSPEC_ERROR = re.compile(r"(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
+_MSGSPEC_WORDS = {"`object`": "a table", "`array`": "a list", "Invalid enum value": "invalid value"}
+
+
+def _from_msgspec(message: str, source: str, origins: Mapping[str, str]) -> ConfigError:
+    match = _MSGSPEC_ERROR.fullmatch(message)
+    assert match is not None  # the pattern matches any text
+    key = match["path"].removeprefix(".") if match["path"] else ""
+    problem = match["problem"]
+    unknown = _UNKNOWN_FIELD.fullmatch(problem)
+    if unknown:
+        name = unknown["name"]
+        close = difflib.get_close_matches(name, _children(key), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        dotted = f"{key}.{name}" if key else name
+        return ConfigError(f"{source}: unknown key {dotted}{hint}", key=dotted)
+    for word, replacement in _MSGSPEC_WORDS.items():
+        problem = problem.replace(word, replacement)
+    problem = problem[:1].lower() + problem[1:]
+    if key in _KEYS and isinstance(_type_info(key), msgspec.inspect.LiteralType):
+        choices = typing.get_args(_KEYS[key])  # in declaration order, unlike type_info's
+        problem += f" (one of: {', '.join(map(str, choices))})"
+    return _located(f"{key}: {problem}" if key else problem, key or None, source, origins)
+
+
+def _located(message: str, key: str | None, source: str, origins: Mapping[str, str]) -> ConfigError:
+    """`message` prefixed with the file, and with the variables that set `key`."""
+    variables = sorted(var for overridden, var in origins.items() if _related(key, overridden))
+    suffix = f" (set by {', '.join(variables)})" if variables else ""
+    return ConfigError(f"{source}: {message}{suffix}", key=key)
+
+
+def _related(key: str | None, other: str) -> bool:
+    """Whether one key is the other or lies inside it (`p2p.gossip`, `p2p.gossip.tick_ms`)."""
+    if not key:
+        return False
+    return key == other or any(
+        inner.startswith((f"{outer}.", f"{outer}["))
+        for outer, inner in ((key, other), (other, key))
+    )
+
+
+# ------------------------------------------------------------------ writing
+
+
+_TABLE_NOTES = {
+    "p2p.gossip": "net.config.GossipConfig fields; unlisted ones keep their defaults",
+    "p2p.faults": "net.faults.FaultConfig fields (blocked_to, blocked_from: peer ids)",
+    "mempool": "sequencer.mempool.MempoolConfig fields but chain_id (the genesis's)",
+    "consensus": "consensus.core.CoreConfig fields",
+}
+
+
+def dump_config(config: NodeConfig) -> str:
+    """TOML text that `parse_config` reads back as `config`.
+
+    Written by hand: TOML output is small here (strings, numbers, booleans,
+    lists of strings, nested tables). Mirrored tables list only the keys
+    that differ from their library defaults.
+    """
+    lines = ["# Node configuration (DESIGN 12); paths are relative to this file's directory."]
+    _write_table(lines, "", msgspec.to_builtins(config))
+    return "\n".join(lines) + "\n"
+
+
+def _write_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
+    if name:
+        lines.append("")
+        lines.append(f"[{name}]")
+        if name in _TABLE_NOTES:
+            lines.append(f"# {_TABLE_NOTES[name]}")
+    subtables = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            subtables[key] = value
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in subtables.items():
+        _write_table(lines, f"{name}.{key}" if name else key, value)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # repr spells inf, nan and 1e+16 as TOML does
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        items = "".join(f"\n    {_toml_value(item)}," for item in value)
+        return f"[{items}\n]"
+    raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML wants DEL escaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -1,0 +1,173 @@
+"""Transactions entering the node: from wallets (RPC) and from peers (gossip).
+
+From a wallet: chain check, duplicate check, one signature verification,
+admission to the mempool, then a durable journal write shared by everyone
+who submitted meanwhile (group commit), and only then the acknowledgement
+and the gossip. From a peer: the same checks without the journal (the node
+that acknowledged it journaled it).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+
+import trio
+
+from net.driver import GossipNode
+from net.errors import BacklogFullError
+from net.wire import Topic
+from node.backend import ErrorCode, SubmitResult
+from sequencer.codec import encode
+from sequencer.crypto import verify_transaction
+from sequencer.ids import tx_id
+from sequencer.mempool import AddResult, AddStatus, Mempool
+from sequencer.types import Transaction
+from storage.errors import StorageError
+from storage.store import Store
+
+__all__ = ["ADD_ERRORS", "Ingest", "JournalWriter"]
+
+ADD_ERRORS: dict[AddStatus, ErrorCode] = {
+    AddStatus.DUPLICATE: ErrorCode.DUPLICATE,
+    AddStatus.NONCE_TOO_LOW: ErrorCode.NONCE_TOO_LOW,
+    AddStatus.UNDERPRICED_REPLACEMENT: ErrorCode.UNDERPRICED_REPLACEMENT,
+    AddStatus.BELOW_MIN_GAS_PRICE: ErrorCode.BELOW_MIN_GAS_PRICE,
+    AddStatus.POOL_FULL: ErrorCode.MEMPOOL_FULL,
+    AddStatus.SENDER_SLOTS_FULL: ErrorCode.SENDER_SLOTS_FULL,
+    AddStatus.TOO_LARGE: ErrorCode.TOO_LARGE,
+    AddStatus.WRONG_CHAIN: ErrorCode.WRONG_CHAIN,
+}
+
+
+class JournalWriter:
+    """Group commit: writers wait, one synced write serves all who are waiting."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._entries: list[tuple[int, int, Transaction]] = []
+        self._done = trio.Event()
+        self._wake = trio.Event()
+        self._error: StorageError | None = None
+        self.writes = 0
+
+    async def write(self, entries: list[tuple[int, int, Transaction]]) -> None:
+        """Return once `entries` are durable (raises `StorageError` if they are not)."""
+        self._entries.extend(entries)
+        done = self._done
+        self._wake.set()
+        await done.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            entries, self._entries = self._entries, []
+            done, self._done = self._done, trio.Event()
+            try:
+                # In the event loop, not a thread: the store allows one write
+                # batch at a time, and block commits write from this loop too.
+                self._store.append_journal(entries)
+                self._error = None
+            except StorageError as error:
+                self._error = error
+            self.writes += 1
+            done.set()
+
+
+class Ingest:
+    def __init__(
+        self,
+        chain_id: str,
+        mempool: Mempool,
+        journal: JournalWriter | None,
+        gossip: GossipNode,
+        now_ms: Callable[[], int],
+        on_added: Callable[[], None],
+        remember_verified: Callable[[Transaction], None],
+    ) -> None:
+        self._chain_id = chain_id
+        self._mempool = mempool
+        self._journal = journal
+        self._gossip = gossip
+        self._now_ms = now_ms
+        self._on_added = on_added
+        self._remember = remember_verified
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:
+        admitted: list[tuple[Transaction, AddResult]] = []
+        results: list[SubmitResult] = []
+        for tx in txs:
+            result, added = self._admit(tx)
+            results.append(result)
+            if added is not None:
+                admitted.append((tx, added))
+        if not admitted:
+            return results
+        if self._journal is not None:
+            entries = [(a.added.seq, a.added.time_ms, tx) for tx, a in admitted if a.added]
+            try:
+                await self._journal.write(entries)
+            except StorageError as error:
+                return [_unjournaled(r, error) for r in results]
+        for tx, _ in admitted:
+            self._publish(tx)
+        self._on_added()
+        return results
+
+    def _admit(self, tx: Transaction) -> tuple[SubmitResult, AddResult | None]:
+        id_ = tx_id(tx)
+        problem = self._precheck(tx, id_)
+        if problem is not None:
+            self.counts[problem.value] += 1
+            return SubmitResult(id_, problem, _MESSAGES[problem]), None
+        added = self._mempool.add(tx, self._now_ms(), id=id_)
+        if not added.ok:
+            code = ADD_ERRORS[added.status]
+            self.counts[code.value] += 1
+            return SubmitResult(id_, code, f"refused by the mempool: {added.status.value}"), None
+        self._remember(tx)
+        self.counts["accepted"] += 1
+        return SubmitResult(id_), added
+
+    def _precheck(self, tx: Transaction, id_: bytes) -> ErrorCode | None:
+        if tx.chain_id != self._chain_id:
+            return ErrorCode.WRONG_CHAIN
+        if self._mempool.get(id_) is not None:
+            return ErrorCode.DUPLICATE  # before paying for a signature check
+        if not verify_transaction(tx):
+            return ErrorCode.BAD_SIGNATURE
+        return None
+
+    def _publish(self, tx: Transaction) -> None:
+        try:
+            self._gossip.publish_nowait(Topic.TX, encode(tx))
+        except BacklogFullError:
+            self.counts["gossip_dropped"] += 1  # peers get it in our block instead
+
+    def from_peer(self, tx: Transaction) -> None:
+        """A transaction gossiped by a peer: admit it if it is new and valid."""
+        id_ = tx_id(tx)
+        if self._precheck(tx, id_) is not None:
+            self.counts["peer_refused"] += 1
+            return
+        if self._mempool.add(tx, self._now_ms(), id=id_).ok:
+            self._remember(tx)
+            self.counts["peer_accepted"] += 1
+            self._on_added()
+
+
+_MESSAGES = {
+    ErrorCode.WRONG_CHAIN: "the transaction's chain_id is not this chain's",
+    ErrorCode.DUPLICATE: "the transaction is already in the mempool",
+    ErrorCode.BAD_SIGNATURE: "the signature does not verify against the sender's key",
+}
+
+
+def _unjournaled(result: SubmitResult, error: StorageError) -> SubmitResult:
+    if not result.ok:
+        return result
+    return SubmitResult(result.tx_id, ErrorCode.STORAGE_FAILED, f"not durable: {error}")

@@ -1,0 +1,56 @@
+"""What nodes send each other over gossip, per topic (DESIGN 5).
+
+    tx          one transaction, msgpack (DESIGN 3.1)
+    consensus   b"P" + ProposalMessage  |  b"V" + Vote
+    sync        b"Q" + SyncRequest      |  b"R" + SyncResponse   (direct, not relayed)
+
+One kind byte in front of the canonical msgpack encoding keeps decoding typed
+and cheap; anything else is malformed and dropped by the caller.
+"""
+
+from __future__ import annotations
+
+from consensus.messages import ProposalMessage
+from consensus.sync import SyncRequest, SyncResponse
+from sequencer.codec import decode, encode
+from sequencer.errors import DecodeError
+from sequencer.types import Transaction, Vote
+
+__all__ = [
+    "decode_consensus",
+    "decode_sync",
+    "decode_tx",
+    "encode_consensus",
+    "encode_sync",
+]
+
+_CONSENSUS: dict[bytes, type] = {b"P": ProposalMessage, b"V": Vote}
+_SYNC: dict[bytes, type] = {b"Q": SyncRequest, b"R": SyncResponse}
+_KIND_OF = {cls: kind for table in (_CONSENSUS, _SYNC) for kind, cls in table.items()}
+
+
+def encode_consensus(message: ProposalMessage | Vote) -> bytes:
+    return _KIND_OF[type(message)] + encode(message)
+
+
+def encode_sync(message: SyncRequest | SyncResponse) -> bytes:
+    return _KIND_OF[type(message)] + encode(message)
+
+
+def decode_consensus(data: bytes) -> ProposalMessage | Vote:
+    return _decode(data, _CONSENSUS)
+
+
+def decode_sync(data: bytes) -> SyncRequest | SyncResponse:
+    return _decode(data, _SYNC)
+
+
+def decode_tx(data: bytes) -> Transaction:
+    return decode(data, Transaction)
+
+
+def _decode(data: bytes, table: dict[bytes, type]) -> object:
+    cls = table.get(data[:1])
+    if cls is None:
+        raise DecodeError(f"unknown message kind {data[:1]!r}")
+    return decode(data[1:], cls)

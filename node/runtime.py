@@ -1,0 +1,274 @@
+"""The node: every subsystem in one trio nursery (DESIGN 8).
+
+    gossip (UDP)  ->  tx / consensus / sync readers  ->  ingest, consensus driver
+    RPC (Hypercorn + Starlette)  ->  ingest.submit   ->  mempool + journal + gossip
+    consensus driver  ->  chain.commit  ->  store, mempool, finality subscribers
+
+Start-up reads the store's tip and signing state (no replay of history) and
+re-admits the journaled transactions. SIGINT and SIGTERM cancel the nursery;
+the store is closed last.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from consensus.core import Core
+from net.driver import GossipNode
+from net.gossip import Delivery
+from net.identity import peer_id
+from net.wire import Topic
+from node.backend import Finalized, SubmitResult
+from node.chain import Chain
+from node.config import NodeConfig, load_config
+from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
+from node.ingest import Ingest, JournalWriter
+from node.messages import decode_consensus, decode_sync, decode_tx
+from node.rpc import RpcLimits, build_app
+from sequencer.certificate import ValidatorSet
+from sequencer.crypto import PrivateKey, load_key
+from sequencer.errors import DecodeError
+from sequencer.genesis import load_genesis
+from sequencer.mempool import Mempool
+from sequencer.types import Genesis, Transaction
+from storage.store import Store
+
+__all__ = ["Node", "run_node"]
+
+log = logging.getLogger("sequencer.node")
+
+VERIFIED_REMEMBERED_MAX = 200_000
+
+
+class Node:
+    """One node's subsystems, wired; implements `node.backend.Backend`."""
+
+    def __init__(self, home: Path, config: NodeConfig) -> None:
+        self.home = home
+        self.config = config
+        self.genesis: Genesis = load_genesis(config.genesis_path(home))
+        self.key: PrivateKey = load_key(config.key_path(home))
+        chain_id = self.genesis.chain_id
+        self.store = Store.open(config.data_path(home), chain_id=chain_id)
+        self.mempool = Mempool(config.mempool(chain_id), self.store.next_nonce)
+        self.chain = Chain(self.genesis, self.store, self.mempool)
+        self.validators = ValidatorSet.from_genesis(self.genesis)
+        self.gossip = GossipNode.from_multiaddrs(
+            self.key,
+            config.p2p_listen,
+            config.peer_addresses,
+            config=config.gossip(),
+            faults=config.faults(),
+        )
+        is_verified, remember = verified_cache(self.mempool.get, VERIFIED_REMEMBERED_MAX)
+        core = Core(
+            chain_id=chain_id,
+            validators=self.validators,
+            params=self.genesis.consensus,
+            anchor=self.chain.anchor(),
+            key=self.key,
+            signing_state=self.store.signing_state(),
+            config=config.core(),
+        )
+        peer_keys = [
+            v.public_key if v.public_key != self.key.public_key else b""
+            for v in self.genesis.validators
+        ]
+        self.consensus = ConsensusDriver(
+            core, self.chain, self.gossip, peer_keys, is_verified, random.Random()
+        )
+        self.journal = JournalWriter(self.store) if config.node.journal else None
+        self.ingest = Ingest(
+            chain_id,
+            self.mempool,
+            self.journal,
+            self.gossip,
+            wall_ms,
+            self.consensus.txs_available,
+            remember,
+        )
+        self._metrics = _Metrics(self)
+        self.chain.on_commit.append(self._metrics.on_commit)
+        self._restore_journal()
+
+    def _restore_journal(self) -> None:
+        results = self.mempool.restore(self.store.journal(), wall_ms())
+        stale = [seq for seq, result in results if not result.ok]
+        self.store.remove_journal(stale)
+        log.info(
+            "mempool restored: %d from the journal, %d stale", len(results) - len(stale), len(stale)
+        )
+
+    # ------------------------------------------------------------------ Backend
+
+    def ready(self) -> bool:
+        connected = len(self.genesis.validators) == 1 or self.gossip.alive_peers() > 0
+        return connected and not self.consensus.behind
+
+    async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:
+        results = await self.ingest.submit(txs)
+        self._metrics.on_submit(results)
+        return results
+
+    def status(self) -> dict[str, Any]:
+        core = self.consensus.core
+        tip = self.store.tip()
+        return {
+            "chain_id": self.genesis.chain_id,
+            "node": self.config.node.name,
+            "peer_id": peer_id(self.key.public_key),
+            "validator_index": core.index,
+            "height": self.store.height(),
+            "block_id": tip.block_id.hex() if tip else None,
+            "consensus": {"height": core.height, "round": core.round, "step": int(core.round_step)},
+            "mempool": self.mempool.statistics(),
+            "peers_alive": self.gossip.alive_peers(),
+            "ready": self.ready(),
+            "equivocations": self.consensus.counts["equivocations"],
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "peer_id": peer_id(p.public_key),
+                "address": f"{p.address[0]}:{p.address[1]}",
+                "state": p.state,
+                "rtt_ms": p.rtt_ms,
+            }
+            for p in self.gossip.peers()
+        ]
+
+    def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
+        return self.chain.finalized(from_height)
+
+    def metrics(self) -> bytes:
+        return self._metrics.render()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.gossip.run)
+                if self.journal is not None:
+                    nursery.start_soon(self.journal.run)
+                nursery.start_soon(self._read_transactions, self.gossip.subscribe(Topic.TX, 65_536))
+                nursery.start_soon(self._read_consensus, self.gossip.subscribe(Topic.CONSENSUS))
+                nursery.start_soon(self._read_sync, self.gossip.subscribe(Topic.SYNC))
+                self.consensus.start()
+                if self.mempool.statistics()["pending"]:
+                    self.consensus.txs_available()
+                nursery.start_soon(self.consensus.run_timers)
+                nursery.start_soon(self.consensus.run_catchup)
+                await nursery.start(self._serve_rpc)
+                log.info(
+                    "node %s up: rpc %s, p2p %s, height %d",
+                    self.config.node.name,
+                    self.config.rpc.listen,
+                    self.config.p2p_listen,
+                    self.store.height(),
+                )
+                task_status.started()
+        finally:
+            self.store.close()
+
+    async def _serve_rpc(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        config = HypercornConfig()
+        config.bind = [self.config.rpc.listen]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("sequencer.rpc")
+        limits = RpcLimits(
+            body_bytes_max=self.config.rpc.body_bytes_max,
+            batch_txs_max=self.config.rpc.batch_txs_max,
+            requests_per_s=self.config.rpc.requests_per_s,
+            burst=self.config.rpc.burst,
+        )
+        await serve(build_app(self, limits), config, task_status=task_status)  # type: ignore[arg-type]
+
+    async def _read_transactions(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+        async for delivery in channel:
+            try:
+                tx = decode_tx(delivery.data)
+            except DecodeError:
+                self.ingest.counts["peer_malformed"] += 1
+                continue
+            self.ingest.from_peer(tx)
+
+    async def _read_consensus(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+        async for delivery in channel:
+            try:
+                message = decode_consensus(delivery.data)
+            except DecodeError:
+                self.consensus.counts["malformed"] += 1
+                continue
+            self.consensus.on_message(message)
+
+    async def _read_sync(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+        async for delivery in channel:
+            try:
+                message = decode_sync(delivery.data)
+            except DecodeError:
+                self.consensus.counts["malformed"] += 1
+                continue
+            self.consensus.on_sync(message, delivery.peer)
+
+
+class _Metrics:
+    """A first set of metrics; DESIGN 10's full set comes with observability."""
+
+    def __init__(self, node: Node) -> None:
+        self.registry = CollectorRegistry()
+        self._node = node
+        self.received = Counter(
+            "sequencer_txs_received",
+            "Transactions submitted, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.blocks = Counter(
+            "sequencer_blocks_committed", "Blocks finalized", registry=self.registry
+        )
+        self.txs = Counter(
+            "sequencer_txs_committed", "Transactions finalized", registry=self.registry
+        )
+        self.height = Gauge(
+            "sequencer_height", "Height of the last finalized block", registry=self.registry
+        )
+        self.height.set(node.store.height())
+
+    def on_submit(self, results: list[SubmitResult]) -> None:
+        for result in results:
+            self.received.labels(result.error.value if result.error else "accepted").inc()
+
+    def on_commit(self, block: Any, certificate: Any) -> None:
+        self.blocks.inc()
+        self.txs.inc(len(block.txs))
+        self.height.set(block.header.height)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def run_node(home: Path) -> None:
+    """Run the node under `home` until SIGINT or SIGTERM."""
+    config = load_config(home)
+    node = Node(home, config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("%s: shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break

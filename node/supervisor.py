@@ -1,0 +1,146 @@
+"""`sequencer devnet up`: run every node of a local devnet as a child process.
+
+The supervisor starts the nodes, waits until each answers `/health`, prints a
+banner with everything needed to use the devnet, and stops all nodes on
+Ctrl-C (SIGINT) or SIGTERM: SIGTERM to each child, then SIGKILL to any still
+running after a grace period, so no process is left behind. If a node dies
+on its own, the others are stopped too and the exit status says so.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from node.devnet import DevnetLayout
+from sequencer.codec import to_builtins
+from sequencer.crypto import load_key, sign_transaction
+
+__all__ = ["run_devnet"]
+
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 10.0
+
+
+def run_devnet(layout: DevnetLayout, home: Path) -> int:
+    children = [_spawn(Path(node.home)) for node in layout.nodes]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not _wait_ready(layout, children, lambda: stopping):
+            return 1
+        print(banner(layout, home), flush=True)
+        while not stopping:
+            for node, child in zip(layout.nodes, children, strict=True):
+                if child.poll() is not None:
+                    print(
+                        f"[devnet] {node.name} exited with status {child.returncode}; "
+                        f"see {Path(node.home) / 'node.log'}",
+                        file=sys.stderr,
+                    )
+                    return 1
+            time.sleep(0.2)
+        print("\n[devnet] stopping all nodes ...", flush=True)
+        return 0
+    finally:
+        _stop_all(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _spawn(home: Path) -> subprocess.Popen[bytes]:
+    log = (home / "node.log").open("ab")
+    # A new session: a Ctrl-C in the terminal reaches the supervisor only,
+    # which then stops the nodes in order.
+    return subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(
+    layout: DevnetLayout, children: list[subprocess.Popen[bytes]], stopping: Any
+) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = {node.name: node.rpc for node in layout.nodes}
+    while pending and time.monotonic() < deadline and not stopping():
+        for node, child in zip(layout.nodes, children, strict=True):
+            if child.poll() is not None:
+                print(
+                    f"[devnet] {node.name} failed to start (status {child.returncode}); "
+                    f"see {Path(node.home) / 'node.log'}",
+                    file=sys.stderr,
+                )
+                return False
+        for name, url in list(pending.items()):
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    if pending:
+        print(
+            f"[devnet] not up after {READY_TIMEOUT_S:.0f} s: {', '.join(pending)}", file=sys.stderr
+        )
+        return False
+    return not stopping()
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def banner(layout: DevnetLayout, home: Path) -> str:
+    wallet = load_key(Path(layout.wallet))
+    first = layout.nodes[0]
+    example = sign_transaction(
+        wallet, chain_id=layout.chain_id, namespace=0, nonce=0, gas_price=1, payload=b"hello"
+    )
+    body = json.dumps(to_builtins(example), separators=(",", ":"))
+    lines = [
+        "",
+        f"  devnet {layout.chain_id} is up: {len(layout.nodes)} validators under {home}",
+        "",
+        f"  {'node':<8}{'rpc':<28}{'metrics':<36}p2p",
+    ]
+    for node in layout.nodes:
+        lines.append(f"  {node.name:<8}{node.rpc:<28}{node.metrics:<36}{node.p2p}")
+    lines += [
+        "",
+        f"  dev wallet   {layout.wallet}",
+        f"  its address  {wallet.public_key.hex()}",
+        "",
+        "  send a transaction and wait until it is final:",
+        f"    sequencer tx send --rpc {first.rpc} --key {layout.wallet} --payload hello --wait",
+        "",
+        "  or post one already signed (nonce 0 of the dev wallet):",
+        f"    curl -s -X POST {first.rpc}/tx -H 'content-type: application/json' -d '{body}'",
+        "",
+        f"  node logs: {home}/node*/node.log     stop: Ctrl-C",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,800 @@
+"""The HTTP API (`node.rpc`) over a backend of real parts (`tests.node.rpc_backend`).
+
+Requests go through Starlette's TestClient on trio, the event loop Hypercorn
+serves the app on. Every answer is also checked against the app's own
+OpenAPI document (`Api`), so the document stays true for schemathesis.
+Shapes are DESIGN 9's, field by field; blocks and certificates are decoded
+back and compared with what was committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import trio
+from starlette.exceptions import StarletteDeprecationWarning
+from starlette.routing import Match
+
+from node.backend import HTTP_STATUS, ErrorCode, Finalized
+from node.openapi import ERROR_CODES, build_openapi
+from node.rpc import RpcLimits, build_app
+from sequencer.certificate import verify_certificate
+from sequencer.codec import from_builtins, to_builtins
+from sequencer.crypto import PrivateKey, sign_transaction
+from sequencer.ids import tx_id
+from sequencer.limits import U64_MAX
+from sequencer.merkle import verify_inclusion
+from sequencer.types import BlockHeader, CommitCertificate, InclusionProof, Transaction
+from tests.node.rpc_backend import CHAIN, GENESIS, METRICS, PEERS, RpcBackend
+from tests.storage.chain import CHAIN_ID, USER_KEYS, VALIDATOR_SET
+
+with warnings.catch_warnings():
+    # Starlette asks for httpx2; the project pins httpx, which works.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+LIMITS = RpcLimits(
+    body_bytes_max=4096, batch_txs_max=4, requests_per_s=1000, burst=1000, blocks_range_max=3
+)
+KEYS = tuple(PrivateKey(bytes([200 + i]) * 32) for i in range(3))  # senders new to the chain
+A, B, C = KEYS
+COMMITTED_USER = USER_KEYS[0]  # has transactions in the chain
+
+
+def signed(
+    key: PrivateKey = A,
+    nonce: int = 0,
+    gas_price: int = 10,
+    payload: bytes = b"hi",
+    chain_id: str = CHAIN_ID,
+) -> Transaction:
+    return sign_transaction(
+        key, chain_id=chain_id, namespace=7, nonce=nonce, gas_price=gas_price, payload=payload
+    )
+
+
+TX = signed()
+
+
+def body(tx: Transaction = TX, **changes: Any) -> dict[str, Any]:
+    return {**to_builtins(tx), **changes}
+
+
+# ------------------------------------------------------------------ OpenAPI conformance
+
+
+def conform(value: Any, schema: Mapping[str, Any], doc: Mapping[str, Any], at: str = "$") -> None:
+    """Assert `value` matches `schema`: the JSON Schema subset node.openapi uses."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        conform(value, doc["components"]["schemas"][name], doc, at)
+        return
+    if "oneOf" in schema:
+        matching = [s for s in schema["oneOf"] if _conforms(value, s, doc)]
+        assert len(matching) == 1, f"{at}: matches {len(matching)} of oneOf"
+    assert "const" not in schema or value == schema["const"], f"{at}: {value!r} is not const"
+    assert "enum" not in schema or value in schema["enum"], f"{at}: {value!r} not in enum"
+    kind = schema.get("type")
+    assert kind is None or _TYPES[kind](value), f"{at}: {value!r} is not {kind}"
+    if isinstance(value, str):
+        _conform_string(value, schema, at)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        assert schema.get("minimum", value) <= value <= schema.get("maximum", value), at
+    elif isinstance(value, dict):
+        _conform_object(value, schema, doc, at)
+    elif isinstance(value, list):
+        _conform_array(value, schema, doc, at)
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _conforms(value: Any, schema: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    try:
+        conform(value, schema, doc)
+    except AssertionError:
+        return False
+    return True
+
+
+def _conform_string(value: str, schema: Mapping[str, Any], at: str) -> None:
+    assert "pattern" not in schema or re.search(schema["pattern"], value), f"{at}: {value!r}"
+    assert schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)), at
+
+
+def _conform_object(
+    value: dict[str, Any], schema: Mapping[str, Any], doc: Mapping[str, Any], at: str
+) -> None:
+    properties = schema.get("properties", {})
+    missing = set(schema.get("required", ())) - set(value)
+    assert not missing, f"{at}: missing {sorted(missing)}"
+    if schema.get("additionalProperties") is False:
+        assert set(value) <= set(properties), f"{at}: extra {sorted(set(value) - set(properties))}"
+    for name, item in value.items():
+        if name in properties:
+            conform(item, properties[name], doc, f"{at}.{name}")
+
+
+def _conform_array(
+    value: list[Any], schema: Mapping[str, Any], doc: Mapping[str, Any], at: str
+) -> None:
+    assert schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)), at
+    prefix = schema.get("prefixItems", [])
+    for i, (item, item_schema) in enumerate(zip(value, prefix, strict=False)):
+        conform(item, item_schema, doc, f"{at}[{i}]")
+    rest = schema.get("items", {})
+    assert rest is not False or len(value) <= len(prefix), f"{at}: too many items"
+    for i, item in enumerate(value[len(prefix) :], len(prefix)):
+        conform(item, rest or {}, doc, f"{at}[{i}]")
+
+
+class Api:
+    """A TestClient whose every answer is checked against the app's OpenAPI document."""
+
+    def __init__(self, client: TestClient, limits: RpcLimits) -> None:
+        self.client = client
+        self.doc = build_openapi(limits)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self.client.request(method, url, **kwargs)
+        self._check(method, response)
+        return response
+
+    def _route(self, method: str, path: str) -> tuple[str | None, bool]:
+        scope = {"type": "http", "path": path, "method": method}
+        for route in self.client.app.routes:  # type: ignore[attr-defined]
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return route.path, match is Match.FULL
+        return None, False
+
+    def _check(self, method: str, response: httpx.Response) -> None:
+        template, allowed = self._route(method, response.request.url.path)
+        if template is None or not allowed:  # unknown route or method: an error object
+            assert response.status_code in (404, 405)
+            conform(response.json(), {"$ref": "#/components/schemas/Error"}, self.doc)
+            return
+        operation = self.doc["paths"][template][method.lower()]
+        documented = operation["responses"].get(str(response.status_code))
+        assert documented, f"{method} {template}: undocumented status {response.status_code}"
+        ((media_type, content),) = documented["content"].items()
+        assert response.headers["content-type"].split(";")[0] == media_type
+        if media_type == "application/json":
+            conform(response.json(), content["schema"], self.doc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclasses.dataclass
+class Node:
+    backend: RpcBackend
+    api: Api
+    clock: Clock
+
+
+@contextlib.contextmanager
+def serve(
+    backend: RpcBackend, limits: RpcLimits = LIMITS, *, keepalive_s: float = 15.0
+) -> Iterator[Node]:
+    clock = Clock()
+    app = build_app(backend, limits, clock=clock, keepalive_s=keepalive_s)
+    with TestClient(app, backend="trio") as client:
+        yield Node(backend, Api(client, limits), clock)
+
+
+@pytest.fixture
+def node() -> Iterator[Node]:
+    with serve(RpcBackend()) as node:
+        yield node
+
+
+@pytest.fixture
+def api(node: Node) -> Api:
+    return node.api
+
+
+def error_of(response: httpx.Response) -> str:
+    error = response.json()["error"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    return error["code"]
+
+
+# ------------------------------------------------------------------ submitting
+
+
+def test_post_tx_accepts_journals_and_shows_pending(node: Node) -> None:
+    response = node.api.post("/tx", json=body())
+    assert response.status_code == 202
+    assert response.json() == {"tx_id": tx_id(TX).hex()}
+    assert tx_id(TX) in node.backend.mempool
+    assert [tx for _, _, tx in node.backend.store.journal()] == [TX]
+    status = node.api.get(f"/tx/{tx_id(TX).hex()}")
+    assert status.json() == {"tx_id": tx_id(TX).hex(), "status": "pending"}
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [lambda h: "0x" + h, str.upper, lambda h: "0X" + h.upper()],
+    ids=["0x prefix", "upper case", "0X and upper case"],
+)
+def test_post_tx_accepts_any_hex_spelling(node: Node, spell: Callable[[str], str]) -> None:
+    raw = body()
+    spelled = {
+        k: spell(v) if k in ("sender", "payload", "signature") else v for k, v in raw.items()
+    }
+    response = node.api.post("/tx", json=spelled)
+    assert response.json() == {"tx_id": tx_id(TX).hex()}
+
+
+def test_post_txs_answers_each_item_in_order(node: Node) -> None:
+    second = signed(nonce=1)
+    items = [body(), {**body(second), "fee": 1}, body(second), body()]
+    response = node.api.post("/txs", json=items)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results[0] == {"tx_id": tx_id(TX).hex()}
+    assert list(results[1]) == ["error"]
+    assert results[1]["error"]["code"] == "malformed"
+    assert "fee" in results[1]["error"]["message"]
+    assert results[2] == {"tx_id": tx_id(second).hex()}
+    assert results[3]["error"]["code"] == "duplicate"
+    assert len(node.backend.mempool) == 2
+    assert node.backend.submit_calls == 1  # the valid items, in one call
+
+
+def test_post_txs_at_the_batch_limit_and_empty(node: Node) -> None:
+    full = [body(signed(nonce=n)) for n in range(LIMITS.batch_txs_max)]
+    assert len(node.api.post("/txs", json=full).json()["results"]) == LIMITS.batch_txs_max
+    assert node.api.post("/txs", json=[]).json() == {"results": []}
+
+
+def test_body_limit_is_inclusive(node: Node) -> None:
+    raw = msgspec.json.encode(body())
+    exact = raw + b" " * (LIMITS.body_bytes_max - len(raw))
+    assert node.api.post("/tx", content=exact + b" ").status_code == 413
+    assert node.api.post("/tx", content=exact).status_code == 202
+
+
+def test_chunked_body_is_cut_off_at_the_limit() -> None:
+    """Without Content-Length the app stops reading an endless body at the limit."""
+    reads, sent = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b" " * 1024, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.1"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/tx",
+        "raw_path": b"/tx",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"node"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 4000),
+        "server": ("node", 80),
+    }
+    trio.run(build_app(RpcBackend(), LIMITS), scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error"]["code"] == "body_too_large"
+    assert reads == LIMITS.body_bytes_max // 1024 + 1
+
+
+# ------------------------------------------------------------------ every refusal
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    code: ErrorCode
+    send: Callable[[Api], httpx.Response]
+    setup: tuple[Transaction, ...] = ()
+    mempool: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    limits: RpcLimits = LIMITS
+    prepare: Callable[[RpcBackend], None] = lambda backend: None
+
+
+def post(url: str = "/tx", **kwargs: Any) -> Callable[[Api], httpx.Response]:
+    return lambda api: api.post(url, **kwargs)
+
+
+def get(url: str, **kwargs: Any) -> Callable[[Api], httpx.Response]:
+    return lambda api: api.get(url, **kwargs)
+
+
+def after_another_request(send: Callable[[Api], httpx.Response]) -> Callable[[Api], httpx.Response]:
+    return lambda api: (api.get("/status"), send(api))[1]
+
+
+def not_ready(backend: RpcBackend) -> None:
+    backend.is_ready = False
+
+
+def close_store(backend: RpcBackend) -> None:
+    backend.store.close()
+
+
+def _without(name: str) -> dict[str, Any]:
+    return {k: v for k, v in body().items() if k != name}
+
+
+E = ErrorCode
+BAD_SIGNATURE = body(signature=bytes([TX.signature[0] ^ 1, *TX.signature[1:]]).hex())
+REFUSALS = [
+    pytest.param(Refusal(E.MALFORMED, post(content=b'{"chain_id": ')), id="malformed JSON"),
+    pytest.param(Refusal(E.MALFORMED, post(content=b"")), id="empty body"),
+    pytest.param(Refusal(E.MALFORMED, post(json=[body()])), id="array for one tx"),
+    pytest.param(Refusal(E.MALFORMED, post(json=body(fee=1))), id="unknown field"),
+    pytest.param(Refusal(E.MALFORMED, post(json=_without("signature"))), id="missing field"),
+    pytest.param(Refusal(E.MALFORMED, post(json=body(sender="zz" * 32))), id="bad hex"),
+    pytest.param(Refusal(E.MALFORMED, post(json=body(signature="00" * 63))), id="short hex"),
+    pytest.param(Refusal(E.MALFORMED, post(json=body(nonce=U64_MAX + 1))), id="nonce above u64"),
+    pytest.param(Refusal(E.MALFORMED, post(json=body(nonce="1"))), id="string for integer"),
+    pytest.param(Refusal(E.MALFORMED, post("/txs", json=body())), id="batch not an array"),
+    pytest.param(Refusal(E.BAD_SIGNATURE, post(json=BAD_SIGNATURE)), id="bad signature"),
+    pytest.param(
+        Refusal(E.WRONG_CHAIN, post(json=body(signed(chain_id="other-chain")))), id="wrong chain"
+    ),
+    pytest.param(
+        Refusal(E.BELOW_MIN_GAS_PRICE, post(json=body(signed(gas_price=0)))), id="gas price 0"
+    ),
+    pytest.param(Refusal(E.DUPLICATE, post(json=body()), setup=(TX,)), id="duplicate"),
+    pytest.param(
+        Refusal(E.NONCE_TOO_LOW, post(json=body(signed(COMMITTED_USER, nonce=0)))),
+        id="nonce too low",
+    ),
+    pytest.param(
+        Refusal(E.UNDERPRICED_REPLACEMENT, post(json=body(signed(payload=b"r"))), setup=(TX,)),
+        id="underpriced replacement",
+    ),
+    pytest.param(
+        Refusal(
+            E.TOO_LARGE, post(json=body(signed(payload=b"x" * 300))), mempool={"tx_bytes_max": 200}
+        ),
+        id="tx above the mempool size limit",
+    ),
+    pytest.param(
+        Refusal(E.BODY_TOO_LARGE, post(content=b" " * (LIMITS.body_bytes_max + 1))),
+        id="body too large (Content-Length)",
+    ),
+    pytest.param(
+        Refusal(E.BODY_TOO_LARGE, lambda api: api.post("/tx", content=iter([b" " * 3000] * 2))),
+        id="body too large (chunked)",
+    ),
+    pytest.param(
+        Refusal(E.BODY_TOO_LARGE, post("/txs", content=b" " * (LIMITS.body_bytes_max + 1))),
+        id="batch body too large",
+    ),
+    pytest.param(
+        Refusal(
+            E.BATCH_TOO_LARGE,
+            post("/txs", json=[body(signed(nonce=n)) for n in range(LIMITS.batch_txs_max + 1)]),
+        ),
+        id="batch too large",
+    ),
+    pytest.param(
+        Refusal(
+            E.MEMPOOL_FULL,
+            post(json=body(signed(C))),
+            setup=(signed(A), signed(B)),
+            mempool={"slots_max": 2},
+        ),
+        id="mempool full",
+    ),
+    pytest.param(
+        Refusal(
+            E.SENDER_SLOTS_FULL,
+            post(json=body(signed(nonce=2))),
+            setup=(signed(nonce=0), signed(nonce=1)),
+            mempool={"sender_slots_max": 2},
+        ),
+        id="sender slots full",
+    ),
+    pytest.param(
+        Refusal(
+            E.RATE_LIMITED,
+            after_another_request(post(json=body())),
+            limits=dataclasses.replace(LIMITS, requests_per_s=1, burst=1),
+        ),
+        id="rate limited",
+    ),
+    pytest.param(Refusal(E.NOT_READY, post(json=body()), prepare=not_ready), id="not ready"),
+    pytest.param(
+        Refusal(E.NOT_READY, post("/txs", json=[body()]), prepare=not_ready),
+        id="not ready (batch)",
+    ),
+    pytest.param(Refusal(E.NOT_FOUND, get(f"/tx/{tx_id(TX).hex()}")), id="unknown tx"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/blocks/8")), id="block past the tip"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/blocks/0")), id="block 0"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/namespaces/7/blocks/8")), id="namespace, no block"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/nowhere")), id="unknown route"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/tx/zz")), id="tx id not hex"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/tx/" + "ab" * 31)), id="tx id too short"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/blocks/abc")), id="height not a number"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/blocks/-1")), id="negative height"),
+    pytest.param(Refusal(E.BAD_REQUEST, get(f"/blocks/{U64_MAX + 1}")), id="height above u64"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/blocks/1?full=yes")), id="full not a boolean"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/blocks?limit=4")), id="range above the max"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/blocks?from=0")), id="range from 0"),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/accounts/0x12")), id="sender too short"),
+    pytest.param(
+        Refusal(E.BAD_REQUEST, get("/namespaces/x/blocks/1")), id="namespace not a number"
+    ),
+    pytest.param(
+        Refusal(E.BAD_REQUEST, get("/events", headers={"Last-Event-ID": "x"})),
+        id="bad Last-Event-ID",
+    ),
+    pytest.param(Refusal(E.BAD_REQUEST, get("/events?namespace=-1")), id="bad event namespace"),
+    pytest.param(
+        Refusal(E.STORAGE_FAILED, get("/blocks/1"), prepare=close_store), id="storage failed"
+    ),
+    pytest.param(
+        Refusal(E.STORAGE_FAILED, get("/accounts/" + "ab" * 32), prepare=close_store),
+        id="storage failed (account)",
+    ),
+]
+# Refused by the backend (after decoding), not by the RPC layer itself.
+SUBMIT_REFUSALS = {
+    E.BAD_SIGNATURE,
+    E.WRONG_CHAIN,
+    E.BELOW_MIN_GAS_PRICE,
+    E.DUPLICATE,
+    E.NONCE_TOO_LOW,
+    E.UNDERPRICED_REPLACEMENT,
+    E.TOO_LARGE,
+    E.MEMPOOL_FULL,
+    E.SENDER_SLOTS_FULL,
+}
+
+
+def test_every_error_code_is_exercised() -> None:
+    # INTERNAL is a bug, not a refusal: test_unexpected_failure_is_500_json covers it.
+    assert {param.values[0].code for param in REFUSALS} == set(ErrorCode) - {ErrorCode.INTERNAL}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refusal_changes_nothing(case: Refusal) -> None:
+    with serve(RpcBackend(**case.mempool), case.limits) as node:
+        for tx in case.setup:
+            assert node.api.post("/tx", json=body(tx)).status_code == 202
+        case.prepare(node.backend)
+        before, calls = node.backend.snapshot(), node.backend.submit_calls
+        response = case.send(node.api)
+        assert (response.status_code, error_of(response)) == (HTTP_STATUS[case.code], case.code)
+        assert node.backend.snapshot() == before
+        assert node.backend.submit_calls == calls + (case.code in SUBMIT_REFUSALS)
+
+
+def test_wrong_method_is_405_json(api: Api) -> None:
+    response = api.post("/status")
+    assert response.status_code == 405
+    assert error_of(response) == "bad_request"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_unexpected_failure_is_500_json(node: Node) -> None:
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("secret internals")
+
+    node.backend.status = broken  # type: ignore[method-assign]
+    response = node.api.get("/status")
+    assert response.status_code == 500
+    assert error_of(response) == "internal"
+    assert "secret" not in response.text
+
+
+def test_rate_limit_refills_per_client() -> None:
+    limits = dataclasses.replace(LIMITS, requests_per_s=1, burst=2)
+    with serve(RpcBackend(), limits) as node:
+        statuses = [node.api.get("/status").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert node.api.get("/status").headers["retry-after"] == "1"
+        assert node.api.get("/health").status_code == 200  # probes are exempt
+        with TestClient(node.api.client.app, backend="trio", client=("10.0.0.2", 1)) as other:
+            assert other.get("/status").status_code == 200
+        node.clock.now += 1.0
+        assert node.api.get("/status").status_code == 200
+        assert node.api.get("/status").status_code == 429
+
+
+@pytest.mark.parametrize(
+    "field", ["body_bytes_max", "batch_txs_max", "requests_per_s", "burst", "blocks_range_max"]
+)
+def test_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RpcLimits(**{field: 0})
+
+
+# ------------------------------------------------------------------ transactions and blocks
+
+
+COMMITTED = [(item, index, tx) for item in CHAIN for index, tx in enumerate(item.block.txs)]
+
+
+@pytest.mark.parametrize(
+    ("item", "index", "tx"), COMMITTED, ids=[f"h{i.height}-{n}" for i, n, _ in COMMITTED]
+)
+def test_committed_tx_has_a_proof_to_the_tx_root(
+    api: Api, item: Any, index: int, tx: Transaction
+) -> None:
+    answer = api.get(f"/tx/{tx_id(tx).hex()}").json()
+    assert list(answer) == ["tx_id", "status", "height", "index", "block_id", "proof"]
+    assert (answer["tx_id"], answer["status"]) == (tx_id(tx).hex(), "committed")
+    assert (answer["height"], answer["index"]) == (item.height, index)
+    assert answer["block_id"] == item.block_id.hex()
+    proof = from_builtins(answer["proof"], InclusionProof)
+    assert (proof.index, proof.size) == (index, len(item.block.txs))
+    assert verify_inclusion(tx_id(tx), proof, item.block.header.tx_root)
+
+
+HEADER_FIELDS = list(BlockHeader.__struct_fields__)
+
+
+@pytest.mark.parametrize("item", CHAIN, ids=[f"height {i.height}" for i in CHAIN])
+def test_block_by_height(api: Api, item: Any) -> None:
+    answer = api.get(f"/blocks/{item.height}").json()
+    assert list(answer) == ["block_id", "header", "tx_ids", "certificate"]
+    assert answer["block_id"] == item.block_id.hex()
+    assert list(answer["header"]) == HEADER_FIELDS
+    assert from_builtins(answer["header"], BlockHeader) == item.block.header
+    assert answer["tx_ids"] == [i.hex() for i in item.tx_ids]
+    assert list(answer["certificate"]) == ["height", "round", "block_id", "signatures"]
+    certificate = from_builtins(answer["certificate"], CommitCertificate)
+    assert certificate == item.certificate
+    verify_certificate(certificate, VALIDATOR_SET, CHAIN_ID, block_id=item.block_id)
+    assert answer["certificate"]["signatures"][0] == [0, item.certificate.signatures[0][1].hex()]
+
+
+def test_full_block_and_latest(api: Api) -> None:
+    last = CHAIN[-1]
+    full = api.get(f"/blocks/{last.height}?full=true").json()
+    assert [from_builtins(tx, Transaction) for tx in full["txs"]] == last.block.txs
+    assert api.get("/blocks/latest?full=true").json() == full
+    assert "txs" not in api.get("/blocks/latest?full=false").json()
+
+
+def test_no_latest_block_before_the_first() -> None:
+    with serve(RpcBackend(height=0)) as node:
+        response = node.api.get("/blocks/latest")
+        assert (response.status_code, error_of(response)) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("query", "heights"),
+    [
+        ("", [1, 2, 3]),
+        ("?from=2&limit=2", [2, 3]),
+        ("?from=6", [6, 7]),
+        ("?from=8", []),
+        (f"?from={U64_MAX}&limit=3", []),
+    ],
+    ids=["defaults", "from and limit", "up to the tip", "past the tip", "at u64 max"],
+)
+def test_block_range(api: Api, query: str, heights: list[int]) -> None:
+    blocks = api.get(f"/blocks{query}").json()["blocks"]
+    assert [b["header"]["height"] for b in blocks] == heights
+    for answer in blocks:
+        assert answer == api.get(f"/blocks/{answer['header']['height']}").json()
+
+
+def test_block_range_full(api: Api) -> None:
+    (answer,) = api.get("/blocks?from=7&limit=1&full=true").json()["blocks"]
+    assert answer == api.get("/blocks/7?full=true").json()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "height", "indexes"),
+    [(7, 7, [0, 2]), (9, 7, [1, 3]), (11, 7, [4]), (8, 7, []), (7, 4, []), (7, 3, [0, 1, 2])],
+    ids=["7", "9", "11", "none in it", "empty block", "all of a block"],
+)
+def test_namespace_view(api: Api, namespace: int, height: int, indexes: list[int]) -> None:
+    item = CHAIN[height - 1]
+    answer = api.get(f"/namespaces/{namespace}/blocks/{height}").json()
+    assert list(answer) == ["height", "block_id", "namespace", "txs"]
+    assert (answer["height"], answer["namespace"]) == (height, namespace)
+    assert answer["block_id"] == item.block_id.hex()
+    assert [entry["index"] for entry in answer["txs"]] == indexes
+    for entry in answer["txs"]:
+        assert list(entry) == ["tx", "tx_id", "index", "proof"]
+        tx = from_builtins(entry["tx"], Transaction)
+        assert tx == item.block.txs[entry["index"]]
+        assert entry["tx_id"] == tx_id(tx).hex()
+        proof = from_builtins(entry["proof"], InclusionProof)
+        assert verify_inclusion(tx_id(tx), proof, item.block.header.tx_root)
+
+
+def test_account_nonces(node: Node) -> None:
+    sender = COMMITTED_USER.public_key
+    committed = CHAIN[-1].nonces_after[sender]
+    assert node.api.get(f"/accounts/{sender.hex()}").json() == {
+        "sender": sender.hex(),
+        "committed_nonce": committed,
+        "next_nonce": committed,
+    }
+    for nonce in (committed, committed + 2):  # one pending, one queued behind a gap
+        assert node.api.post("/tx", json=body(signed(COMMITTED_USER, nonce))).status_code == 202
+    answer = node.api.get(f"/accounts/0x{sender.hex().upper()}").json()
+    assert (answer["committed_nonce"], answer["next_nonce"]) == (committed, committed + 1)
+    fresh = node.api.get(f"/accounts/{C.public_key.hex()}").json()
+    assert (fresh["committed_nonce"], fresh["next_nonce"]) == (0, 0)
+
+
+# ------------------------------------------------------------------ node and operations
+
+
+def test_status_validators_peers(node: Node) -> None:
+    assert node.api.get("/status").json() == node.backend.status()
+    validators = node.api.get("/validators").json()
+    assert validators["chain_id"] == CHAIN_ID
+    assert validators["total_power"] == len(GENESIS.validators)
+    assert validators["validators"] == [
+        {"index": i, **to_builtins(v)} for i, v in enumerate(GENESIS.validators)
+    ]
+    assert node.api.get("/peers").json() == {"peers": PEERS}
+
+
+def test_health_ready_metrics(node: Node) -> None:
+    assert node.api.get("/health").json() == {"status": "ok"}
+    assert node.api.get("/ready").json() == {"status": "ready"}
+    metrics = node.api.get("/metrics")
+    assert metrics.content == METRICS
+    assert metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    node.backend.is_ready = False
+    not_ready = node.api.get("/ready")
+    assert (not_ready.status_code, error_of(not_ready)) == (503, "not_ready")
+    assert node.api.get("/health").status_code == 200
+
+
+# ------------------------------------------------------------------ server-sent events
+
+
+def parse_events(text: str) -> list[dict[str, str]]:
+    """SSE frames as {field: value}; a comment line is the field ""."""
+    frames = []
+    for frame in filter(None, text.split("\n\n")):
+        frames.append(dict(line.partition(": ")[::2] for line in frame.split("\n")))
+    return frames
+
+
+def blocks_of(text: str) -> list[dict[str, Any]]:
+    frames = [f for f in parse_events(text) if f.get("event") == "block"]
+    for frame in frames:
+        assert frame["id"] == str(json.loads(frame["data"])["header"]["height"])
+    return [json.loads(f["data"]) for f in frames]
+
+
+def live(*heights: int) -> list[Finalized]:
+    return [Finalized(CHAIN[h - 1].block, CHAIN[h - 1].certificate) for h in heights]
+
+
+def test_events_stream_finalized_blocks(api: Api) -> None:
+    response = api.get("/events?from=5")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    blocks = blocks_of(response.text)
+    assert blocks == [api.get(f"/blocks/{h}?full=true").json() for h in (5, 6, 7)]
+
+
+def test_events_namespace_filter(api: Api) -> None:
+    blocks = blocks_of(api.get("/events?from=5&namespace=9").text)
+    assert [b["header"]["height"] for b in blocks] == [5, 6, 7]  # every block, for progress
+    assert [len(b["tx_ids"]) for b in blocks] == [1, 2, 5]
+    assert [[tx["namespace"] for tx in b["txs"]] for b in blocks] == [[], [], [9, 9]]
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "heights"),
+    [
+        ("/events?from=3", {"Last-Event-ID": "5"}, [6, 7]),
+        ("/events", {"Last-Event-ID": "6"}, [7]),
+        ("/events?from=7", {}, [7]),
+        ("/events?from=1", {"Last-Event-ID": "7"}, []),
+    ],
+    ids=["Last-Event-ID wins over from", "Last-Event-ID alone", "from alone", "up to date"],
+)
+def test_events_resume(api: Api, url: str, headers: dict[str, str], heights: list[int]) -> None:
+    blocks = blocks_of(api.get(url, headers=headers).text)
+    assert [b["header"]["height"] for b in blocks] == heights
+
+
+def test_events_start_after_the_tip_by_default() -> None:
+    backend = RpcBackend(height=5)
+    backend.live = live(6, 7)
+    with serve(backend) as node:
+        assert [b["header"]["height"] for b in blocks_of(node.api.get("/events").text)] == [6, 7]
+
+
+def test_events_keepalive_when_idle() -> None:
+    backend = RpcBackend(height=5)
+    backend.live, backend.live_delay_s = live(6), 0.3
+    with serve(backend, keepalive_s=0.05) as node:
+        frames = parse_events(node.api.get("/events?from=5").text)
+        kinds = [f.get("event", f.get("")) for f in frames]
+        assert kinds[0] == "block"
+        assert kinds[-1] == "block"
+        assert "keepalive" in kinds[1:-1]
+        assert set(kinds[1:-1]) == {"keepalive"}
+
+
+def test_events_stop_when_the_client_leaves() -> None:
+    backend = RpcBackend()
+    backend.endless = True
+    with serve(backend, keepalive_s=0.01) as node:
+        with node.api.client.stream("GET", "/events?from=7") as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: block"
+            assert next(lines) == "id: 7"
+        # The endless stream was cancelled: the app answers the next request.
+        assert node.api.get("/health").status_code == 200
+
+
+def test_events_report_a_storage_failure() -> None:
+    with serve(RpcBackend()) as node:
+        node.backend.store.close()
+        (frame,) = parse_events(node.api.get("/events?from=1").text)
+        assert frame["event"] == "error"
+        assert json.loads(frame["data"])["error"]["code"] == "storage_failed"
+
+
+# ------------------------------------------------------------------ OpenAPI
+
+
+def test_openapi_describes_every_route(api: Api) -> None:
+    response = api.get("/openapi.json")
+    doc = json.loads(response.content)
+    assert doc == json.loads(json.dumps(build_openapi(LIMITS)))
+    assert doc["openapi"] == "3.1.0"
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    served = {
+        (route.path, method)
+        for route in api.client.app.routes  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD"}
+    }
+    assert documented == served
+
+
+def test_openapi_error_codes_and_limits(api: Api) -> None:
+    doc = api.get("/openapi.json").json()
+    error = doc["components"]["schemas"]["Error"]["properties"]["error"]
+    assert error["properties"]["code"]["enum"] == ERROR_CODES
+    assert set(ERROR_CODES) == {code.value for code in ErrorCode}
+    assert (
+        doc["paths"]["/txs"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "maxItems"
+        ]
+        == LIMITS.batch_txs_max
+    )

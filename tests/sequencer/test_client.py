@@ -1,0 +1,840 @@
+"""The wallet client against a fake node serving the DESIGN 9 shapes.
+
+`FakeNode` keeps a dict of submitted transactions and the senders' nonces,
+applies a few admission rules, and commits a transaction into a block of its
+own (a real Merkle tree, so proofs are genuine) after it has been polled N
+times. The real node's RPC is tested with the node; here the subject is the
+client: requests, parsing, error mapping and proof checks. The async client
+runs the same flows under `trio.run` with the same `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from node.backend import HTTP_STATUS, ErrorCode
+from sequencer import client as client_module
+from sequencer.client import (
+    BAD_PROOF,
+    BAD_RESPONSE,
+    TIMEOUT,
+    UNREACHABLE,
+    AsyncClient,
+    Client,
+    TxStatus,
+    Wallet,
+)
+from sequencer.codec import from_builtins, to_builtins
+from sequencer.crypto import PrivateKey, save_key, verify_transaction
+from sequencer.errors import ClientError, DecodeError, SequencerError
+from sequencer.ids import block_id, tx_id
+from sequencer.merkle import MerkleTree, verify_inclusion
+from sequencer.types import BlockHeader, Transaction
+
+CHAIN = "devnet-1"
+BASE_URL = "http://node.test"
+ALICE = Wallet(PrivateKey(bytes(range(32))), CHAIN, namespace=7)
+BOB = Wallet(PrivateKey(b"\x02" * 32), CHAIN)
+# Other transactions sharing the committed transaction's block, so the proof
+# has siblings on every level (5 leaves, ours at index 2).
+FILLER_IDS = [bytes([0xF0 + i]) * 32 for i in range(4)]
+
+
+def error_body(code: str, message: str = "refused") -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def refusal(code: ErrorCode, message: str = "refused") -> httpx.Response:
+    return httpx.Response(HTTP_STATUS[code], json=error_body(code, message))
+
+
+class FakeNode:
+    """Just enough of a node: the DESIGN 9 routes over plain dicts."""
+
+    def __init__(
+        self,
+        *,
+        commit_after_polls: int = 1,
+        max_batch: int = 4,
+        capacity: int = 100,
+        payload_bytes_max: int = 1024,
+    ) -> None:
+        self.commit_after_polls = commit_after_polls
+        self.max_batch = max_batch
+        self.capacity = capacity
+        self.payload_bytes_max = payload_bytes_max
+        self.ready = True
+        self.txs: dict[bytes, Transaction] = {}
+        self.next_nonces: dict[bytes, int] = {}
+        self.polls: dict[bytes, int] = {}
+        self.locations: dict[bytes, tuple[int, int]] = {}
+        self.blocks: list[dict[str, Any]] = []
+        self.requests: list[str] = []
+        # Hooks that edit a body before it is served, for hostile-node tests.
+        self.edit_status: Callable[[dict[str, Any]], None] = lambda body: None
+        self.edit_block: Callable[[dict[str, Any]], None] = lambda body: None
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.requests.append(f"{request.method} {path}")
+        parts = path.strip("/").split("/")
+        if request.method == "POST" and path == "/tx":
+            return self.post_tx(request)
+        if request.method == "POST" and path == "/txs":
+            return self.post_txs(request)
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "tx":
+            return self.get_tx(bytes.fromhex(parts[1]))
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "blocks":
+            return self.get_block(parts[1], request.url.params.get("full") == "true")
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "accounts":
+            sender = parts[1]
+            return httpx.Response(
+                200,
+                json={
+                    "sender": sender,
+                    "next_nonce": self.next_nonces.get(bytes.fromhex(sender), 0),
+                },
+            )
+        if request.method == "GET" and path == "/status":
+            return httpx.Response(200, json={"chain_id": CHAIN, "height": len(self.blocks)})
+        return httpx.Response(404, text="Not Found")  # as Starlette answers an unknown route
+
+    # ---------------------------------------------------------------- writes
+
+    def admit(self, obj: Any) -> bytes | ErrorCode:
+        try:
+            tx = from_builtins(obj, Transaction)
+        except DecodeError:
+            return ErrorCode.MALFORMED
+        if tx.chain_id != CHAIN:
+            return ErrorCode.WRONG_CHAIN
+        if not verify_transaction(tx):
+            return ErrorCode.BAD_SIGNATURE
+        if len(tx.payload) > self.payload_bytes_max:
+            return ErrorCode.TOO_LARGE
+        if tx_id(tx) in self.txs:
+            return ErrorCode.DUPLICATE
+        if tx.nonce < self.next_nonces.get(tx.sender, 0):
+            return ErrorCode.NONCE_TOO_LOW
+        if len(self.txs) >= self.capacity:
+            return ErrorCode.MEMPOOL_FULL
+        self.txs[tx_id(tx)] = tx
+        self.next_nonces[tx.sender] = max(self.next_nonces.get(tx.sender, 0), tx.nonce + 1)
+        return tx_id(tx)
+
+    def post_tx(self, request: httpx.Request) -> httpx.Response:
+        if not self.ready:
+            return refusal(ErrorCode.NOT_READY)
+        result = self.admit(json.loads(request.content))
+        if isinstance(result, ErrorCode):
+            return refusal(result, f"transaction refused: {result}")
+        return httpx.Response(202, json={"tx_id": result.hex()})
+
+    def post_txs(self, request: httpx.Request) -> httpx.Response:
+        items = json.loads(request.content)
+        if len(items) > self.max_batch:
+            return refusal(ErrorCode.BATCH_TOO_LARGE)
+        results = []
+        for item in items:
+            result = self.admit(item)
+            if isinstance(result, ErrorCode):
+                results.append(error_body(result, f"transaction refused: {result}"))
+            else:
+                results.append({"tx_id": result.hex()})
+        return httpx.Response(200, json={"results": results})
+
+    # ---------------------------------------------------------------- reads
+
+    def get_tx(self, tid: bytes) -> httpx.Response:
+        if tid not in self.txs:
+            return refusal(ErrorCode.NOT_FOUND, "unknown transaction")
+        self.polls[tid] = self.polls.get(tid, 0) + 1
+        if tid not in self.locations and self.polls[tid] >= self.commit_after_polls:
+            self.commit(tid)
+        body: dict[str, Any] = {"tx_id": tid.hex(), "status": "pending"}
+        body |= {"height": None, "index": None, "block_id": None, "proof": None}
+        if tid in self.locations:
+            height, index = self.locations[tid]
+            block = self.blocks[height - 1]
+            tree = MerkleTree([bytes.fromhex(t) for t in block["tx_ids"]])
+            proof = to_builtins(tree.proof(index))
+            body |= {"status": "committed", "height": height, "index": index}
+            body |= {"block_id": block["block_id"], "proof": proof}
+        self.edit_status(body)
+        return httpx.Response(200, json=body)
+
+    def commit(self, tid: bytes) -> None:
+        """A block of its own for `tid`, among filler ids."""
+        tx_ids = [*FILLER_IDS[:2], tid, *FILLER_IDS[2:]]
+        height = len(self.blocks) + 1
+        header = BlockHeader(
+            chain_id=CHAIN,
+            height=height,
+            round=0,
+            timestamp_ms=1_700_000_000_000 + height,
+            parent_id=bytes.fromhex(self.blocks[-1]["block_id"]) if self.blocks else bytes(32),
+            tx_root=MerkleTree(tx_ids).root,
+            state_root=b"\x11" * 32,
+            proposer=0,
+            last_commit_id=bytes(32),
+        )
+        bid = block_id(header)
+        certificate = {"height": height, "round": 0, "block_id": bid.hex(), "signatures": []}
+        self.blocks.append(
+            {
+                "block_id": bid.hex(),
+                "header": to_builtins(header),
+                "tx_ids": [t.hex() for t in tx_ids],
+                "certificate": certificate,
+            }
+        )
+        self.locations[tid] = (height, 2)
+
+    def get_block(self, which: str, full: bool) -> httpx.Response:
+        height = len(self.blocks) if which == "latest" else int(which)
+        if not 1 <= height <= len(self.blocks):
+            return refusal(ErrorCode.NOT_FOUND, f"no block at height {which}")
+        body = json.loads(json.dumps(self.blocks[height - 1]))  # a copy the hook may edit
+        if full:  # fillers have no transaction behind them; show ours only
+            body["txs"] = [{} for _ in body["tx_ids"]]
+        self.edit_block(body)
+        return httpx.Response(200, json=body)
+
+
+def canned(status: int, body: Any = None, *, content: bytes | None = None) -> httpx.MockTransport:
+    """A transport that answers every request the same."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if content is not None:
+            return httpx.Response(status, content=content)
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(handle)
+
+
+def failing(exc_type: type[httpx.TransportError]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise exc_type("no route to node", request=request)
+
+    return httpx.MockTransport(handle)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def signed(wallet: Wallet = ALICE, nonce: int = 0, payload: bytes = b"hello") -> Transaction:
+    return wallet.sign(nonce, payload, gas_price=10)
+
+
+@pytest.fixture
+def node() -> FakeNode:
+    return FakeNode()
+
+
+@pytest.fixture
+def client(node: FakeNode) -> Iterator[Client]:
+    with Client(BASE_URL, transport=node.transport()) as c:
+        yield c
+
+
+# ------------------------------------------------------------------ wallet
+
+
+def test_wallet_signs_the_design_test_vector() -> None:
+    tx = ALICE.sign(0, b"hello", 10)
+    assert ALICE.address == "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+    assert ALICE.sender.hex() == ALICE.address
+    assert (tx.chain_id, tx.namespace, tx.nonce, tx.gas_price) == (CHAIN, 7, 0, 10)
+    assert tx_id(tx).hex() == "f233b35f3ba984f0a5cc0001bce78734975320e4be6e247c6ca13f516befeb1b"
+    assert verify_transaction(tx)
+
+
+def test_wallet_namespace_argument_overrides_the_default() -> None:
+    tx = ALICE.sign(3, b"x", 1, namespace=9)
+    assert tx.namespace == 9
+    assert verify_transaction(tx)
+    assert BOB.sign(0, b"", 0).namespace == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Wallet(BOB.key, ""),
+        lambda: Wallet(BOB.key, "c" * 65),
+        lambda: Wallet(BOB.key, CHAIN, namespace=-1),
+        lambda: BOB.sign(-1, b"", 1),
+        lambda: BOB.sign(0, b"", 2**64),
+        lambda: BOB.sign(True, b"", 1),
+    ],
+)
+def test_wallet_refuses_out_of_range_fields(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        make()
+
+
+def test_wallet_from_key_file(tmp_path: Any) -> None:
+    save_key(BOB.key, tmp_path / "bob.json")
+    wallet = Wallet.from_key_file(tmp_path / "bob.json", CHAIN, namespace=4)
+    assert wallet.address == BOB.address
+    assert verify_transaction(wallet.sign(0, b"p", 1))
+    assert "seed" not in repr(wallet)
+    assert BOB.key.seed.hex() not in repr(wallet)
+
+
+# ------------------------------------------------------------------ success paths
+
+
+def test_send_asks_for_the_nonce_signs_and_submits(client: Client, node: FakeNode) -> None:
+    first = client.send(ALICE, b"one", gas_price=5)
+    second = client.send(ALICE, b"two")
+    assert [node.txs[first].nonce, node.txs[second].nonce] == [0, 1]
+    assert node.txs[first].gas_price == 5
+    assert node.txs[second].namespace == 7
+    assert all(verify_transaction(tx) for tx in node.txs.values())
+    assert node.requests == ["GET /accounts/" + ALICE.address, "POST /tx"] * 2
+
+
+def test_send_with_an_explicit_nonce_does_not_ask(client: Client, node: FakeNode) -> None:
+    tid = client.send(BOB, b"p", 3, nonce=4, namespace=2)
+    assert (node.txs[tid].nonce, node.txs[tid].namespace) == (4, 2)
+    assert node.requests == ["POST /tx"]
+    assert client.next_nonce(BOB.sender) == 5
+
+
+def test_submit_returns_the_transactions_id(client: Client) -> None:
+    tx = signed()
+    assert client.submit(tx) == tx_id(tx)
+
+
+def test_next_nonce_of_an_unknown_sender_is_zero(client: Client) -> None:
+    assert client.next_nonce(b"\x09" * 32) == 0
+
+
+def test_tx_status_of_an_unknown_transaction_is_none(client: Client) -> None:
+    assert client.tx_status(b"\x01" * 32) is None
+
+
+def test_tx_status_pending_then_committed_with_a_genuine_proof() -> None:
+    node = FakeNode(commit_after_polls=2)
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        assert c.tx_status(tid) == TxStatus(tid, "pending")
+        status = c.tx_status(tid)
+    assert status is not None
+    assert status.committed
+    assert (status.height, status.index) == (1, 2)
+    assert status.block_id == bytes.fromhex(node.blocks[0]["block_id"])
+    assert status.proof is not None
+    tx_root = bytes.fromhex(node.blocks[0]["header"]["tx_root"])
+    assert verify_inclusion(tid, status.proof, tx_root)
+
+
+def test_tx_status_verify_checks_the_proof_against_the_block(
+    client: Client, node: FakeNode
+) -> None:
+    tid = client.submit(signed())
+    status = client.tx_status(tid, verify=True)
+    assert status is not None
+    assert status.committed
+    assert node.requests[-2:] == [f"GET /tx/{tid.hex()}", "GET /blocks/1"]
+
+
+def test_verify_does_not_fetch_a_block_for_a_pending_transaction() -> None:
+    node = FakeNode(commit_after_polls=2)
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        assert c.tx_status(tid, verify=True) == TxStatus(tid, "pending")
+    assert node.requests == ["POST /tx", f"GET /tx/{tid.hex()}"]
+
+
+def test_wait_final_polls_until_committed() -> None:
+    node = FakeNode(commit_after_polls=4)
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        status = c.wait_final(tid, timeout=5.0, poll_s=0.001, verify=True)
+    assert status.committed
+    assert node.polls[tid] == 4
+
+
+def test_wait_final_times_out() -> None:
+    node = FakeNode(commit_after_polls=10**9)
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        started = time.monotonic()
+        with pytest.raises(ClientError) as info:
+            c.wait_final(tid, timeout=0.05, poll_s=0.01)
+    assert time.monotonic() - started < 1.0
+    assert (info.value.code, info.value.status) == (TIMEOUT, None)
+    assert "still pending" in info.value.message
+    assert node.polls[tid] >= 2
+
+
+def test_wait_final_keeps_polling_a_transaction_the_node_does_not_know_yet() -> None:
+    node = FakeNode()
+    tx = signed()
+    answers = iter([None, None])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if next(answers, "known") is None:  # gossip has not reached this node yet
+            return refusal(ErrorCode.NOT_FOUND)
+        if tx_id(tx) not in node.txs:
+            node.admit(to_builtins(tx))
+        return node.handle(request)
+
+    with Client(BASE_URL, transport=httpx.MockTransport(handle)) as c:
+        assert c.wait_final(tx_id(tx), timeout=5.0, poll_s=0.001).committed
+
+
+def test_status_and_blocks(client: Client, node: FakeNode) -> None:
+    tid = client.submit(signed())
+    client.wait_final(tid, poll_s=0.001)
+    assert client.status() == {"chain_id": CHAIN, "height": 1}
+    latest = client.block("latest")
+    assert latest == client.block(1)
+    assert latest["tx_ids"][2] == tid.hex()
+    assert "txs" not in latest
+    assert len(client.block(1, full=True)["txs"]) == 5
+    assert node.requests[-1] == "GET /blocks/1"
+
+
+def test_submit_many_returns_ids_and_refusals_in_order(client: Client) -> None:
+    good = signed(nonce=0)
+    txs = [good, good, signed(BOB, nonce=0), ALICE.sign(1, b"x", 1, namespace=0)]
+    wrong_chain = Wallet(BOB.key, "other-chain").sign(1, b"", 1)
+    results = client.submit_many([*txs[:3], wrong_chain])
+    assert results[0] == tx_id(good)
+    assert results[2] == tx_id(txs[2])
+    duplicate, foreign = results[1], results[3]
+    assert isinstance(duplicate, ClientError)
+    assert (duplicate.code, duplicate.status) == ("duplicate", None)
+    assert isinstance(foreign, ClientError)
+    assert foreign.code == "wrong_chain"
+    assert "transaction refused" in foreign.message
+    later = client.submit_many([txs[3], signed(nonce=0, payload=b"again")])
+    assert later[0] == tx_id(txs[3])
+    assert isinstance(later[1], ClientError)
+    assert later[1].code == "nonce_too_low"
+
+
+def test_submit_many_of_nothing_sends_nothing(client: Client, node: FakeNode) -> None:
+    assert client.submit_many([]) == []
+    assert node.requests == []
+
+
+def test_unknown_fields_in_answers_are_ignored(client: Client, node: FakeNode) -> None:
+    def extend(body: dict[str, Any]) -> None:
+        body["finality_ms"] = 812
+        if body["proof"] is not None:
+            body["proof"]["algorithm"] = "rfc6962-blake3"
+
+    node.edit_status = extend
+    tid = client.submit(signed())
+    status = client.tx_status(tid, verify=True)
+    assert status is not None
+    assert status.committed
+
+
+def test_a_pending_status_may_leave_out_the_location() -> None:
+    tid = tx_id(signed())
+    transport = canned(200, {"tx_id": tid.hex(), "status": "pending"})
+    with Client(BASE_URL, transport=transport) as c:
+        assert c.tx_status(tid) == TxStatus(tid, "pending")
+
+
+def test_a_refused_batch_item_may_name_its_transaction() -> None:
+    tx = signed()
+    item = error_body("duplicate", "already known") | {"tx_id": tx_id(tx).hex()}
+    with Client(BASE_URL, transport=canned(200, {"results": [item]})) as c:
+        (result,) = c.submit_many([tx])
+    assert isinstance(result, ClientError)
+    assert (result.code, result.message) == ("duplicate", "already known")
+
+
+# ------------------------------------------------------------------ error mapping
+
+
+@pytest.mark.parametrize(
+    ("prepare", "tx", "code", "status"),
+    [
+        (lambda node: None, Wallet(BOB.key, "other").sign(0, b"", 1), "wrong_chain", 400),
+        (
+            lambda node: None,
+            Transaction(CHAIN, 0, BOB.sender, 0, 1, b"", b"\x00" * 64),
+            "bad_signature",
+            400,
+        ),
+        (lambda node: node.admit(to_builtins(signed())), signed(), "duplicate", 409),
+        (lambda node: node.next_nonces.update({ALICE.sender: 5}), signed(), "nonce_too_low", 409),
+        (lambda node: None, signed(payload=b"x" * 2000), "too_large", 413),
+        (lambda node: setattr(node, "capacity", 0), signed(), "mempool_full", 429),
+        (lambda node: setattr(node, "ready", False), signed(), "not_ready", 503),
+    ],
+)
+def test_refusals_become_client_errors(
+    client: Client,
+    node: FakeNode,
+    prepare: Callable[[FakeNode], object],
+    tx: Transaction,
+    code: str,
+    status: int,
+) -> None:
+    prepare(node)
+    with pytest.raises(ClientError) as info:
+        client.submit(tx)
+    assert (info.value.code, info.value.status) == (code, status)
+    assert info.value.message
+    assert code in str(info.value)
+    assert isinstance(info.value, SequencerError)
+
+
+@pytest.mark.parametrize(("code", "status"), sorted(HTTP_STATUS.items()))
+def test_every_stable_error_code_keeps_its_code_and_status(code: ErrorCode, status: int) -> None:
+    transport = canned(status, error_body(code, "because"))
+    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
+        c.submit(signed())
+    assert (info.value.code, info.value.status, info.value.message) == (code, status, "because")
+
+
+def test_a_refused_batch_raises(client: Client) -> None:
+    txs = [signed(nonce=n) for n in range(5)]
+    with pytest.raises(ClientError) as info:
+        client.submit_many(txs)
+    assert (info.value.code, info.value.status) == ("batch_too_large", 413)
+
+
+def test_errors_other_than_not_found_are_raised_by_tx_status() -> None:
+    transport = canned(503, error_body("not_ready"))
+    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
+        c.tx_status(b"\x01" * 32)
+    assert (info.value.code, info.value.status) == ("not_ready", 503)
+
+
+def test_a_missing_block_is_not_found(client: Client) -> None:
+    with pytest.raises(ClientError) as info:
+        client.block(7)
+    assert (info.value.code, info.value.status) == ("not_found", 404)
+
+
+@pytest.mark.parametrize(
+    "exc_type", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError]
+)
+def test_transport_failures_are_unreachable(exc_type: type[httpx.TransportError]) -> None:
+    with Client(BASE_URL, transport=failing(exc_type)) as c, pytest.raises(ClientError) as info:
+        c.status()
+    assert (info.value.code, info.value.status) == (UNREACHABLE, None)
+    assert "GET /status" in info.value.message
+    assert exc_type.__name__ in info.value.message
+
+
+def test_a_closed_port_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    with Client(url, timeout=2.0) as c, pytest.raises(ClientError) as info:
+        c.send(ALICE, b"hello")
+    assert info.value.code == UNREACHABLE
+
+
+# ------------------------------------------------------------------ bad responses
+
+OTHER_ID = "ab" * 32
+
+
+def status_body(**changes: Any) -> dict[str, Any]:
+    tid = tx_id(signed())
+    body = {"tx_id": tid.hex(), "status": "committed", "height": 1, "index": 0}
+    body |= {"block_id": "cd" * 32, "proof": {"index": 0, "size": 1, "path": []}}
+    return body | changes
+
+
+def block_body(**changes: Any) -> dict[str, Any]:
+    body = {"block_id": "cd" * 32, "header": {}, "tx_ids": [], "certificate": {}}
+    return body | changes
+
+
+def call_submit(c: Client) -> object:
+    return c.submit(signed())
+
+
+def call_submit_many(c: Client) -> object:
+    return c.submit_many([signed(nonce=0), signed(nonce=1)])
+
+
+def call_tx_status(c: Client) -> object:
+    return c.tx_status(tx_id(signed()))
+
+
+def call_next_nonce(c: Client) -> object:
+    return c.next_nonce(ALICE.sender)
+
+
+def call_block(c: Client) -> object:
+    return c.block(1)
+
+
+def call_full_block(c: Client) -> object:
+    return c.block(1, full=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "body"),
+    [
+        (call_submit, 202, {"id": "00" * 32}),
+        (call_submit, 202, {"tx_id": "zz" * 32}),
+        (call_submit, 202, {"tx_id": "00" * 31}),
+        (call_submit, 202, {"tx_id": OTHER_ID}),  # not the id of what was sent
+        (call_submit, 202, ["not", "an", "object"]),
+        (call_submit, 400, {"detail": "a framework's own error shape"}),
+        (call_submit, 429, {"error": {"message": "no code"}}),
+        (call_submit_many, 200, {"results": [{"tx_id": tx_id(signed(nonce=0)).hex()}]}),
+        (call_submit_many, 200, {"results": [{}, {}]}),
+        (call_submit_many, 200, {"results": [{"tx_id": 7}, {"tx_id": 8}]}),
+        (call_submit_many, 200, {"results": [{"error": {"code": ""}}] * 2}),
+        (call_tx_status, 200, status_body(tx_id=OTHER_ID)),
+        (call_tx_status, 200, status_body(status="finalized")),
+        (call_tx_status, 200, status_body(proof=None)),
+        (call_tx_status, 200, status_body(height=0)),
+        (call_tx_status, 200, status_body(index=1)),  # the proof says 0
+        (call_tx_status, 200, status_body(proof={"index": 0, "size": 1, "path": ["00"]})),
+        (call_tx_status, 200, status_body(proof={"index": 0, "size": 2**64, "path": []})),
+        (call_tx_status, 200, status_body(height="1")),
+        (call_next_nonce, 200, {"next_nonce": -1}),
+        (call_next_nonce, 200, {"next_nonce": 2**64}),
+        (call_next_nonce, 200, {"nonce": 3}),
+        (call_block, 200, block_body(tx_ids=None)),
+        (call_block, 200, {"block_id": "cd" * 32}),
+        (call_full_block, 200, block_body()),  # no txs
+        (call_full_block, 200, block_body(tx_ids=["00" * 32], txs=[])),
+    ],
+)
+def test_answers_that_do_not_parse_are_bad_responses(
+    call: Callable[[Client], object], status: int, body: Any
+) -> None:
+    with Client(BASE_URL, transport=canned(status, body)) as c, pytest.raises(ClientError) as info:
+        call(c)
+    assert (info.value.code, info.value.status) == (BAD_RESPONSE, status)
+
+
+@pytest.mark.parametrize(
+    ("status", "content"),
+    [(200, b"<html>ok</html>"), (502, b"<html>Bad Gateway</html>"), (200, b"\xff\xfe")],
+)
+def test_non_json_answers_are_bad_responses(status: int, content: bytes) -> None:
+    transport = canned(status, content=content)
+    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
+        c.status()
+    assert (info.value.code, info.value.status) == (BAD_RESPONSE, status)
+
+
+def test_an_unknown_route_is_not_an_unknown_transaction() -> None:
+    # A 404 without the error object (wrong base URL, older node) must not
+    # read as "the node does not know this transaction".
+    transport = canned(404, content=b"Not Found")
+    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
+        c.tx_status(b"\x01" * 32)
+    assert (info.value.code, info.value.status) == (BAD_RESPONSE, 404)
+    assert "Not Found" in info.value.message
+
+
+def test_an_oversized_answer_is_a_bad_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "RESPONSE_BYTES_MAX", 100)
+    transport = canned(200, {"chain_id": "x" * 200})
+    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
+        c.status()
+    assert info.value.code == BAD_RESPONSE
+    assert "over 100 bytes" in info.value.message
+
+
+# ------------------------------------------------------------------ proof verification
+
+
+def flip_first_path_hash(body: dict[str, Any]) -> None:
+    if body["proof"] is not None:
+        body["proof"]["path"][0] = "00" * 32
+
+
+def claim_another_index(body: dict[str, Any]) -> None:
+    if body["proof"] is not None:
+        body["index"] = body["proof"]["index"] = 3
+
+
+def name_another_block(body: dict[str, Any]) -> None:
+    if body["block_id"] is not None:
+        body["block_id"] = "ee" * 32
+
+
+@pytest.mark.parametrize("tamper", [flip_first_path_hash, claim_another_index, name_another_block])
+def test_a_proof_that_does_not_check_out_is_bad_proof(
+    client: Client, node: FakeNode, tamper: Callable[[dict[str, Any]], None]
+) -> None:
+    node.edit_status = tamper
+    tid = client.submit(signed())
+    status = client.tx_status(tid)  # unverified: served as is
+    assert status is not None
+    assert status.committed
+    with pytest.raises(ClientError) as info:
+        client.tx_status(tid, verify=True)
+    assert (info.value.code, info.value.status) == (BAD_PROOF, None)
+    with pytest.raises(ClientError, match=BAD_PROOF):
+        client.wait_final(tid, verify=True)
+
+
+def change_tx_root(body: dict[str, Any]) -> None:
+    body["header"]["tx_root"] = "00" * 32  # the header no longer hashes to block_id
+
+
+def serve_another_height(body: dict[str, Any]) -> None:
+    body["header"]["height"] = 2
+
+
+@pytest.mark.parametrize("tamper", [change_tx_root, serve_another_height])
+def test_a_block_that_is_not_the_one_named_is_bad_proof(
+    client: Client, node: FakeNode, tamper: Callable[[dict[str, Any]], None]
+) -> None:
+    node.edit_block = tamper
+    tid = client.submit(signed())
+    with pytest.raises(ClientError) as info:
+        client.tx_status(tid, verify=True)
+    assert info.value.code == BAD_PROOF
+
+
+def test_a_block_header_that_does_not_parse_is_a_bad_response(
+    client: Client, node: FakeNode
+) -> None:
+    node.edit_block = lambda body: body["header"].pop("tx_root")
+    tid = client.submit(signed())
+    with pytest.raises(ClientError) as info:
+        client.tx_status(tid, verify=True)
+    assert info.value.code == BAD_RESPONSE
+    assert "tx_root" in info.value.message
+
+
+# ------------------------------------------------------------------ arguments and lifecycle
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.tx_status(b"\x01" * 31),
+        lambda c: c.next_nonce("ab" * 32),
+        lambda c: c.block(-1),
+        lambda c: c.block("first"),
+        lambda c: c.block(True),
+        lambda c: c.wait_final(b"\x01" * 32, poll_s=0),
+        lambda c: c.wait_final(b"\x01" * 32, timeout=-1),
+    ],
+)
+def test_caller_mistakes_are_value_errors(
+    client: Client, node: FakeNode, call: Callable[[Client], object]
+) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        call(client)
+    assert node.requests == []
+
+
+def test_context_managers_close_the_connection_pool(node: FakeNode) -> None:
+    with Client(BASE_URL, transport=node.transport()) as c:
+        pass
+    assert c._http.is_closed
+
+    async def main() -> None:
+        async with AsyncClient(BASE_URL, transport=node.transport()) as ac:
+            pass
+        assert ac._http.is_closed
+
+    trio.run(main)
+
+
+# ------------------------------------------------------------------ async client under trio
+
+
+def run_on_mock_clock(main: Callable[[], Any]) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_async_client_round_trip_under_trio() -> None:
+    node = FakeNode(commit_after_polls=3)
+
+    async def main() -> None:
+        async with AsyncClient(BASE_URL, transport=node.transport()) as c:
+            tid = await c.send(ALICE, b"hello", gas_price=10)
+            assert tid.hex() == "f233b35f3ba984f0a5cc0001bce78734975320e4be6e247c6ca13f516befeb1b"
+            assert await c.next_nonce(ALICE.sender) == 1
+            assert await c.tx_status(tid) == TxStatus(tid, "pending")
+            status = await c.wait_final(tid, verify=True)
+            assert (status.height, status.index) == (1, 2)
+            assert (await c.block("latest"))["block_id"] == status.block_id.hex()
+            assert len((await c.block(1, full=True))["txs"]) == 5
+            assert await c.status() == {"chain_id": CHAIN, "height": 1}
+            results = await c.submit_many([signed(BOB), signed(BOB)])
+            assert results[0] == tx_id(signed(BOB))
+            assert isinstance(results[1], ClientError)
+            assert results[1].code == "duplicate"
+            assert await c.submit_many([]) == []
+            assert await c.tx_status(b"\x07" * 32) is None
+
+    run_on_mock_clock(main)
+    assert node.polls[tx_id(signed())] == 3
+
+
+def test_async_wait_final_times_out_on_trio_time() -> None:
+    node = FakeNode(commit_after_polls=10**9)
+
+    async def main() -> None:
+        async with AsyncClient(BASE_URL, transport=node.transport()) as c:
+            tid = await c.submit(signed())
+            started = trio.current_time()
+            with pytest.raises(ClientError) as info:
+                await c.wait_final(tid, timeout=30.0, poll_s=0.5)
+            assert trio.current_time() - started == pytest.approx(30.0)
+            assert (info.value.code, info.value.status) == (TIMEOUT, None)
+
+    wall = time.monotonic()
+    run_on_mock_clock(main)
+    assert time.monotonic() - wall < 5.0  # 30 s of trio time, autojumped
+    assert node.polls[tx_id(signed())] == 61
+
+
+def test_async_errors_map_like_the_sync_ones() -> None:
+    async def expect(transport: httpx.MockTransport, code: str, status: int | None) -> None:
+        async with AsyncClient(BASE_URL, transport=transport) as c:
+            with pytest.raises(ClientError) as info:
+                await c.submit(signed())
+            assert (info.value.code, info.value.status) == (code, status)
+
+    async def main() -> None:
+        await expect(canned(409, error_body("nonce_too_low")), "nonce_too_low", 409)
+        await expect(canned(413, error_body("batch_too_large")), "batch_too_large", 413)
+        await expect(canned(202, {"tx_id": OTHER_ID}), BAD_RESPONSE, 202)
+        await expect(failing(httpx.ConnectError), UNREACHABLE, None)
+        node = FakeNode()
+        node.edit_status = flip_first_path_hash
+        async with AsyncClient(BASE_URL, transport=node.transport()) as c:
+            tid = await c.submit(signed())
+            with pytest.raises(ClientError, match=BAD_PROOF):
+                await c.tx_status(tid, verify=True)
+
+    run_on_mock_clock(main)
+
+
+def test_async_client_reports_a_closed_port_as_unreachable() -> None:
+    async def main() -> None:
+        async with AsyncClient(f"http://127.0.0.1:{closed_port()}", timeout=2.0) as c:
+            with pytest.raises(ClientError) as info:
+                await c.status()
+            assert info.value.code == UNREACHABLE
+
+    trio.run(main)
