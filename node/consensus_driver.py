@@ -51,6 +51,7 @@ log = logging.getLogger("sequencer.consensus")
 
 SYNC_POLL_S = 0.1
 SYNC_PATIENCE_MS = 300
+SYNC_PROBE_MS = 1_000
 # A sync response stays well inside one gossip message (4 MiB).
 SYNC_RESPONSE_BYTES_MAX = 3 * 1024 * 1024
 EVIDENCE_KEPT_MAX = 64
@@ -74,7 +75,9 @@ class ConsensusDriver:
         self.core = core
         self.chain = chain
         self.gossip = gossip
-        self._peer_keys = peer_keys  # validator index -> public key
+        self._peer_keys = peer_keys  # validator index -> public key (b"" for us)
+        self._validator_of = {key: index for index, key in enumerate(peer_keys) if key}
+        self._rng = rng
         self._is_verified = is_verified
         self._inputs: collections.deque[object] = collections.deque()
         self._busy = False
@@ -116,6 +119,11 @@ class ConsensusDriver:
             if response is not None:
                 self.gossip.send_nowait(peer, Topic.SYNC, encode_sync(response))
             return
+        if message.blocks:
+            # The peer has every block it sent: it works on the height after.
+            validator = self._validator_of.get(peer)
+            if validator is not None:
+                self._observe(validator, message.blocks[-1][0].header.height + 1)
         parent = message.parent_certificate
         for block, certificate in message.blocks:
             self.feed(DecidedBlock(block, certificate, parent))
@@ -224,16 +232,28 @@ class ConsensusDriver:
     # ---------------------------------------------------------------- catch-up
 
     async def run_catchup(self) -> None:
+        """Fetch blocks from peers seen ahead; and, since idle peers send
+        nothing (no transactions, no heights), ask one at random now and then
+        whether it has blocks we lack (a restarted or late node learns so)."""
+        probe_at = 0
         while True:
             await trio.sleep(SYNC_POLL_S)
-            wanted = self.catchup.poll(self.core.height, wall_ms(), max_blocks=SYNC_BLOCKS_MAX)
-            if wanted is None:
-                continue
-            validator, request = wanted
-            if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator] != b"":
-                self.gossip.send_nowait(
-                    self._peer_keys[validator], Topic.SYNC, encode_sync(request)
-                )
+            now = wall_ms()
+            height = self.core.height
+            wanted = self.catchup.poll(height, now, max_blocks=SYNC_BLOCKS_MAX)
+            if wanted is None and now >= probe_at:
+                probe_at = now + SYNC_PROBE_MS
+                peers = [i for i, key in enumerate(self._peer_keys) if key]
+                if peers:
+                    wanted = self._rng.choice(peers), SyncRequest(height, SYNC_BLOCKS_MAX)
+            if wanted is not None:
+                self._request(*wanted)
+
+    def _request(self, validator: int, request: SyncRequest) -> None:
+        if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:
+            self.counts["sync_requests"] += 1
+            message = encode_sync(request)
+            self.gossip.send_nowait(self._peer_keys[validator], Topic.SYNC, message)
 
     def _serve(self, request: SyncRequest) -> SyncResponse | None:
         """Up to `max_blocks` finalized blocks, within one gossip message."""

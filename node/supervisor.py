@@ -61,15 +61,15 @@ def run_devnet(layout: DevnetLayout, home: Path) -> int:
 
 
 def _spawn(home: Path) -> subprocess.Popen[bytes]:
-    log = (home / "node.log").open("ab")
     # A new session: a Ctrl-C in the terminal reaches the supervisor only,
-    # which then stops the nodes in order.
-    return subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # which then stops the nodes in order. The child keeps its own log handle.
+    with (home / "node.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _wait_ready(
