@@ -36,6 +36,7 @@ from node.ingest import Ingest, JournalWriter
 from node.messages import decode_consensus, decode_sync, decode_tx
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
+from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key
 from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
@@ -48,6 +49,7 @@ __all__ = ["Node", "run_node"]
 log = logging.getLogger("sequencer.node")
 
 VERIFIED_REMEMBERED_MAX = 200_000
+RESTORED_ANNOUNCE_DELAY_S = 1.0
 
 
 class Node:
@@ -102,9 +104,14 @@ class Node:
         self._restore_journal()
 
     def _restore_journal(self) -> None:
-        results = self.mempool.restore(self.store.journal(), wall_ms())
+        journal = list(self.store.journal())
+        results = self.mempool.restore(journal, wall_ms())
         stale = [seq for seq, result in results if not result.ok]
         self.store.remove_journal(stale)
+        # Peers may never have seen these (we may have died before gossiping
+        # them): announce them again once the network is up.
+        kept = {seq for seq, result in results if result.ok}
+        self._restored = [tx for seq, _time, tx in journal if seq in kept]
         log.info(
             "mempool restored: %d from the journal, %d stale", len(results) - len(stale), len(stale)
         )
@@ -170,6 +177,7 @@ class Node:
                     self.consensus.txs_available()
                 nursery.start_soon(self.consensus.run_timers)
                 nursery.start_soon(self.consensus.run_catchup)
+                nursery.start_soon(self._announce_restored)
                 await nursery.start(self._serve_rpc)
                 log.info(
                     "node %s up: rpc %s, p2p %s, height %d",
@@ -181,6 +189,12 @@ class Node:
                 task_status.started()
         finally:
             self.store.close()
+
+    async def _announce_restored(self) -> None:
+        await trio.sleep(RESTORED_ANNOUNCE_DELAY_S)  # let peers answer our first pings
+        for tx in self._restored:
+            await self.gossip.publish(Topic.TX, encode(tx))
+        self._restored = []
 
     async def _serve_rpc(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

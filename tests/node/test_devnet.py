@@ -191,3 +191,35 @@ def test_a_node_started_after_a_thousand_blocks_catches_up(tmp_path: Path) -> No
         with cluster.client(3) as client:
             id_ = client.send(wallets(cluster.layout.chain_id, 1)[0], b"after catch-up")
             assert client.wait_final(id_, timeout=30).status == "committed"
+
+
+def test_acknowledged_transactions_survive_kill_nine_through_the_journal(tmp_path: Path) -> None:
+    # The victim hears its peers but cannot send to them, so the transactions
+    # it acknowledges exist only in its journal when it is killed.
+    cluster = Cluster(tmp_path / "devnet")
+    victim = 2
+    config = cluster.home(victim) / "config.toml"
+    original = config.read_text()
+    others = [node.peer_id for i, node in enumerate(cluster.layout.nodes) if i != victim]
+    blocked = "blocked_to = [" + ", ".join(f'"{peer}"' for peer in others) + "]\n"
+    config.write_text(original.replace("[p2p.faults]\n", "[p2p.faults]\n" + blocked))
+    try:
+        cluster.start_all()
+        wait_until(
+            lambda: httpx.get(f"{cluster.url(victim)}/ready", timeout=2).status_code == 200,
+            30,
+            "the victim ready",
+        )
+        wallet = wallets(cluster.layout.chain_id, 1)[0]
+        with cluster.client(victim) as client:
+            ids = [client.send(wallet, b"journal %d" % n, nonce=n) for n in range(20)]
+        with cluster.client(0) as client:
+            assert all(client.tx_status(id_) is None for id_ in ids)  # nobody else has them
+        cluster.kill(victim)
+        config.write_text(original)
+        cluster.start(victim)
+        with cluster.client(1) as client:
+            for id_ in ids:
+                assert client.wait_final(id_, timeout=60).status == "committed"
+    finally:
+        cluster.stop_all()
