@@ -16,9 +16,7 @@ into nor deleted.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from net.identity import peer_id
 from node.config import CONFIG_FILE, config_from_table, dump_config, parse_config
 from node.errors import ConfigError
 from sequencer.crypto import PrivateKey, load_key, save_key
+from sequencer.files import write_atomic
 from sequencer.genesis import dump_genesis, parse_genesis
 from sequencer.limits import CHAIN_ID_CHARS_MAX
 from sequencer.types import ConsensusParams, Genesis, ValidatorInfo
@@ -399,16 +398,6 @@ def _write(plan: _Plan) -> None:
 def _write_file(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: a temporary file, fsynced, then renamed."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import nacl.exceptions
@@ -23,6 +22,7 @@ import nacl.signing
 
 from sequencer.codec import encode, parse_hex
 from sequencer.errors import DecodeError, KeyFileError
+from sequencer.files import write_atomic
 from sequencer.types import Block, Proposal, Transaction, Vote, VoteKind
 
 __all__ = [
@@ -178,20 +178,10 @@ def save_key(key: PrivateKey, path: str | Path, *, overwrite: bool = False) -> N
         "public_key": key.public_key.hex(),
         "private_key": key.seed.hex(),
     }
+    data = (json.dumps(document, indent=2) + "\n").encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(document, handle, indent=2)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, mode=0o600)
     except OSError as exc:
         raise KeyFileError(f"cannot write key file {path}: {exc.strerror or exc}") from None
 

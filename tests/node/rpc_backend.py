@@ -20,9 +20,10 @@ from typing import Any
 import anyio
 
 from node.backend import ErrorCode, Finalized, SubmitResult
+from node.ingest import ADD_ERRORS
 from sequencer.crypto import sign_transaction, verify_transaction
 from sequencer.ids import block_id, state_root, tx_id, tx_root
-from sequencer.mempool import AddStatus, Mempool, MempoolConfig
+from sequencer.mempool import Mempool, MempoolConfig
 from sequencer.types import Block, BlockHeader, Genesis, Transaction, ValidatorInfo
 from storage import Store
 from tests.storage import chain
@@ -51,16 +52,6 @@ METRICS = (
 )
 PEERS = [{"peer_id": "12D3KooWtest", "address": "/ip4/127.0.0.1/udp/26657"}]
 
-ADD_ERRORS: dict[AddStatus, ErrorCode] = {
-    AddStatus.DUPLICATE: ErrorCode.DUPLICATE,
-    AddStatus.NONCE_TOO_LOW: ErrorCode.NONCE_TOO_LOW,
-    AddStatus.UNDERPRICED_REPLACEMENT: ErrorCode.UNDERPRICED_REPLACEMENT,
-    AddStatus.BELOW_MIN_GAS_PRICE: ErrorCode.BELOW_MIN_GAS_PRICE,
-    AddStatus.POOL_FULL: ErrorCode.MEMPOOL_FULL,
-    AddStatus.SENDER_SLOTS_FULL: ErrorCode.SENDER_SLOTS_FULL,
-    AddStatus.TOO_LARGE: ErrorCode.TOO_LARGE,
-    AddStatus.WRONG_CHAIN: ErrorCode.WRONG_CHAIN,
-}
 
 
 def namespaced_block(parent: chain.Finalized, namespaces: Sequence[int]) -> chain.Finalized:
