@@ -16,6 +16,8 @@ at the boundary where they happen.
     │                          the node's error response (its stable `code`
     │                          and HTTP `status`), or no usable answer (codes
     │                          unreachable, timeout, bad_response, bad_proof)
+    ├── l1.L1Error             posting to or reading from an L1 (its tree in
+    │                          sequencer/l1/base.py: unavailable, conflict)
     ├── storage.StorageError   (its own tree, in storage/errors.py)
     └── net.NetError           (its own tree, in net/errors.py)
 
