@@ -34,6 +34,7 @@ from storage.kv import WriteOp
 from storage.schema import (
     SIGNING_STATE_KEY,
     TIP_KEY,
+    batch_key,
     block_id_key,
     block_key,
     certificate_key,
@@ -174,6 +175,10 @@ class WriteBatch:
         """Journal an accepted mempool transaction under its arrival sequence."""
         assert self._open, _USED_AFTER_END
         self._ops[journal_key(seq)] = encode_u64(time_ms) + encode(tx)
+
+    def put_batch_record(self, number: int, record: bytes) -> None:
+        assert self._open, _USED_AFTER_END
+        self._ops[batch_key(number)] = record
 
     def delete_journal(self, seq: int) -> None:
         assert self._open, _USED_AFTER_END

@@ -16,7 +16,7 @@ range is one contiguous scan.
 | `N`    | `N` + sender (32)                    | next nonce u64 BE                             |
 | `S`    | `S` (single key)                     | `SigningState` (canonical encoding)           |
 | `J`    | `J` + arrival seq u64 BE             | journaled tx: arrival time_ms u64 BE + tx     |
-| `L`    | `L` + ...                            | L1 batcher progress (reserved, later issue)   |
+| `L`    | `L` + batch number u64 BE            | L1 batch record (bytes owned by the batcher)  |
 | `E`    | `E` + ...                            | equivocation evidence (reserved, later issue) |
 
 Changing the meaning of any key or value is a new `SCHEMA_VERSION`; a store
@@ -44,6 +44,8 @@ __all__ = [
     "TIP_KEY",
     "TX_LOCATION_BYTES",
     "TX_PREFIX",
+    "batch_key",
+    "batch_range",
     "block_id_key",
     "block_key",
     "certificate_key",
@@ -159,6 +161,15 @@ def nonce_key(sender: bytes) -> bytes:
 
 def journal_key(seq: int) -> bytes:
     return JOURNAL_PREFIX + encode_u64(seq)
+
+
+def batch_key(number: int) -> bytes:
+    return BATCHER_PREFIX + encode_u64(number)
+
+
+def batch_range(first: int = 0) -> tuple[bytes, bytes]:
+    """Scan bounds covering batch records from `first` on, in number order."""
+    return batch_key(first), bytes([BATCHER_PREFIX[0] + 1])
 
 
 def journal_range() -> tuple[bytes, bytes]:

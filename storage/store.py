@@ -51,6 +51,8 @@ from storage.schema import (
     SCHEMA_VERSION,
     SIGNING_STATE_KEY,
     TIP_KEY,
+    batch_key,
+    batch_range,
     block_id_key,
     block_key,
     certificate_key,
@@ -356,6 +358,22 @@ class Store:
             seq = self._parse(key[1:], decode_u64, "a journal key")
             time_ms = self._parse(value[:8], decode_u64, f"journal entry {seq}")
             yield seq, time_ms, self._decode(value[8:], Transaction, f"journal entry {seq}")
+
+    # ------------------------------------------------------------ L1 batches
+
+    def save_batch_record(self, number: int, record: bytes) -> None:
+        """Durably record batch `number` (the batcher owns the bytes' format)."""
+        with self.batch(sync=True) as batch:
+            batch.put_batch_record(number, record)
+
+    def batch_record(self, number: int) -> bytes | None:
+        return self._kv.get(batch_key(number))
+
+    def batch_records(self, first: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(number, record) from batch `first` on, in number order."""
+        start, stop = batch_range(first)
+        for key, value in self._kv.scan(start, stop):
+            yield self._parse(key[1:], decode_u64, "a batch key"), value
 
     def save_signing_state(self, state: SigningState) -> None:
         """Persist the signing state durably (before a signature leaves the node)."""

@@ -488,3 +488,16 @@ def test_a_damaged_journal_entry_is_corruption(backend: Backend) -> None:
     store.kv.write([(b"J" + (4).to_bytes(8, "big"), b"\x00" * 8 + b"\xc1")], sync=True)
     with pytest.raises(StoreCorruptError, match="journal entry 4"):
         list(store.journal())
+
+
+def test_batch_records_are_durable_and_ordered_by_number(backend: Backend) -> None:
+    store = backend.open()
+    for number in (2, 0, 300, 1):  # numbers order the records, not writing order
+        store.save_batch_record(number, b"record %d" % number)
+    store.save_batch_record(1, b"record 1, updated")
+    store = backend.reopen(store)
+    assert [n for n, _ in store.batch_records()] == [0, 1, 2, 300]
+    assert store.batch_record(1) == b"record 1, updated"
+    assert store.batch_record(3) is None
+    assert [n for n, _ in store.batch_records(2)] == [2, 300]
+    assert store.height() == 0  # batch records are not the chain
