@@ -160,6 +160,34 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     init.set_defaults(run=cmd_devnet_init)
 
 
+def cmd_l1_verify(args: argparse.Namespace) -> int:
+    from node.l1verify import print_report, verify_l1
+
+    report, certificate_issues, tip = verify_l1(
+        args.rpc, args.l1, args.genesis, sender=args.sender, inbox=args.inbox
+    )
+    return print_report(report, certificate_issues, tip)
+
+
+def _add_l1(commands: argparse._SubParsersAction) -> None:
+    l1 = commands.add_parser("l1", help="L1 batch commitments")
+    sub = l1.add_subparsers(dest="l1_command", required=True, metavar="COMMAND")
+    verify = sub.add_parser(
+        "verify", help="check every commitment on the L1 against a node's chain"
+    )
+    verify.add_argument("--rpc", default="http://127.0.0.1:26600", metavar="URL")
+    verify.add_argument("--l1", required=True, metavar="SPEC", help="file:PATH or ethereum:URL")
+    verify.add_argument(
+        "--genesis",
+        type=Path,
+        metavar="FILE",
+        help="check certificates against this genesis (default: the node's /validators)",
+    )
+    verify.add_argument("--sender", metavar="ADDR", help="ethereum: the batch poster's address")
+    verify.add_argument("--inbox", metavar="ADDR", help="ethereum: the batch inbox address")
+    verify.set_defaults(run=cmd_l1_verify)
+
+
 def _add_node(commands: argparse._SubParsersAction) -> None:
     node = commands.add_parser("node", help="run one node")
     node.add_argument("--home", type=Path, required=True, metavar="DIR", help="its home")
@@ -200,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devnet(commands)
     _add_node(commands)
     _add_client(commands)
+    _add_l1(commands)
     return parser
 
 

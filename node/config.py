@@ -67,6 +67,7 @@ from sequencer.mempool import MempoolConfig
 __all__ = [
     "CONFIG_FILE",
     "ENV_PREFIX",
+    "BatcherSection",
     "ConsensusSection",
     "FaultsSection",
     "GossipSection",
@@ -193,6 +194,25 @@ class P2PSection(_Section):
     faults: FaultsSection = msgspec.field(default_factory=FaultsSection)
 
 
+class BatcherSection(_Section):
+    """The L1 batch poster (DESIGN 11); a devnet enables it on node 0."""
+
+    enabled: bool = False
+    sink: Literal["file", "ethereum"] = "file"
+    file: PathText = "l1.jsonl"  # the file L1, relative to the home
+    ethereum_url: Address = "http://127.0.0.1:8545"
+    # Hex private key of the L1 account (better set by SEQUENCER_BATCHER_ETHEREUM_PRIVATE_KEY).
+    ethereum_private_key: Annotated[str, Meta(pattern=r"^((0x)?[0-9a-fA-F]{64})?$")] = ""
+    inbox_address: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")] = (
+        "0x00000000000000000000000000000000000b47c4"
+    )
+    confirmations: Annotated[int, Meta(ge=0, le=1_000)] = 1
+    max_blocks: Annotated[int, Meta(ge=1, le=100_000)] = 100
+    max_bytes: Annotated[int, Meta(ge=1, le=128 * 1024 * 1024)] = 1_000_000
+    max_age_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = 2_000
+    backlog_batches_max: Annotated[int, Meta(ge=1, le=100_000)] = 64
+
+
 class LogSection(_Section):
     format: Literal["human", "json"] = "human"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -216,6 +236,7 @@ class NodeConfig(_Section):
     mempool_settings: MempoolSection = msgspec.field(default_factory=MempoolSection, name="mempool")
     consensus: ConsensusSection = msgspec.field(default_factory=ConsensusSection)
     log: LogSection = msgspec.field(default_factory=LogSection)
+    batcher: BatcherSection = msgspec.field(default_factory=BatcherSection)
 
     # -------------------------------------------------------------- addresses
 

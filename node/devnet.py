@@ -317,6 +317,8 @@ def _config_text(
             "peers": [node.p2p for position, node in enumerate(nodes) if position != index],
             "gossip": gossip,
         },
+        # Node 0 posts batch commitments to the file L1 under its home (DESIGN 11).
+        "batcher": {"enabled": index == 0},
     }
     # Through the same checks as a file on disk: a bad override fails here,
     # before anything is written.

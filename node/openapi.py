@@ -170,6 +170,19 @@ def _node_schemas() -> dict[str, Schema]:
         "Account": _object({"sender": _hex(64), "committed_nonce": U64, "next_nonce": U64}),
         "Validators": _object(validators),
         "Peers": _object({"peers": {"type": "array", "items": {"type": "object"}}}),
+        "Batch": _object(
+            {
+                "batch_number": U64,
+                "first_height": HEIGHT,
+                "last_height": HEIGHT,
+                "commitment": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "encoding": {"type": "string", "pattern": "^([0-9a-f]{2})*$"},
+                "l1_reference": {"type": "string"},
+                "state": {"enum": ["posted", "confirmed"]},
+                "posted_ms": U64,
+            }
+        ),
+        "Batches": _object({"batches": {"type": "array", "items": _ref("Batch")}}),
         "Health": _object({"status": {"const": "ok"}}),
         "Ready": _object({"status": {"const": "ready"}}),
     }
@@ -301,8 +314,10 @@ def _block_paths(limits: RpcLimits) -> dict[str, Schema]:
     }
 
 
-def _node_paths() -> dict[str, Schema]:
+def _node_paths(limits: RpcLimits) -> dict[str, Schema]:
     anything = {"type": "object"}
+    most = limits.blocks_range_max
+    limit = {"type": "integer", "minimum": 1, "maximum": most, "default": most}
     return {
         "/status": _get("Node status", _responses(200, anything, "Node status", *_READ)),
         "/validators": _get(
@@ -310,6 +325,19 @@ def _node_paths() -> dict[str, Schema]:
             _responses(200, _ref("Validators"), "Validators in index order", *_READ),
         ),
         "/peers": _get("Connected peers", _responses(200, _ref("Peers"), "Peers", *_READ)),
+        "/batches": _get(
+            f"L1 batches posted by this node, from a number, at most {most}",
+            _responses(
+                200, _ref("Batches"), "Batches (empty if this node posts none)", 400, *_READ
+            ),
+            _param("from", "query", U64),
+            _param("limit", "query", limit),
+        ),
+        "/batches/{number}": _get(
+            "One L1 batch posted by this node",
+            _responses(200, _ref("Batch"), "The batch", 400, 404, *_READ),
+            _param("number", "path", U64),
+        ),
         # The probes are exempt from rate limiting.
         "/health": _get("Liveness", _responses(200, _ref("Health"), "Alive")),
         "/ready": _get("Readiness", _responses(200, _ref("Ready"), "Ready", 503)),
@@ -332,6 +360,6 @@ def build_openapi(limits: RpcLimits) -> dict[str, Any]:
                 f"(bursts of {limits.burst})."
             ),
         },
-        "paths": {**_tx_paths(limits), **_block_paths(limits), **_node_paths()},
+        "paths": {**_tx_paths(limits), **_block_paths(limits), **_node_paths(limits)},
         "components": {"schemas": _schemas()},
     }

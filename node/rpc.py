@@ -583,6 +583,21 @@ class _Api:
     async def peers(self, request: Request) -> Response:
         return _json({"peers": self.backend.peers()})
 
+    async def batches(self, request: Request) -> Response:
+        range_max = self.limits.blocks_range_max
+        first = _query_uint(request, "from", 0, minimum=0)
+        limit = _query_uint(request, "limit", range_max, minimum=1)
+        if limit > range_max:
+            raise _bad_request(f"`limit` must be at most {range_max}, got {limit}")
+        return _json({"batches": self.backend.batches(first, limit)})
+
+    async def batch(self, request: Request) -> Response:
+        number = _uint(request.path_params["number"], "number")
+        record = self.backend.batch(number)
+        if record is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no batch {number} posted by this node")
+        return _json(record)
+
     async def events(self, request: Request) -> Response:
         namespace = _query_namespace(request)
         source = self.backend.finalized(self._events_start(request))
@@ -628,6 +643,8 @@ def _routes(api: _Api) -> list[Route]:
         Route("/status", api.status, methods=get),
         Route("/validators", api.validators, methods=get),
         Route("/peers", api.peers, methods=get),
+        Route("/batches", api.batches, methods=get),
+        Route("/batches/{number}", api.batch, methods=get),
         Route("/events", api.events, methods=get),
         Route("/health", api.health, methods=get),
         Route("/ready", api.ready, methods=get),

@@ -29,9 +29,11 @@ from net.gossip import Delivery
 from net.identity import peer_id
 from net.wire import Topic
 from node.backend import Finalized, SubmitResult
+from node.batcher_service import BatcherService
 from node.chain import Chain
 from node.config import NodeConfig, load_config
 from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
+from node.errors import ConfigError
 from node.ingest import Ingest, JournalWriter
 from node.messages import decode_consensus, decode_sync, decode_tx
 from node.rpc import RpcLimits, build_app
@@ -40,6 +42,7 @@ from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key
 from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
+from sequencer.l1.base import Sink
 from sequencer.mempool import Mempool
 from sequencer.types import Genesis, Transaction
 from storage.store import Store
@@ -99,6 +102,7 @@ class Node:
             self.consensus.txs_available,
             remember,
         )
+        self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
         self._metrics = _Metrics(self)
         self.chain.on_commit.append(self._metrics.on_commit)
         self._restore_journal()
@@ -142,7 +146,17 @@ class Node:
             "peers_alive": self.gossip.alive_peers(),
             "ready": self.ready(),
             "equivocations": self.consensus.counts["equivocations"],
+            "batcher": None if self.batcher is None else self.batcher.status(),
         }
+
+    def batches(self, first: int, limit: int) -> list[dict[str, Any]]:
+        if self.batcher is None:
+            return []
+        return [record.to_json() for record in self.batcher.records(first, limit)]
+
+    def batch(self, number: int) -> dict[str, Any] | None:
+        record = None if self.batcher is None else self.batcher.record(number)
+        return None if record is None else record.to_json()
 
     def peers(self) -> list[dict[str, Any]]:
         return [
@@ -178,6 +192,8 @@ class Node:
                 nursery.start_soon(self.consensus.run_timers)
                 nursery.start_soon(self.consensus.run_catchup)
                 nursery.start_soon(self._announce_restored)
+                if self.batcher is not None:
+                    nursery.start_soon(self.batcher.run)
                 await nursery.start(self._serve_rpc)
                 log.info(
                     "node %s up: rpc %s, p2p %s, height %d",
@@ -261,6 +277,28 @@ class _Metrics:
             "sequencer_height", "Height of the last finalized block", registry=self.registry
         )
         self.height.set(node.store.height())
+        batcher = node.batcher
+        if batcher is not None:
+            Gauge(
+                "sequencer_l1_lag_blocks",
+                "Finalized blocks not yet posted to L1",
+                registry=self.registry,
+            ).set_function(lambda: batcher.lag_blocks)
+            Gauge(
+                "sequencer_l1_last_posted_height",
+                "Last height posted to L1",
+                registry=self.registry,
+            ).set_function(lambda: batcher.last_posted_height)
+            Gauge(
+                "sequencer_l1_batches_posted",
+                "Batches posted to L1 since start",
+                registry=self.registry,
+            ).set_function(lambda: batcher.posted)
+            Gauge(
+                "sequencer_l1_errors",
+                "L1 errors since start (retried)",
+                registry=self.registry,
+            ).set_function(lambda: batcher.errors)
 
     def on_submit(self, results: list[SubmitResult]) -> None:
         for result in results:
@@ -273,6 +311,37 @@ class _Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService:
+    """The batch poster and its sink, from the `[batcher]` table."""
+    from sequencer.batcher import BatchConfig
+
+    settings = config.batcher
+    chain_id = chain.genesis.chain_id
+    sink: Sink
+    if settings.sink == "file":
+        from sequencer.l1.file import FileSink
+
+        sink = FileSink(home / settings.file, chain_id)
+    else:
+        from sequencer.l1.ethereum import EthereumSink
+
+        if not settings.ethereum_private_key:
+            raise ConfigError("batcher.ethereum_private_key is required with sink = ethereum")
+        sink = EthereumSink(
+            settings.ethereum_url,
+            settings.ethereum_private_key,
+            settings.inbox_address,
+            chain_id,
+            confirmations=settings.confirmations,
+        )
+    batch_config = BatchConfig(
+        max_blocks=settings.max_blocks,
+        max_bytes=settings.max_bytes,
+        max_age_ms=settings.max_age_ms,
+    )
+    return BatcherService(chain, sink, batch_config, settings.backlog_batches_max)
 
 
 async def run_node(home: Path) -> None:

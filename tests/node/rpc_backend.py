@@ -50,8 +50,20 @@ METRICS = (
     b"# TYPE sequencer_height gauge\n"
     b"sequencer_height 7\n"
 )
+BATCHES = [
+    {
+        "batch_number": number,
+        "first_height": 2 * number + 1,
+        "last_height": 2 * number + 2,
+        "commitment": bytes([number]).hex() * 32,
+        "encoding": "9700",
+        "l1_reference": f"file:{number + 1}",
+        "state": "confirmed",
+        "posted_ms": 1_000 + number,
+    }
+    for number in range(3)
+]
 PEERS = [{"peer_id": "12D3KooWtest", "address": "/ip4/127.0.0.1/udp/26657"}]
-
 
 
 def namespaced_block(parent: chain.Finalized, namespaces: Sequence[int]) -> chain.Finalized:
@@ -135,6 +147,12 @@ class RpcBackend:
 
     def peers(self) -> list[dict[str, Any]]:
         return PEERS
+
+    def batches(self, first: int, limit: int) -> list[dict[str, Any]]:
+        return [batch for batch in BATCHES if batch["batch_number"] >= first][:limit]
+
+    def batch(self, number: int) -> dict[str, Any] | None:
+        return next((b for b in BATCHES if b["batch_number"] == number), None)
 
     async def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
         tip = self.store.height()

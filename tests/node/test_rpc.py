@@ -34,7 +34,7 @@ from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.merkle import verify_inclusion
 from sequencer.types import BlockHeader, CommitCertificate, InclusionProof, Transaction
-from tests.node.rpc_backend import CHAIN, GENESIS, METRICS, PEERS, RpcBackend
+from tests.node.rpc_backend import BATCHES, CHAIN, GENESIS, METRICS, PEERS, RpcBackend
 from tests.storage.chain import CHAIN_ID, USER_KEYS, VALIDATOR_SET
 
 with warnings.catch_warnings():
@@ -665,6 +665,18 @@ def test_status_validators_peers(node: Node) -> None:
         {"index": i, **to_builtins(v)} for i, v in enumerate(GENESIS.validators)
     ]
     assert node.api.get("/peers").json() == {"peers": PEERS}
+
+
+def test_batches(node: Node) -> None:
+    assert node.api.get("/batches").json() == {"batches": BATCHES}
+    assert node.api.get("/batches", params={"from": 1, "limit": 1}).json() == {
+        "batches": BATCHES[1:2]
+    }
+    assert node.api.get("/batches/2").json() == BATCHES[2]
+    missing = node.api.get("/batches/3")
+    assert (missing.status_code, error_of(missing)) == (404, "not_found")
+    bad = node.api.get("/batches", params={"limit": 0})
+    assert (bad.status_code, error_of(bad)) == (400, "bad_request")
 
 
 def test_health_ready_metrics(node: Node) -> None:
