@@ -126,7 +126,8 @@ async def read_l1(
     else:
         raise SequencerError(f"--l1 must be file:PATH or ethereum:URL, got {spec!r}")
     try:
-        return await sink.posted()
+        # A batch number found twice on the L1 must be reported, not hidden.
+        return [*await sink.posted(), *getattr(sink, "duplicates", [])]
     finally:
         await sink.aclose()
 

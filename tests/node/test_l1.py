@@ -34,22 +34,11 @@ def load(cluster: Cluster, count: int, senders: int = 20, seed: int = 7) -> None
     clients[0].wait_final(last, timeout=120)
 
 
-def verify(cluster: Cluster, l1: str) -> subprocess.CompletedProcess[str]:
+def verify(cluster: Cluster, l1: str, *options: str) -> subprocess.CompletedProcess[str]:
+    genesis = str(cluster.home(2) / "genesis.json")
+    command = [str(SEQUENCER), "l1", "verify", "--rpc", cluster.url(1), "--l1", l1]
     return subprocess.run(
-        [
-            str(SEQUENCER),
-            "l1",
-            "verify",
-            "--rpc",
-            cluster.url(1),
-            "--l1",
-            l1,
-            "--genesis",
-            str(cluster.home(2) / "genesis.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*command, *options, "--genesis", genesis], capture_output=True, text=True, timeout=120
     )
 
 
