@@ -75,6 +75,14 @@ def _apt_install(package: str) -> bool:
     return subprocess.run(["apt-get", "install", "-y", "-qq", package]).returncode == 0
 
 
+def ensure_test_tools() -> None:
+    """System tools some tests need: npm, to install anvil (the Ethereum L1 of
+    the L1 tests) from its npm package. Installed with apt-get when missing and
+    we can; otherwise those tests say what is missing (and fail under CI)."""
+    if shutil.which("npm") is None and not _apt_install("npm"):
+        say("npm not found and cannot be installed here: the anvil (L1) tests will fail or skip")
+
+
 def _create_venv() -> None:
     say(f"creating virtual environment {VENV.relative_to(ROOT)}/")
     args = [sys.executable, "-m", "venv", "--clear", str(VENV)]

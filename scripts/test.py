@@ -5,7 +5,8 @@
     python3 scripts/test.py -k merkle    # extra arguments go to pytest
     python3 scripts/test.py --runslow    # include the long (soak) tests
 
-The first run creates .venv from requirements.lock (see scripts/bootstrap.py).
+The first run creates .venv from requirements.lock (see scripts/bootstrap.py)
+and installs npm when missing (apt-get), which the L1 tests use to fetch anvil.
 Exit status is pytest's: a run that collects no tests fails (pytest exits 5).
 """
 
@@ -15,12 +16,13 @@ import os
 import subprocess
 import sys
 
-from bootstrap import ROOT, BootstrapError, ensure_venv, say
+from bootstrap import ROOT, BootstrapError, ensure_test_tools, ensure_venv, say
 
 
 def main(argv: list[str]) -> int:
     try:
         python = str(ensure_venv())
+        ensure_test_tools()
     except BootstrapError as exc:
         say(f"error: {exc}")
         return 1

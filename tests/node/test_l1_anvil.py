@@ -37,11 +37,11 @@ def test_ethereum_l1_survives_a_paused_l1_and_a_killed_batcher(tmp_path: Path) -
         use_ethereum(cluster, anvil)
         try:
             cluster.start_all()
-            load(cluster, 600, seed=4)
+            load(cluster, 700, seed=4)
             anvil.pause()  # the L1 stops answering for 20 s
             paused_at = cluster.height(1)
             started = time.monotonic()
-            load(cluster, 600, seed=5)
+            load(cluster, 700, seed=5)
             # Consensus does not wait for the L1.
             assert cluster.height(1) > paused_at
             time.sleep(max(0.0, 20 - (time.monotonic() - started)))
