@@ -125,6 +125,7 @@ class Gossip:
         targets = [self._peers[tag] for tag in self._neighbours]
         self._queue(targets, frames, size, topic, now_ms)
         self.counts["messages_published"] += 1
+        self._count_topic("out", topic, len(data))
         return id_
 
     def send(self, public_key: bytes, topic: Topic, data: bytes, now_ms: float) -> bool:
@@ -136,7 +137,14 @@ class Gossip:
             raise NetConfigError(f"not a configured peer: {public_key.hex()}")
         frames, size = self._frames(id_, topic, self.tag, False, data)
         self.counts["messages_sent_direct"] += 1
+        self._count_topic("out", topic, len(data))
         return self._queue([peer], frames, size, topic, now_ms) == 1
+
+    def _count_topic(self, direction: str, topic: Topic, size: int) -> None:
+        """Messages and bytes by topic and direction (metrics: `topic_<dir>_<kind>_<topic>`)."""
+        name = topic.name.lower()
+        self.counts[f"topic_{direction}_messages_{name}"] += 1
+        self.counts[f"topic_{direction}_bytes_{name}"] += size
 
     def _check_size(self, topic: Topic, data: bytes) -> bytes:
         if len(data) > self._config.message_bytes_max:
@@ -285,6 +293,7 @@ class Gossip:
             return
         self._deliveries.append(Delivery(topic, data, id_, peer.public_key, origin))
         self.counts["messages_delivered"] += 1
+        self._count_topic("in", topic, len(data))
         if not relay:
             return
         targets = self._relay_targets(origin, peer.tag, now_ms)

@@ -9,6 +9,7 @@ up by reading, and one that starts late replays from any height.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 import trio
@@ -17,7 +18,7 @@ from consensus.blocks import next_nonces
 from consensus.core import Anchor
 from node.backend import Finalized
 from sequencer.ids import block_id, genesis_state_root
-from sequencer.mempool import Mempool
+from sequencer.mempool import Mempool, PoolTx
 from sequencer.types import ZERO_ID, Block, CommitCertificate, Genesis
 from storage.store import Store
 
@@ -26,13 +27,20 @@ __all__ = ["Chain"]
 log = logging.getLogger("sequencer.chain")
 
 
+def _ignore(operation: str, seconds: float) -> None:
+    """The default storage-timing hook: metrics replace it."""
+
+
 class Chain:
     def __init__(self, genesis: Genesis, store: Store, mempool: Mempool) -> None:
         self.genesis = genesis
         self.store = store
         self.mempool = mempool
         self._committed = trio.Event()
-        self.on_commit: list[Callable[[Block, CommitCertificate], None]] = []
+        # Called after each commit with the block, its certificate and the pool
+        # entries the block removed (its own transactions, and any made stale).
+        self.on_commit: list[Callable[[Block, CommitCertificate, list[PoolTx]], None]] = []
+        self.on_storage_write: Callable[[str, float], None] = _ignore
 
     @property
     def height(self) -> int:
@@ -62,12 +70,14 @@ class Chain:
         """Store a decided block durably, then clear its transactions from the pool."""
         changed = next_nonces(block.txs, self.store.next_nonce)
         assert changed is not None, "the core decided a block that does not apply"
+        started = time.perf_counter()
         if not self.store.commit_block(block, certificate, changed, parent_certificate):
             return  # already stored (a replay)
+        self.on_storage_write("commit_block", time.perf_counter() - started)
         removed = self.mempool.on_committed(changed)
         self.store.remove_journal(entry.seq for entry in removed)
         for callback in self.on_commit:
-            callback(block, certificate)
+            callback(block, certificate, removed)
         self._committed.set()
         self._committed = trio.Event()
         log.info(

@@ -150,7 +150,9 @@ class ConsensusDriver:
 
     def _execute(self, action: object) -> None:
         if isinstance(action, PersistSigningState):
+            started = time.perf_counter()
             self.chain.store.save_signing_state(action.state)
+            self.chain.on_storage_write("signing_state", time.perf_counter() - started)
         elif isinstance(action, Broadcast):
             self._broadcast(action.message)
         elif isinstance(action, ScheduleTimeout):

@@ -10,6 +10,7 @@ that acknowledged it journaled it).
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable
 
 import trio
@@ -50,6 +51,7 @@ class JournalWriter:
         self._wake = trio.Event()
         self._error: StorageError | None = None
         self.writes = 0
+        self.on_write: Callable[[str, float], None] = lambda operation, seconds: None
 
     async def write(self, entries: list[tuple[int, int, Transaction]]) -> None:
         """Return once `entries` are durable (raises `StorageError` if they are not)."""
@@ -69,7 +71,9 @@ class JournalWriter:
             try:
                 # In the event loop, not a thread: the store allows one write
                 # batch at a time, and block commits write from this loop too.
+                started = time.perf_counter()
                 self._store.append_journal(entries)
+                self.on_write("journal", time.perf_counter() - started)
                 self._error = None
             except StorageError as error:
                 self._error = error

@@ -21,7 +21,6 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from consensus.core import Core
 from net.driver import GossipNode
@@ -36,6 +35,7 @@ from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
 from node.ingest import Ingest, JournalWriter
 from node.messages import decode_consensus, decode_sync, decode_tx
+from node.metrics import NodeMetrics
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import encode
@@ -103,8 +103,11 @@ class Node:
             remember,
         )
         self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
-        self._metrics = _Metrics(self)
+        self._metrics = NodeMetrics(self)
         self.chain.on_commit.append(self._metrics.on_commit)
+        self.chain.on_storage_write = self._metrics.storage_write
+        if self.journal is not None:
+            self.journal.on_write = self._metrics.storage_write
         self._restore_journal()
 
     def _restore_journal(self) -> None:
@@ -253,64 +256,6 @@ class Node:
                 self.consensus.counts["malformed"] += 1
                 continue
             self.consensus.on_sync(message, delivery.peer)
-
-
-class _Metrics:
-    """A first set of metrics; DESIGN 10's full set comes with observability."""
-
-    def __init__(self, node: Node) -> None:
-        self.registry = CollectorRegistry()
-        self._node = node
-        self.received = Counter(
-            "sequencer_txs_received",
-            "Transactions submitted, by result",
-            ["result"],
-            registry=self.registry,
-        )
-        self.blocks = Counter(
-            "sequencer_blocks_committed", "Blocks finalized", registry=self.registry
-        )
-        self.txs = Counter(
-            "sequencer_txs_committed", "Transactions finalized", registry=self.registry
-        )
-        self.height = Gauge(
-            "sequencer_height", "Height of the last finalized block", registry=self.registry
-        )
-        self.height.set(node.store.height())
-        batcher = node.batcher
-        if batcher is not None:
-            Gauge(
-                "sequencer_l1_lag_blocks",
-                "Finalized blocks not yet posted to L1",
-                registry=self.registry,
-            ).set_function(lambda: batcher.lag_blocks)
-            Gauge(
-                "sequencer_l1_last_posted_height",
-                "Last height posted to L1",
-                registry=self.registry,
-            ).set_function(lambda: batcher.last_posted_height)
-            Gauge(
-                "sequencer_l1_batches_posted",
-                "Batches posted to L1 since start",
-                registry=self.registry,
-            ).set_function(lambda: batcher.posted)
-            Gauge(
-                "sequencer_l1_errors",
-                "L1 errors since start (retried)",
-                registry=self.registry,
-            ).set_function(lambda: batcher.errors)
-
-    def on_submit(self, results: list[SubmitResult]) -> None:
-        for result in results:
-            self.received.labels(result.error.value if result.error else "accepted").inc()
-
-    def on_commit(self, block: Any, certificate: Any) -> None:
-        self.blocks.inc()
-        self.txs.inc(len(block.txs))
-        self.height.set(block.header.height)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
 
 
 def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService:

@@ -1,0 +1,220 @@
+"""The node's Prometheus metrics (DESIGN 10): one registry per node.
+
+Two kinds. Events are counted and timed where they happen (submissions,
+commits, storage writes: counters and histograms). State that already lives
+in a subsystem (gossip counters, mempool sizes, peers, consensus height and
+round, L1 progress) is read at scrape time by a collector, so the hot paths
+pay nothing for it. Names follow Prometheus conventions: `sequencer_`
+prefix, base units (`_seconds`, `_bytes`), `_total` for counters; labels
+have bounded values (results are error codes, topics are three, reasons a
+fixed set).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sequencer.ids import tx_id
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+    from sequencer.mempool import PoolTx
+    from sequencer.types import Block, CommitCertificate
+
+__all__ = ["NodeMetrics"]
+
+# From a fast loopback commit (milliseconds) to a stalled round (seconds).
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STORAGE_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+ROUND_BUCKETS = (0, 1, 2, 3, 5, 8, 13)
+TOPICS = ("tx", "consensus", "sync")
+
+
+class NodeMetrics:
+    def __init__(self, node: Node) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.received = Counter(
+            "sequencer_txs_received",
+            "Transactions submitted over RPC, by result",
+            ["result"],
+            registry=registry,
+        )
+        self.blocks = Counter("sequencer_blocks_committed", "Blocks finalized", registry=registry)
+        self.txs = Counter("sequencer_txs_committed", "Transactions finalized", registry=registry)
+        self.height = Gauge(
+            "sequencer_height", "Height of the last finalized block", registry=registry
+        )
+        self.finality = Histogram(
+            "sequencer_finality_latency_seconds",
+            "From a transaction's arrival at this node to its block's finality",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.block_interval = Histogram(
+            "sequencer_block_interval_seconds",
+            "Time between consecutive finalized blocks",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.rounds = Histogram(
+            "sequencer_block_round",
+            "Round in which each block was decided",
+            buckets=ROUND_BUCKETS,
+            registry=registry,
+        )
+        self.storage = Histogram(
+            "sequencer_storage_write_seconds",
+            "Synced storage writes, by operation",
+            ["operation"],
+            buckets=STORAGE_BUCKETS_S,
+            registry=registry,
+        )
+        self.height.set(node.store.height())
+        self._last_commit_s: float | None = None
+        registry.register(_StateCollector(node))
+
+    def on_submit(self, results: list[Any]) -> None:
+        for result in results:
+            self.received.labels(result.error.value if result.error else "accepted").inc()
+
+    def on_commit(
+        self, block: Block, certificate: CommitCertificate, removed: list[PoolTx]
+    ) -> None:
+        now_s = time.time()
+        self.blocks.inc()
+        self.txs.inc(len(block.txs))
+        self.height.set(block.header.height)
+        self.rounds.observe(certificate.round)
+        if self._last_commit_s is not None:
+            self.block_interval.observe(now_s - self._last_commit_s)
+        self._last_commit_s = now_s
+        # Transactions this node held: their arrival time is in the pool entry
+        # (entries made stale by the block, not in it, are not finality).
+        in_block = {tx_id(tx) for tx in block.txs} if removed else set()
+        for entry in removed:
+            if entry.tx_id in in_block:
+                self.finality.observe(max(0.0, now_s - entry.time_ms / 1000))
+
+    def storage_write(self, operation: str, seconds: float) -> None:
+        self.storage.labels(operation).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Reads subsystem state at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._consensus()
+        yield from self._mempool()
+        yield from self._gossip()
+        yield from self._l1()
+
+    def _consensus(self) -> Iterator[Any]:
+        consensus = self._node.consensus
+        core = consensus.core
+        yield _gauge("sequencer_consensus_height", "Height consensus works on", core.height)
+        yield _gauge("sequencer_consensus_round", "Round consensus is in", core.round)
+        yield _counter(
+            "sequencer_equivocations",
+            "Equivocations detected (evidence kept)",
+            consensus.counts["equivocations"],
+        )
+        yield _counter(
+            "sequencer_sync_requests", "Catch-up requests sent", consensus.counts["sync_requests"]
+        )
+
+    def _mempool(self) -> Iterator[Any]:
+        stats = self._node.mempool.statistics()
+        family = GaugeMetricFamily(
+            "sequencer_mempool_txs", "Transactions in the mempool", labels=["state"]
+        )
+        family.add_metric(["pending"], stats.get("pending", 0))
+        family.add_metric(["queued"], stats.get("queued", 0))
+        yield family
+
+    def _gossip(self) -> Iterator[Any]:
+        stats = self._node.gossip.statistics()
+        messages = CounterMetricFamily(
+            "sequencer_gossip_messages",
+            "Gossip messages by topic and direction",
+            labels=["topic", "direction"],
+        )
+        sizes = CounterMetricFamily(
+            "sequencer_gossip_message_bytes",
+            "Gossip message payload bytes by topic and direction",
+            labels=["topic", "direction"],
+        )
+        for topic in TOPICS:
+            for direction in ("in", "out"):
+                messages.add_metric(
+                    [topic, direction], stats.get(f"topic_{direction}_messages_{topic}", 0)
+                )
+                sizes.add_metric(
+                    [topic, direction], stats.get(f"topic_{direction}_bytes_{topic}", 0)
+                )
+        yield messages
+        yield sizes
+        dropped = CounterMetricFamily(
+            "sequencer_gossip_datagrams_dropped", "Datagrams dropped, by reason", labels=["reason"]
+        )
+        for key, value in sorted(stats.items()):
+            if key.startswith("dropped_"):
+                dropped.add_metric([key.removeprefix("dropped_")], value)
+        yield dropped
+        for direction in ("sent", "received"):
+            yield _counter(
+                f"sequencer_gossip_datagrams_{direction}",
+                f"Datagrams {direction}",
+                stats.get(f"datagrams_{direction}", 0),
+            )
+            yield _counter(
+                f"sequencer_gossip_{direction}_bytes",
+                f"Datagram bytes {direction}",
+                stats.get(f"bytes_{direction}", 0),
+            )
+        yield _counter(
+            "sequencer_gossip_frames_retransmitted",
+            "Frames resent after a loss",
+            stats.get("frames_retransmitted", 0),
+        )
+        peers = GaugeMetricFamily("sequencer_peers", "Configured peers, by state", labels=["state"])
+        for state in ("new", "alive", "down"):
+            peers.add_metric([state], stats.get(f"peers_{state}", 0))
+        yield peers
+
+    def _l1(self) -> Iterator[Any]:
+        batcher = self._node.batcher
+        if batcher is None:
+            return
+        yield _counter("sequencer_l1_batches_posted", "Batches posted to the L1", batcher.posted)
+        yield _counter("sequencer_l1_errors", "L1 errors (each retried)", batcher.errors)
+        yield _gauge(
+            "sequencer_l1_lag_blocks",
+            "Finalized blocks not yet posted to the L1",
+            batcher.lag_blocks,
+        )
+        yield _gauge(
+            "sequencer_l1_last_posted_height",
+            "Last height posted to the L1",
+            batcher.last_posted_height,
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
