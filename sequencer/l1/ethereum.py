@@ -7,11 +7,9 @@
 
 A batch is one transaction from the poster's account to the batch inbox
 address, no value, calldata `0x01 || encoding` (DESIGN 3.6), signed with
-eth-account: EIP-1559 when the chain has a base fee (tip from
-`eth_maxPriorityFeePerGas`, else `eth_gasPrice` minus the base fee; fee cap
-twice the next base fee plus the tip), legacy (`eth_gasPrice`) otherwise;
-gas from `eth_estimateGas` plus 20%. JSON-RPC goes over httpx, whose anyio
-backend runs under trio.
+eth-account, with the fees of `jsonrpc.EthereumRpc.fees_now` (EIP-1559 when
+the chain has a base fee, legacy otherwise) and gas from `eth_estimateGas`
+plus 20%. All JSON-RPC goes through `jsonrpc.EthereumRpc`.
 
 Reading (`posted`) scans blocks `start_block..head` for transactions from
 the poster to the inbox whose calldata starts with 0x01, whose receipt says
@@ -50,11 +48,9 @@ with a fresh nonce (the old reference keeps working: it follows the batch).
 The reference `post` returned may thus not be the hash that got mined:
 `mined_hash(reference)` says which one did, and `posted()` lists that one.
 
-Errors: no answer within `request_timeout_s` (per request, end to end), a
-transport failure, HTTP 429/5xx, an unreadable answer, and JSON-RPC errors
-that mean "later" (rate limits, timeouts, a node still syncing) are
-`L1UnavailableError`; other JSON-RPC errors (insufficient funds, a reverted
-estimate) and malformed answers are `L1Error`; a key-less `reader` cannot
+Errors are those of `jsonrpc`: `L1UnavailableError` when trying later may work
+(no answer within `request_timeout_s`, a rate limit, a syncing node), else
+`L1Error` (insufficient funds, a malformed answer); a key-less `reader` cannot
 post. Arguments that are our bug (a batch of another chain, an encoding that
 is not the batch's) are `ValueError`s, as in the file sink.
 """
@@ -66,19 +62,26 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import anyio
-import httpx
-import msgspec
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from sequencer.errors import DecodeError
 from sequencer.ids import decode_batch, encode_batch
 from sequencer.l1.base import L1ConflictError, L1Error, L1UnavailableError, PostedBatch
+from sequencer.l1.jsonrpc import (
+    NONCE_TOO_LOW,
+    UNDERPRICED,
+    EthereumRpc,
+    Fees,
+    RpcError,
+    field,
+    lowercase,
+    quantity,
+)
 from sequencer.types import BatchCommitment
 
 __all__ = ["BUMPS_MAX", "CALLDATA_PREFIX", "EthereumSink", "EthereumSinkStatistics"]
@@ -93,69 +96,11 @@ SCAN_BLOCKS_PER_REQUEST = 32  # one JSON-RPC batch of eth_getBlockByNumber
 POST_ATTEMPTS_MAX = 4  # nonces lost to a race before `post` gives up for now
 TRACKED_NONCES_MAX = 1024  # transactions remembered for wait_confirmed
 
-_JSON_HEADERS = {"content-type": "application/json"}
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-# What a JSON-RPC error says when trying again later may work ...
-_TRY_LATER = (
-    "timeout",
-    "timed out",
-    "rate limit",
-    "too many requests",
-    "busy",
-    "header not found",
-    "unavailable",
-    "try again",
-    "syncing",
-    "limit exceeded",
-    "capacity",
-)
-_TRY_LATER_CODES = (-32005,)  # EIP-1474 "limit exceeded"
-# ... and the ones `post` and `wait_confirmed` handle (geth, anvil, Nethermind, Erigon).
-_NONCE_TOO_LOW = ("nonce too low", "oldnonce", "nonce has already been used")
-_ALREADY_KNOWN = ("already known", "already imported", "known transaction", "alreadyknown")
-_UNDERPRICED = ("underpriced", "replacement fee too low", "feetoolowtoreplace")
-_MISSING_METHOD = ("method not found", "does not exist", "not supported", "not available")
-
-
-# ------------------------------------------------------------------ errors
-
-
-class _RpcError(L1Error):
-    """A JSON-RPC error answer; `message` lower-cased for matching."""
-
-    def __init__(self, method: str, code: object, message: str) -> None:
-        super().__init__(f"ethereum: {method} failed: {message} (JSON-RPC error {code})")
-        self.code = code
-        self.message = message.lower()
-
-    def says(self, needles: Sequence[str]) -> bool:
-        return any(needle in self.message for needle in needles)
-
-
-class _RpcTryLaterError(_RpcError, L1UnavailableError):
-    """A JSON-RPC error that means "later": a rate limit, a timeout, a syncing node."""
-
-
-def _rpc_error(method: str, error: object) -> _RpcError:
-    code = error.get("code") if isinstance(error, dict) else None
-    message = str(error.get("message") if isinstance(error, dict) else error)
-    if code in _TRY_LATER_CODES or any(word in message.lower() for word in _TRY_LATER):
-        return _RpcTryLaterError(method, code, message)
-    return _RpcError(method, code, message)
-
-
-def _missing_method(error: _RpcError) -> bool:
-    return error.code == -32601 or error.says(_MISSING_METHOD)
 
 
 # ------------------------------------------------------------------ records
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Fees:
-    max_fee: int  # maxFeePerGas, or gasPrice for a legacy transaction
-    tip: int | None  # maxPriorityFeePerGas; None for a legacy transaction
 
 
 @dataclasses.dataclass(slots=True)
@@ -166,7 +111,7 @@ class _Sent:
     batch_number: int
     encoding: bytes
     gas: int
-    fees: _Fees
+    fees: Fees
     hashes: list[str]  # oldest first; any one of them may be mined
     sent_at: float  # anyio clock, when the newest version was sent (or adopted)
     bumps: int = 0
@@ -265,9 +210,7 @@ class EthereumSink:
         self.skipped_undecodable = 0
         self.skipped_other_chain = 0
         self.skipped_reverted = 0
-        self._http = httpx.AsyncClient(timeout=request_timeout_s)
-        self._next_id = 1
-        self._eth_chain_id: int | None = None
+        self._rpc = EthereumRpc(url, request_timeout_s=request_timeout_s)
         self._next_block = start_block
         self._final: dict[int, _Found] = {}
         self._final_duplicates: list[_Found] = []
@@ -299,11 +242,11 @@ class EthereumSink:
                 reference = await self._already_there(batch.batch_number, encoding)
                 if reference is not None:
                     return reference
-                nonce = await self._nonce("pending")
+                nonce = await self._rpc.transaction_count(self.address, "pending")
                 try:
                     return (await self._send_new(nonce, batch.batch_number, encoding)).hashes[0]
-                except _RpcError as error:
-                    if not error.says(_NONCE_TOO_LOW + _UNDERPRICED):
+                except RpcError as error:
+                    if not error.says(NONCE_TOO_LOW + UNDERPRICED):
                         raise
                     log.info("nonce %d was taken meanwhile (%s); looking again", nonce, error)
         raise L1UnavailableError(
@@ -328,7 +271,7 @@ class EthereumSink:
         return [self._posted(item, view.head) for item in found]
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._rpc.aclose()
 
     # ------------------------------------------------------------ inspection
 
@@ -358,7 +301,8 @@ class EthereumSink:
 
     async def _already_there(self, number: int, encoding: bytes) -> str | None:
         """The reference of batch `number` on the L1 or pending, checked against `encoding`."""
-        latest, pending = await self._nonces()  # before the scan: a tx mined since is seen
+        # Nonces before the scan, so that a transaction mined in between is seen.
+        latest, pending = await self._rpc.transaction_counts(self.address)
         found = (await self._scan()).get(number)
         if found is not None:
             return _same_or_conflict(number, found.encoding, encoding, found.tx_hash, "L1")
@@ -379,13 +323,8 @@ class EthereumSink:
 
     async def _send_new(self, nonce: int, number: int, encoding: bytes) -> _Sent:
         calldata = CALLDATA_PREFIX + encoding
-        estimate = _int(
-            await self._call(
-                "eth_estimateGas",
-                {"from": self.address, "to": self.inbox, "data": "0x" + calldata.hex()},
-            )
-        )
-        fees = await self._fees_now()
+        estimate = await self._rpc.estimate_gas(self.address, self.inbox, calldata)
+        fees = await self._rpc.fees_now()
         sent = _Sent(
             nonce, number, encoding, estimate + estimate // GAS_MARGIN_DIVISOR, fees, [], 0.0
         )
@@ -393,13 +332,13 @@ class EthereumSink:
         sent.hashes.append(tx_hash)
         sent.sent_at = anyio.current_time()
         self._track(sent)
-        log.info("batch %d sent in %s (nonce %d, %s)", number, tx_hash, nonce, _describe(fees))
+        log.info("batch %d sent in %s (nonce %d, %s)", number, tx_hash, nonce, fees.describe())
         return sent
 
-    async def _send(self, sent: _Sent, fees: _Fees) -> str:
+    async def _send(self, sent: _Sent, fees: Fees) -> str:
         """Sign `sent` with `fees` and send it; its hash (also when the node had it)."""
         tx: dict[str, Any] = {
-            "chainId": await self._chain(),
+            "chainId": await self._rpc.chain_id(),
             "nonce": sent.nonce,
             "to": bytes.fromhex(self.inbox[2:]),
             "value": 0,
@@ -413,54 +352,21 @@ class EthereumSink:
         assert self._account is not None
         signed = self._account.sign_transaction(tx)
         tx_hash = "0x" + bytes(signed.hash).hex()
-        try:
-            answer = await self._call("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
-        except _RpcError as error:
-            if error.says(_ALREADY_KNOWN):
-                return tx_hash
-            raise
-        if not isinstance(answer, str) or answer.lower() != tx_hash:
-            raise L1Error(f"ethereum: the node answered {answer!r} for transaction {tx_hash}")
+        await self._rpc.send_raw_transaction(bytes(signed.raw_transaction), tx_hash)
         return tx_hash
-
-    async def _fees_now(self) -> _Fees:
-        base_fee = await self._base_fee()
-        if base_fee is None:
-            return _Fees(_int(await self._call("eth_gasPrice")), None)
-        try:
-            tip = _int(await self._call("eth_maxPriorityFeePerGas"))
-        except _RpcError as error:
-            if not _missing_method(error):
-                raise
-            tip = max(_int(await self._call("eth_gasPrice")) - base_fee, 1)
-        return _Fees(2 * base_fee + tip, tip)
-
-    async def _base_fee(self) -> int | None:
-        """The next block's base fee; None on a chain without EIP-1559."""
-        try:
-            history = await self._call("eth_feeHistory", "0x1", "latest", [])
-            fees = _field(history, "baseFeePerGas", "eth_feeHistory")
-            base_fee = _int(fees[-1]) if isinstance(fees, list) and fees else 0
-            if base_fee > 0:  # pre-London blocks report 0: ask the block itself
-                return base_fee
-        except _RpcError as error:
-            if not _missing_method(error):
-                raise
-        latest = await self._call("eth_getBlockByNumber", "latest", False)
-        fee = _field(latest, "baseFeePerGas", "eth_getBlockByNumber", required=False)
-        return None if fee is None else _int(fee)
 
     # ------------------------------------------------------------ waiting
 
     async def _settled(self, sent: _Sent) -> bool:
         """One look at the batch of `sent`: True once final; bumps or re-sends it when due."""
-        latest = await self._nonce("latest")  # before the receipts: a tx mined since is seen
-        receipts = await self._calls([("eth_getTransactionReceipt", [h]) for h in sent.hashes])
+        # The nonce before the receipts, so that a transaction mined in between is seen.
+        latest = await self._rpc.transaction_count(self.address, "latest")
+        receipts = await self._rpc.receipts(sent.hashes)
         for tx_hash, receipt in zip(sent.hashes, receipts, strict=True):
             if receipt is None:
                 continue
-            block = _int(_field(receipt, "blockNumber", "eth_getTransactionReceipt"))
-            if _field(receipt, "status", "receipt", required=False) in ("0x0", 0):
+            block = quantity(field(receipt, "blockNumber", "eth_getTransactionReceipt"))
+            if field(receipt, "status", "receipt", required=False) in ("0x0", 0):
                 raise L1Error(
                     f"ethereum: batch {sent.batch_number}: transaction {tx_hash} "
                     f"reverted in block {block}"
@@ -468,7 +374,7 @@ class EthereumSink:
             if sent.mined != tx_hash:
                 sent.mined = tx_hash
                 log.info("batch %d mined in block %d (%s)", sent.batch_number, block, tx_hash)
-            return await self._head() - block + 1 >= self.confirmations
+            return await self._rpc.head() - block + 1 >= self.confirmations
         if latest > sent.nonce:
             async with self._post_lock:  # it may send: no nonce race with `post`
                 await self._recover_lost(sent)
@@ -483,15 +389,15 @@ class EthereumSink:
             sent.sent_at = now  # nothing more to do but wait; say so once per interval
             log.warning("batch %d: %s still pending", sent.batch_number, sent.hashes[-1])
             return
-        fees = _bumped(sent.fees, self.fee_bump_percent, await self._fees_now())
+        fees = _bumped(sent.fees, self.fee_bump_percent, await self._rpc.fees_now())
         sent.fees = fees
         sent.bumps += 1
         try:
             tx_hash = await self._send(sent, fees)
-        except _RpcError as error:
-            if error.says(_NONCE_TOO_LOW):
+        except RpcError as error:
+            if error.says(NONCE_TOO_LOW):
                 return  # mined meanwhile: the next look finds which version
-            if error.says(_UNDERPRICED):
+            if error.says(UNDERPRICED):
                 return  # not enough for this node: the next look bumps again
             raise
         pending_s = now - sent.sent_at
@@ -504,7 +410,7 @@ class EthereumSink:
             sent.hashes[-2],
             pending_s,
             tx_hash,
-            _describe(fees),
+            fees.describe(),
         )
 
     async def _recover_lost(self, sent: _Sent) -> None:
@@ -530,7 +436,7 @@ class EthereumSink:
                 sent.batch_number,
                 sent.nonce,
             )
-            nonce = await self._nonce("pending")
+            nonce = await self._rpc.transaction_count(self.address, "pending")
             moved = await self._send_new(nonce, sent.batch_number, sent.encoding)
         references = [h for h, s in self._by_hash.items() if s is sent]
         self._forget(sent)
@@ -542,8 +448,8 @@ class EthereumSink:
 
     async def _adopt_pending(self, number: int, latest: int, pending: int) -> _Sent | None:
         """Adopt our pending batch transactions (a previous run's); the one of `number`."""
-        txs = await self._pending_transactions()
-        mine = [tx for tx in txs if _lower(tx.get("from")) == self.address]
+        txs = await self._rpc.pending_transactions(self.address)
+        mine = [tx for tx in txs if lowercase(tx.get("from")) == self.address]
         if len(mine) < pending - latest:
             log.info("%d of %d pending nonces listed", len(mine), pending - latest)
         wanted = None
@@ -557,33 +463,14 @@ class EthereumSink:
                 wanted = sent
         return wanted
 
-    async def _pending_transactions(self) -> list[dict[str, Any]]:
-        try:
-            pool = await self._call("txpool_content")
-            groups = [*_field(pool, "pending", "txpool_content").values()]
-            groups += [
-                *_field(pool, "queued", "txpool_content", required=False, default={}).values()
-            ]
-            return [tx for group in groups for tx in group.values() if isinstance(tx, dict)]
-        except _RpcError as error:
-            if not _missing_method(error):
-                raise
-        block = await self._call("eth_getBlockByNumber", "pending", True)
-        if not isinstance(block, dict):
-            raise L1UnavailableError(
-                f"ethereum: {self.address} has pending transactions and the node lists none "
-                "(no txpool_content, no pending block): retry once they are mined"
-            )
-        return [tx for tx in block.get("transactions", []) if isinstance(tx, dict)]
-
     async def _adopt_by_hash(self, reference: str) -> _Sent:
-        tx = await self._call("eth_getTransactionByHash", reference)
+        tx = await self._rpc.call("eth_getTransactionByHash", reference)
         if not isinstance(tx, dict):
             raise L1Error(
                 f"ethereum: transaction {reference} is unknown to the L1 (dropped, or "
                 "replaced before this process started): post the batch again"
             )
-        sent = self._sent_from(tx) if _lower(tx.get("from")) == self.address else None
+        sent = self._sent_from(tx) if lowercase(tx.get("from")) == self.address else None
         if sent is None:
             raise L1Error(f"ethereum: {reference} is not a batch transaction of {self.address}")
         return self._sent.get(sent.nonce, sent)
@@ -594,17 +481,13 @@ class EthereumSink:
         if not isinstance(decoded, tuple):
             return None
         batch, encoding = decoded
-        tip = tx.get("maxPriorityFeePerGas")
-        fees = _Fees(
-            _int(tx.get("maxFeePerGas") or tx.get("gasPrice")), None if tip is None else _int(tip)
-        )
         return _Sent(
-            _int(tx.get("nonce")),
+            quantity(tx.get("nonce")),
             batch.batch_number,
             encoding,
-            _int(tx.get("gas")),
-            fees,
-            [_lower(tx.get("hash"))],
+            quantity(tx.get("gas")),
+            Fees.of_transaction(tx),
+            [lowercase(tx.get("hash"))],
             anyio.current_time(),
         )
 
@@ -626,16 +509,14 @@ class EthereumSink:
     async def _scan(self) -> _View:
         """Scan the new blocks; the batches of ours per number (see the module doc)."""
         async with self._scan_lock:
-            head = await self._head()
+            head = await self._rpc.head()
             final_upto = head - max(self.confirmations, 1) + 1
             tail: list[_Found] = []
             tail_skips: Counter[str] = Counter()
             first = self._next_block
             while first <= head:
                 numbers = range(first, min(head, first + SCAN_BLOCKS_PER_REQUEST - 1) + 1)
-                blocks = await self._calls(
-                    [("eth_getBlockByNumber", [hex(n), True]) for n in numbers]
-                )
+                blocks = await self._rpc.blocks(numbers)
                 for number, block in zip(numbers, blocks, strict=True):
                     found, skips = await self._batches_in(number, block)
                     if number <= final_upto and number == self._next_block:
@@ -662,14 +543,14 @@ class EthereumSink:
             raise L1UnavailableError(f"ethereum: block {number} is not available yet")
         candidates = [
             tx
-            for tx in _field(block, "transactions", "eth_getBlockByNumber")
+            for tx in field(block, "transactions", "eth_getBlockByNumber")
             if isinstance(tx, dict)
-            and _lower(tx.get("from")) == self.address
-            and _lower(tx.get("to")) == self.inbox
-            and _lower(tx.get("input") or tx.get("data")).startswith("0x01")
+            and lowercase(tx.get("from")) == self.address
+            and lowercase(tx.get("to")) == self.inbox
+            and lowercase(tx.get("input") or tx.get("data")).startswith("0x01")
         ]
-        hashes = [_lower(tx.get("hash")) for tx in candidates]
-        receipts = await self._calls([("eth_getTransactionReceipt", [h]) for h in hashes])
+        hashes = [lowercase(tx.get("hash")) for tx in candidates]
+        receipts = await self._rpc.receipts(hashes)
         found: list[_Found] = []
         skips: Counter[str] = Counter()
         for tx, tx_hash, receipt in zip(candidates, hashes, receipts, strict=True):
@@ -683,13 +564,13 @@ class EthereumSink:
                 skips[decoded] += 1
                 continue
             batch, encoding = decoded
-            found.append(_Found(batch, encoding, tx_hash, _int(tx.get("nonce")), number))
+            found.append(_Found(batch, encoding, tx_hash, quantity(tx.get("nonce")), number))
         return found, skips
 
     def _decode(self, tx: dict[str, Any]) -> tuple[BatchCommitment, bytes] | str:
         """A canonical batch of our chain sent to the inbox, or why not."""
-        data = _lower(tx.get("input") or tx.get("data"))
-        if _lower(tx.get("to")) != self.inbox or not data.startswith("0x01"):
+        data = lowercase(tx.get("input") or tx.get("data"))
+        if lowercase(tx.get("to")) != self.inbox or not data.startswith("0x01"):
             return "undecodable"
         try:
             encoding = bytes.fromhex(data[4:])
@@ -705,91 +586,6 @@ class EthereumSink:
     def _posted(self, item: _Found, head: int) -> PostedBatch:
         depth = head - item.block_number + 1
         return PostedBatch(item.batch, item.encoding, item.tx_hash, depth >= self.confirmations)
-
-    # ------------------------------------------------------------ JSON-RPC
-
-    async def _head(self) -> int:
-        return _int(await self._call("eth_blockNumber"))
-
-    async def _nonce(self, block: str) -> int:
-        return _int(await self._call("eth_getTransactionCount", self.address, block))
-
-    async def _nonces(self) -> tuple[int, int]:
-        latest, pending = await self._calls(
-            [
-                ("eth_getTransactionCount", [self.address, "latest"]),
-                ("eth_getTransactionCount", [self.address, "pending"]),
-            ]
-        )
-        return _int(latest), _int(pending)
-
-    async def _chain(self) -> int:
-        if self._eth_chain_id is None:
-            self._eth_chain_id = _int(await self._call("eth_chainId"))
-        return self._eth_chain_id
-
-    async def _call(self, method: str, *params: Any) -> Any:
-        (result,) = await self._calls([(method, list(params))])
-        return result
-
-    async def _calls(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Results of the calls, in one HTTP request (a JSON-RPC batch when several)."""
-        if not calls:
-            return []
-        first_id = self._next_id
-        self._next_id += len(calls)
-        body = [
-            {"jsonrpc": "2.0", "id": first_id + i, "method": method, "params": params}
-            for i, (method, params) in enumerate(calls)
-        ]
-        what = calls[0][0] if len(calls) == 1 else f"{len(calls)} calls of {calls[0][0]}"
-        answer = await self._request(body[0] if len(body) == 1 else body, what)
-        answers = [answer] if isinstance(answer, dict) else answer
-        if not isinstance(answers, list):
-            raise L1UnavailableError(f"ethereum: {self.url} answered {what} with {answer!r:.200}")
-        by_id = {item.get("id"): item for item in answers if isinstance(item, dict)}
-        if len(calls) == 1 and len(answers) == 1 and isinstance(answers[0], dict):
-            by_id = {first_id: answers[0]}  # an error answer may carry no id
-        results = []
-        for i, (method, _) in enumerate(calls):
-            item = by_id.get(first_id + i)
-            if item is None or ("error" not in item and "result" not in item):
-                raise L1UnavailableError(f"ethereum: {self.url} left {method} unanswered")
-            if item.get("error") is not None:
-                raise _rpc_error(method, item["error"])
-            results.append(item["result"])
-        return results
-
-    async def _request(self, body: object, what: str) -> Any:
-        response = None
-        with anyio.move_on_after(self.request_timeout_s):
-            try:
-                response = await self._http.post(
-                    self.url, content=msgspec.json.encode(body), headers=_JSON_HEADERS
-                )
-            except httpx.TimeoutException:
-                pass
-            except httpx.HTTPError as error:
-                raise L1UnavailableError(
-                    f"ethereum: cannot reach {self.url} ({what}): {type(error).__name__} {error}"
-                ) from error
-        if response is None:
-            raise L1UnavailableError(
-                f"ethereum: {self.url} did not answer {what} within {self.request_timeout_s} s"
-            )
-        status = response.status_code
-        snippet = response.text[:200]
-        if status == 429 or status >= 500:
-            raise L1UnavailableError(
-                f"ethereum: {self.url} answered {what} with HTTP {status}: {snippet!r}"
-            )
-        try:
-            return msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
-            error = L1UnavailableError if status == 200 else L1Error  # 4xx: configuration
-            raise error(
-                f"ethereum: {self.url} answered {what} with HTTP {status}: {snippet!r}"
-            ) from None
 
 
 # ------------------------------------------------------------------ helpers
@@ -822,7 +618,7 @@ def _same_or_conflict(number: int, there: bytes, ours: bytes, tx_hash: str, wher
     return tx_hash
 
 
-def _bumped(old: _Fees, percent: float, fresh: _Fees) -> _Fees:
+def _bumped(old: Fees, percent: float, fresh: Fees) -> Fees:
     """`old` raised by `percent` (and by 1 wei at least), or `fresh` when that is more."""
     factor = 1 + Fraction(percent) / 100
 
@@ -830,33 +626,6 @@ def _bumped(old: _Fees, percent: float, fresh: _Fees) -> _Fees:
         return max(value + 1, math.ceil(value * factor))
 
     if old.tip is None:
-        return _Fees(max(up(old.max_fee), fresh.max_fee), None)
+        return Fees(max(up(old.max_fee), fresh.max_fee), None)
     tip = max(up(old.tip), fresh.tip or 0)
-    return _Fees(max(up(old.max_fee), fresh.max_fee, tip), tip)
-
-
-def _describe(fees: _Fees) -> str:
-    if fees.tip is None:
-        return f"gas price {fees.max_fee} wei"
-    return f"max fee {fees.max_fee} wei, tip {fees.tip} wei"
-
-
-def _field(obj: object, key: str, what: str, *, required: bool = True, default: Any = None) -> Any:
-    if not isinstance(obj, dict) or (required and key not in obj):
-        raise L1Error(f"ethereum: malformed answer to {what}: no {key!r} in {obj!r:.200}")
-    return obj.get(key, default)
-
-
-def _int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.startswith("0x"):
-        try:
-            return int(value, 16)
-        except ValueError:
-            pass
-    raise L1Error(f"ethereum: malformed answer: {value!r:.80} is not a hex quantity")
-
-
-def _lower(value: object) -> str:
-    return value.lower() if isinstance(value, str) else ""
+    return Fees(max(up(old.max_fee), fresh.max_fee, tip), tip)
