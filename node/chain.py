@@ -80,11 +80,14 @@ class Chain:
             callback(block, certificate, removed)
         self._committed.set()
         self._committed = trio.Event()
+        # Latency: from the proposer's timestamp to finality here.
+        latency_ms = max(0, time.time_ns() // 1_000_000 - block.header.timestamp_ms)
         log.info(
-            "finalized height=%d txs=%d round=%d block=%s",
+            "finalized height=%d txs=%d round=%d latency_ms=%d block=%s",
             block.header.height,
             len(block.txs),
             certificate.round,
+            latency_ms,
             block_id(block.header).hex()[:16],
         )
 
