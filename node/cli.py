@@ -70,8 +70,14 @@ def cmd_devnet_init(args: argparse.Namespace) -> int:
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     from node.devnet import init_devnet, load_layout
+    from node.prometheus import DEFAULT_PORT
     from node.supervisor import run_devnet
 
+    prometheus_port = None  # no Prometheus
+    if args.prometheus or args.prometheus_port is not None:
+        prometheus_port = DEFAULT_PORT if args.prometheus_port is None else args.prometheus_port
+        if not 1 <= prometheus_port <= 65535:
+            raise SequencerError(f"--prometheus-port must be 1..65535, got {prometheus_port}")
     manifest = args.home / "devnet.json"
     if args.fresh or not manifest.exists():
         layout = init_devnet(args.home, args.validators, args.base_port, force=args.fresh)
@@ -82,7 +88,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
                 f"the devnet under {args.home} has {len(layout.nodes)} validators; "
                 "add --fresh to recreate it with a different number"
             )
-    return run_devnet(layout, args.home)
+    return run_devnet(layout, args.home, prometheus_port)
 
 
 def cmd_tx_send(args: argparse.Namespace) -> int:
@@ -151,6 +157,17 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--home", type=Path, default=Path(".devnet"), metavar="DIR")
     up.add_argument("--base-port", type=int, default=26600, metavar="PORT")
     up.add_argument("--fresh", action="store_true", help="wipe the devnet home first")
+    up.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus scraping every node, when installed (apt-get install prometheus)",
+    )
+    up.add_argument(
+        "--prometheus-port",
+        type=int,
+        metavar="PORT",
+        help="Prometheus' port on 127.0.0.1 (default 9090; implies --prometheus)",
+    )
     up.set_defaults(run=cmd_devnet_up)
     init = sub.add_parser("init", help="write keys, genesis and configs of a devnet")
     init.add_argument("--validators", type=int, default=4, metavar="N")

@@ -5,6 +5,12 @@ banner with everything needed to use the devnet, and stops all nodes on
 Ctrl-C (SIGINT) or SIGTERM: SIGTERM to each child, then SIGKILL to any still
 running after a grace period, so no process is left behind. If a node dies
 on its own, the others are stopped too and the exit status says so.
+
+With `prometheus_port` (`--prometheus`), a Prometheus scraping every node is
+started once the nodes are ready (see node/prometheus.py; its files under
+`<home>/prometheus/`), its URL is in the banner, and it is stopped with the
+nodes. Prometheus is optional: when it is not installed, or does not start,
+one line says why and the devnet runs without it.
 """
 
 from __future__ import annotations
@@ -20,8 +26,17 @@ from typing import Any
 import httpx
 
 from node.devnet import DevnetLayout
+from node.prometheus import (
+    DEVNET_SCRAPE_INTERVAL_S,
+    PrometheusError,
+    PrometheusServer,
+    PrometheusUnavailableError,
+    prometheus_config,
+    require_prometheus,
+)
 from sequencer.codec import to_builtins
 from sequencer.crypto import load_key, sign_transaction
+from sequencer.files import write_atomic
 
 __all__ = ["run_devnet"]
 
@@ -29,8 +44,13 @@ READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 
 
-def run_devnet(layout: DevnetLayout, home: Path) -> int:
+PROMETHEUS_DIR = "prometheus"
+
+
+def run_devnet(layout: DevnetLayout, home: Path, prometheus_port: int | None = None) -> int:
+    """Run the devnet until Ctrl-C; with `prometheus_port`, a Prometheus on that port too."""
     children = [_spawn(Path(node.home)) for node in layout.nodes]
+    prometheus: PrometheusServer | None = None
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -41,8 +61,19 @@ def run_devnet(layout: DevnetLayout, home: Path) -> int:
     try:
         if not _wait_ready(layout, children, lambda: stopping):
             return 1
-        print(banner(layout, home), flush=True)
+        if prometheus_port is not None:
+            prometheus = _start_prometheus(layout, home, prometheus_port)
+        print(banner(layout, home, prometheus.url if prometheus else None), flush=True)
         while not stopping:
+            if prometheus is not None and not prometheus.running():
+                print(
+                    "[devnet] Prometheus exited; the nodes keep running."
+                    f" See {prometheus.log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                prometheus.stop()
+                prometheus = None
             for node, child in zip(layout.nodes, children, strict=True):
                 if child.poll() is not None:
                     print(
@@ -55,6 +86,8 @@ def run_devnet(layout: DevnetLayout, home: Path) -> int:
         print("\n[devnet] stopping all nodes ...", flush=True)
         return 0
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         _stop_all(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -70,6 +103,31 @@ def _spawn(home: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _start_prometheus(layout: DevnetLayout, home: Path, port: int) -> PrometheusServer | None:
+    """Prometheus scraping the devnet, or None (and one line on stderr saying why)."""
+    try:
+        binary = require_prometheus()
+    except PrometheusUnavailableError as exc:
+        print(f"[devnet] Prometheus not started: {exc}", file=sys.stderr, flush=True)
+        return None
+    directory = Path(home).absolute() / PROMETHEUS_DIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "prometheus.yml"
+        write_atomic(config, prometheus_config(layout, DEVNET_SCRAPE_INTERVAL_S).encode())
+        server = PrometheusServer(
+            config, directory / "data", port, binary=binary, log_path=directory / "prometheus.log"
+        )
+        return server.start()
+    except (PrometheusError, OSError) as exc:
+        print(
+            f"[devnet] Prometheus not started, continuing without it: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
 
 
 def _wait_ready(
@@ -114,7 +172,7 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def banner(layout: DevnetLayout, home: Path) -> str:
+def banner(layout: DevnetLayout, home: Path, prometheus_url: str | None = None) -> str:
     wallet = load_key(Path(layout.wallet))
     first = layout.nodes[0]
     example = sign_transaction(
@@ -140,6 +198,15 @@ def banner(layout: DevnetLayout, home: Path) -> str:
         "  or post one already signed (nonce 0 of the dev wallet):",
         f"    curl -s -X POST {first.rpc}/tx -H 'content-type: application/json' -d '{body}'",
         "",
+    ]
+    if prometheus_url is not None:
+        lines += [
+            f"  prometheus   {prometheus_url}   (scrapes every node every"
+            f" {DEVNET_SCRAPE_INTERVAL_S:g} s; config {home}/{PROMETHEUS_DIR}/prometheus.yml)",
+            f"    {prometheus_url}/graph?g0.expr=rate(sequencer_txs_committed_total%5B1m%5D)",
+            "",
+        ]
+    lines += [
         f"  node logs: {home}/node*/node.log     stop: Ctrl-C",
         "",
     ]

@@ -72,15 +72,30 @@ def _apt_install(package: str) -> bool:
         return False
     say(f"installing the system package {package} (apt-get)")
     subprocess.run(["apt-get", "update", "-qq"], check=False)
-    return subprocess.run(["apt-get", "install", "-y", "-qq", package]).returncode == 0
+    # No recommended packages: prometheus would pull in exporters that start services.
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    return subprocess.run(install).returncode == 0
 
 
 def ensure_test_tools() -> None:
     """System tools some tests need: npm, to install anvil (the Ethereum L1 of
-    the L1 tests) from its npm package. Installed with apt-get when missing and
-    we can; otherwise those tests say what is missing (and fail under CI)."""
+    the L1 tests) from its npm package; prometheus and promtool (one Debian
+    package, `prometheus`) for the metrics tests. Installed with apt-get when
+    missing and we can; otherwise those tests say what is missing (and fail
+    under CI)."""
     if shutil.which("npm") is None and not _apt_install("npm"):
         say("npm not found and cannot be installed here: the anvil (L1) tests will fail or skip")
+    # Debian's package puts both in /usr/bin.
+    missing = [
+        tool
+        for tool in ("prometheus", "promtool")
+        if shutil.which(tool) is None and not os.access(f"/usr/bin/{tool}", os.X_OK)
+    ]
+    if missing and not _apt_install("prometheus"):
+        say(
+            f"{' and '.join(missing)} not found and cannot be installed here: the Prometheus"
+            " tests will fail or skip (apt-get install prometheus)"
+        )
 
 
 def _create_venv() -> None:

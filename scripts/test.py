@@ -6,7 +6,8 @@
     python3 scripts/test.py --runslow    # include the long (soak) tests
 
 The first run creates .venv from requirements.lock (see scripts/bootstrap.py)
-and installs npm when missing (apt-get), which the L1 tests use to fetch anvil.
+and installs the system tools some tests need when missing (apt-get): npm, to
+fetch anvil for the L1 tests, and prometheus (with promtool).
 Exit status is pytest's: a run that collects no tests fails (pytest exits 5).
 """
 
