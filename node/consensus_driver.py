@@ -30,6 +30,7 @@ from consensus.messages import (
     ReportEvidence,
     RequestValue,
     ScheduleTimeout,
+    Step,
     TimeoutElapsed,
     TxsAvailable,
     ValidateBlock,
@@ -88,6 +89,9 @@ class ConsensusDriver:
         self.peer_heights: dict[int, int] = {}
         self.evidence: collections.deque[object] = collections.deque(maxlen=EVIDENCE_KEPT_MAX)
         self.counts: collections.Counter[str] = collections.Counter()
+        self.on_step: Callable[[str, float], None] = lambda step, seconds: None
+        self._position: tuple[int, int, Step] | None = None
+        self._position_since = 0.0
 
     # ------------------------------------------------------------------ inputs
 
@@ -105,6 +109,18 @@ class ConsensusDriver:
                 self._execute_all(self.core.step(self._inputs.popleft(), wall_ms()))
         finally:
             self._busy = False
+        self._time_step()
+
+    def _time_step(self) -> None:
+        """Report how long each (height, round, step) lasted, when it ends."""
+        core = self.core
+        position = (core.height, core.round, core.round_step)
+        if position == self._position:
+            return
+        now = time.perf_counter()
+        if self._position is not None:
+            self.on_step(self._position[2].name.lower(), now - self._position_since)
+        self._position, self._position_since = position, now
 
     def on_message(self, message: ProposalMessage | Vote) -> None:
         if isinstance(message, Vote):

@@ -76,6 +76,13 @@ class NodeMetrics:
             buckets=STORAGE_BUCKETS_S,
             registry=registry,
         )
+        self.steps = Histogram(
+            "sequencer_consensus_step_duration_seconds",
+            "How long consensus stayed in each step (waiting, propose, prevote, precommit)",
+            ["step"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
         self.height.set(node.store.height())
         self._last_commit_s: float | None = None
         registry.register(_StateCollector(node))
@@ -101,6 +108,9 @@ class NodeMetrics:
         for entry in removed:
             if entry.tx_id in in_block:
                 self.finality.observe(max(0.0, now_s - entry.time_ms / 1000))
+
+    def step_ended(self, step: str, seconds: float) -> None:
+        self.steps.labels(step).observe(seconds)
 
     def storage_write(self, operation: str, seconds: float) -> None:
         self.storage.labels(operation).observe(seconds)

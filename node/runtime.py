@@ -106,6 +106,7 @@ class Node:
         self._metrics = NodeMetrics(self)
         self.chain.on_commit.append(self._metrics.on_commit)
         self.chain.on_storage_write = self._metrics.storage_write
+        self.consensus.on_step = self._metrics.step_ended
         if self.journal is not None:
             self.journal.on_write = self._metrics.storage_write
         self._restore_journal()
