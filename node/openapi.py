@@ -276,7 +276,8 @@ def _tx_paths(limits: RpcLimits) -> dict[str, Schema]:
         ),
         "/accounts/{sender}": _get(
             "A sender's next nonce, committed and with the mempool",
-            _responses(200, _ref("Account"), "The nonces", 400, *_READ),
+            # 404: a path parameter holding `/` matches no route (as for every path parameter).
+            _responses(200, _ref("Account"), "The nonces", 400, 404, *_READ),
             _param("sender", "path", _hex_in(32)),
         ),
     }

@@ -14,9 +14,10 @@
     GET  /openapi.json                        OpenAPI 3.1 (`node.openapi`)
 
 Every error is JSON `{"error": {"code": "<code>", "message": "..."}}` with the
-status of `HTTP_STATUS[code]`: an unknown route is 404 `not_found`, a wrong
-method 405 `bad_request`, a failing store 503 `storage_failed`, and a bug 500
-`internal` (never an HTML page or a traceback).
+status of `HTTP_STATUS[code]`: an unknown route is 404 `not_found` (a path
+with a trailing slash, or a path parameter holding `/`, is not redirected), a
+wrong method 405 `bad_request`, a failing store 503 `storage_failed`, and a
+bug 500 `internal` (never an HTML page or a traceback).
 
 Requests are refused before any state is touched: rate limit (a token bucket
 per client IP; the probes /health, /ready and /metrics are exempt), readiness,
@@ -215,7 +216,9 @@ def _decode_tx(data: bytes) -> Transaction:
 def _decode_batch(data: bytes, limit: int) -> list[msgspec.Raw]:
     try:
         items = msgspec.json.decode(data, type=list[msgspec.Raw])
-    except msgspec.MsgspecError as exc:
+    except (msgspec.MsgspecError, RecursionError) as exc:
+        # Skipping over an item to keep it raw recurses into it: msgspec raises
+        # RecursionError (not a DecodeError) on an item nested too deeply.
         message = f"expected a JSON array of transactions: {exc}"
         raise ApiError(ErrorCode.MALFORMED, message) from None
     if len(items) > limit:
@@ -663,7 +666,7 @@ def build_app(
     """The Starlette app serving `backend`. `clock` (seconds) drives the rate
     limiter; `keepalive_s` is the idle time before an SSE keepalive comment."""
     buckets = _TokenBuckets(limits.requests_per_s, limits.burst, clock)
-    return Starlette(
+    app = Starlette(
         routes=_routes(_Api(backend, limits, keepalive_s)),
         middleware=[Middleware(_Guard), Middleware(_RateLimit, buckets=buckets)],
         exception_handlers={
@@ -672,3 +675,7 @@ def build_app(
             StorageError: _on_storage_error,
         },
     )
+    # No 307 to the path without its trailing slash: `/tx/%2F` (a tx id of "/")
+    # would be sent to POST-only /tx. An unknown path is 404 `not_found`, always.
+    app.router.redirect_slashes = False
+    return app

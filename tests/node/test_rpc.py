@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -442,6 +443,10 @@ REFUSALS = [
     pytest.param(Refusal(E.NOT_FOUND, get("/blocks/0")), id="block 0"),
     pytest.param(Refusal(E.NOT_FOUND, get("/namespaces/7/blocks/8")), id="namespace, no block"),
     pytest.param(Refusal(E.NOT_FOUND, get("/nowhere")), id="unknown route"),
+    # Were 307 redirects (Starlette's redirect_slashes); /tx/%2F went to POST-only /tx.
+    pytest.param(Refusal(E.NOT_FOUND, get("/health/")), id="trailing slash"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/tx/%2F")), id="tx id holding a slash"),
+    pytest.param(Refusal(E.NOT_FOUND, get("/accounts/a%2Fb")), id="sender holding a slash"),
     pytest.param(Refusal(E.BAD_REQUEST, get("/tx/zz")), id="tx id not hex"),
     pytest.param(Refusal(E.BAD_REQUEST, get("/tx/" + "ab" * 31)), id="tx id too short"),
     pytest.param(Refusal(E.BAD_REQUEST, get("/blocks/abc")), id="height not a number"),
@@ -497,6 +502,29 @@ def test_refusal_changes_nothing(case: Refusal) -> None:
         assert (response.status_code, error_of(response)) == (HTTP_STATUS[case.code], case.code)
         assert node.backend.snapshot() == before
         assert node.backend.submit_calls == calls + (case.code in SUBMIT_REFUSALS)
+
+
+@contextlib.contextmanager
+def recursion_limit(limit: int) -> Iterator[None]:
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def test_batch_nested_too_deeply_is_malformed() -> None:
+    """Skipping over an item to keep it raw, msgspec recurses into it and raises
+    RecursionError past the recursion limit: that was a 500. The limit is pinned
+    to Python's default, which a node keeps unless it imports the Ethereum sink
+    (py_ecc raises it to 100,000, for the node and for this test session)."""
+    depth = 5_000
+    limits = dataclasses.replace(LIMITS, body_bytes_max=2 * depth)
+    with recursion_limit(1_000), serve(RpcBackend(), limits) as node:
+        response = node.api.post("/txs", content=b"[" * depth + b"]" * depth)
+        assert (response.status_code, error_of(response)) == (400, "malformed")
+        assert node.backend.submit_calls == 0
 
 
 def test_wrong_method_is_405_json(api: Api) -> None:
@@ -797,6 +825,15 @@ def test_openapi_describes_every_route(api: Api) -> None:
         for method in route.methods - {"HEAD"}
     }
     assert documented == served
+
+
+def test_openapi_documents_404_wherever_a_path_parameter_is(api: Api) -> None:
+    """A path parameter holding `/` routes nowhere: 404, whatever the operation."""
+    doc = api.get("/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if "{" in path:
+                assert "404" in operation["responses"], f"{method.upper()} {path}"
 
 
 def test_openapi_error_codes_and_limits(api: Api) -> None:
