@@ -20,10 +20,12 @@ KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
 
 
 def validator_set(powers: list[int]) -> ValidatorSet:
-    return ValidatorSet([
-        ValidatorInfo(f"v{i}", key.public_key, power, "", "")
-        for i, (key, power) in enumerate(zip(KEYS, powers, strict=False))
-    ])
+    return ValidatorSet(
+        [
+            ValidatorInfo(f"v{i}", key.public_key, power, "", "")
+            for i, (key, power) in enumerate(zip(KEYS, powers, strict=False))
+        ]
+    )
 
 
 def precommit(
@@ -36,7 +38,12 @@ def precommit(
     block: bytes = BLOCK,
 ) -> tuple[int, bytes]:
     vote = sign_vote(
-        KEYS[index], chain_id=chain, kind=kind, height=height, round=round, block_id=block,
+        KEYS[index],
+        chain_id=chain,
+        kind=kind,
+        height=height,
+        round=round,
+        block_id=block,
         validator=index,
     )
     return (index, vote.signature)
@@ -64,50 +71,119 @@ CASES = [
     Case("all four", EQUAL, lambda: cert([precommit(i) for i in range(4)]), None),
     Case("any three", EQUAL, lambda: cert([precommit(i) for i in (0, 2, 3)]), None),
     Case("heavy validator alone", WEIGHTED, lambda: cert([precommit(0)]), None),
-    Case("no expectations given", EQUAL, lambda: cert([precommit(i) for i in (1, 2, 3)]), None,
-         expect_height=None, expect_block=None),
+    Case(
+        "no expectations given",
+        EQUAL,
+        lambda: cert([precommit(i) for i in (1, 2, 3)]),
+        None,
+        expect_height=None,
+        expect_block=None,
+    ),
     Case("two of four", EQUAL, lambda: cert([precommit(0), precommit(1)]), "insufficient_power"),
-    Case("exactly two thirds", [1, 1, 1], lambda: cert([precommit(0), precommit(1)]),
-         "insufficient_power"),
-    Case("light validators only", WEIGHTED, lambda: cert([precommit(i) for i in (1, 2, 3)]),
-         "insufficient_power"),
+    Case(
+        "exactly two thirds",
+        [1, 1, 1],
+        lambda: cert([precommit(0), precommit(1)]),
+        "insufficient_power",
+    ),
+    Case(
+        "light validators only",
+        WEIGHTED,
+        lambda: cert([precommit(i) for i in (1, 2, 3)]),
+        "insufficient_power",
+    ),
     Case("empty", EQUAL, lambda: cert([]), "insufficient_power"),
-    Case("duplicate signer", EQUAL, lambda: cert([precommit(0), precommit(0), precommit(1)]),
-         "duplicate_signer"),
-    Case("duplicate pads power", EQUAL,
-         lambda: cert([precommit(0), precommit(1), precommit(1), precommit(1)]),
-         "duplicate_signer"),
+    Case(
+        "duplicate signer",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(0), precommit(1)]),
+        "duplicate_signer",
+    ),
+    Case(
+        "duplicate pads power",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), precommit(1), precommit(1)]),
+        "duplicate_signer",
+    ),
     Case("unsorted", EQUAL, lambda: cert([precommit(1), precommit(0), precommit(2)]), "unsorted"),
-    Case("unknown index", EQUAL, lambda: cert([precommit(0), precommit(1), (4, b"\x00" * 64)]),
-         "unknown_validator"),
-    Case("huge index", EQUAL,
-         lambda: cert([precommit(0), precommit(1), (2**32 - 1, b"\x00" * 64)]),
-         "unknown_validator"),
-    Case("garbage signature", EQUAL, lambda: cert([precommit(0), precommit(1), (2, b"\x07" * 64)]),
-         "bad_signature"),
-    Case("signature of another validator", EQUAL,
-         lambda: cert([precommit(0), precommit(1), (2, precommit(3)[1])]), "bad_signature"),
-    Case("prevotes, not precommits", EQUAL,
-         lambda: cert([precommit(i, kind=VoteKind.PREVOTE) for i in (0, 1, 2)]), "bad_signature"),
-    Case("one prevote among precommits", EQUAL,
-         lambda: cert([precommit(0), precommit(1), precommit(2, kind=VoteKind.PREVOTE)]),
-         "bad_signature"),
-    Case("signatures for another height", EQUAL,
-         lambda: cert([precommit(i, height=HEIGHT + 1) for i in (0, 1, 2)]), "bad_signature"),
-    Case("signatures for another round", EQUAL,
-         lambda: cert([precommit(i, round=ROUND + 1) for i in (0, 1, 2)]), "bad_signature"),
-    Case("signatures for another block", EQUAL,
-         lambda: cert([precommit(i, block=OTHER_BLOCK) for i in (0, 1, 2)]), "bad_signature"),
-    Case("nil precommits", EQUAL,
-         lambda: cert([precommit(i, block=b"") for i in (0, 1, 2)]), "bad_signature"),
-    Case("signatures for another chain", EQUAL,
-         lambda: cert([precommit(i, chain="other") for i in (0, 1, 2)]), "bad_signature"),
-    Case("certificate for another height", EQUAL,
-         lambda: cert([precommit(i, height=HEIGHT + 1) for i in (0, 1, 2)], height=HEIGHT + 1),
-         "wrong_height"),
-    Case("certificate for another block", EQUAL,
-         lambda: cert([precommit(i, block=OTHER_BLOCK) for i in (0, 1, 2)], block=OTHER_BLOCK),
-         "wrong_block"),
+    Case(
+        "unknown index",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), (4, b"\x00" * 64)]),
+        "unknown_validator",
+    ),
+    Case(
+        "huge index",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), (2**32 - 1, b"\x00" * 64)]),
+        "unknown_validator",
+    ),
+    Case(
+        "garbage signature",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), (2, b"\x07" * 64)]),
+        "bad_signature",
+    ),
+    Case(
+        "signature of another validator",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), (2, precommit(3)[1])]),
+        "bad_signature",
+    ),
+    Case(
+        "prevotes, not precommits",
+        EQUAL,
+        lambda: cert([precommit(i, kind=VoteKind.PREVOTE) for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "one prevote among precommits",
+        EQUAL,
+        lambda: cert([precommit(0), precommit(1), precommit(2, kind=VoteKind.PREVOTE)]),
+        "bad_signature",
+    ),
+    Case(
+        "signatures for another height",
+        EQUAL,
+        lambda: cert([precommit(i, height=HEIGHT + 1) for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "signatures for another round",
+        EQUAL,
+        lambda: cert([precommit(i, round=ROUND + 1) for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "signatures for another block",
+        EQUAL,
+        lambda: cert([precommit(i, block=OTHER_BLOCK) for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "nil precommits",
+        EQUAL,
+        lambda: cert([precommit(i, block=b"") for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "signatures for another chain",
+        EQUAL,
+        lambda: cert([precommit(i, chain="other") for i in (0, 1, 2)]),
+        "bad_signature",
+    ),
+    Case(
+        "certificate for another height",
+        EQUAL,
+        lambda: cert([precommit(i, height=HEIGHT + 1) for i in (0, 1, 2)], height=HEIGHT + 1),
+        "wrong_height",
+    ),
+    Case(
+        "certificate for another block",
+        EQUAL,
+        lambda: cert([precommit(i, block=OTHER_BLOCK) for i in (0, 1, 2)], block=OTHER_BLOCK),
+        "wrong_block",
+    ),
 ]
 
 

@@ -10,10 +10,8 @@ runs the same flows under `trio.run` with the same `httpx.MockTransport`.
 
 from __future__ import annotations
 
-import json
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,7 +20,6 @@ import trio
 import trio.testing
 
 from node.backend import HTTP_STATUS, ErrorCode
-from sequencer import client as client_module
 from sequencer.client import (
     BAD_PROOF,
     BAD_RESPONSE,
@@ -33,224 +30,27 @@ from sequencer.client import (
     TxStatus,
     Wallet,
 )
-from sequencer.codec import from_builtins, to_builtins
-from sequencer.crypto import PrivateKey, save_key, verify_transaction
-from sequencer.errors import ClientError, DecodeError, SequencerError
-from sequencer.ids import block_id, tx_id
-from sequencer.merkle import MerkleTree, verify_inclusion
-from sequencer.types import BlockHeader, Transaction
-
-CHAIN = "devnet-1"
-BASE_URL = "http://node.test"
-ALICE = Wallet(PrivateKey(bytes(range(32))), CHAIN, namespace=7)
-BOB = Wallet(PrivateKey(b"\x02" * 32), CHAIN)
-# Other transactions sharing the committed transaction's block, so the proof
-# has siblings on every level (5 leaves, ours at index 2).
-FILLER_IDS = [bytes([0xF0 + i]) * 32 for i in range(4)]
-
-
-def error_body(code: str, message: str = "refused") -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
-def refusal(code: ErrorCode, message: str = "refused") -> httpx.Response:
-    return httpx.Response(HTTP_STATUS[code], json=error_body(code, message))
-
-
-class FakeNode:
-    """Just enough of a node: the DESIGN 9 routes over plain dicts."""
-
-    def __init__(
-        self,
-        *,
-        commit_after_polls: int = 1,
-        max_batch: int = 4,
-        capacity: int = 100,
-        payload_bytes_max: int = 1024,
-    ) -> None:
-        self.commit_after_polls = commit_after_polls
-        self.max_batch = max_batch
-        self.capacity = capacity
-        self.payload_bytes_max = payload_bytes_max
-        self.ready = True
-        self.txs: dict[bytes, Transaction] = {}
-        self.next_nonces: dict[bytes, int] = {}
-        self.polls: dict[bytes, int] = {}
-        self.locations: dict[bytes, tuple[int, int]] = {}
-        self.blocks: list[dict[str, Any]] = []
-        self.requests: list[str] = []
-        # Hooks that edit a body before it is served, for hostile-node tests.
-        self.edit_status: Callable[[dict[str, Any]], None] = lambda body: None
-        self.edit_block: Callable[[dict[str, Any]], None] = lambda body: None
-
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        self.requests.append(f"{request.method} {path}")
-        parts = path.strip("/").split("/")
-        if request.method == "POST" and path == "/tx":
-            return self.post_tx(request)
-        if request.method == "POST" and path == "/txs":
-            return self.post_txs(request)
-        if request.method == "GET" and len(parts) == 2 and parts[0] == "tx":
-            return self.get_tx(bytes.fromhex(parts[1]))
-        if request.method == "GET" and len(parts) == 2 and parts[0] == "blocks":
-            return self.get_block(parts[1], request.url.params.get("full") == "true")
-        if request.method == "GET" and len(parts) == 2 and parts[0] == "accounts":
-            sender = parts[1]
-            return httpx.Response(
-                200,
-                json={
-                    "sender": sender,
-                    "next_nonce": self.next_nonces.get(bytes.fromhex(sender), 0),
-                },
-            )
-        if request.method == "GET" and path == "/status":
-            return httpx.Response(200, json={"chain_id": CHAIN, "height": len(self.blocks)})
-        return httpx.Response(404, text="Not Found")  # as Starlette answers an unknown route
-
-    # ---------------------------------------------------------------- writes
-
-    def admit(self, obj: Any) -> bytes | ErrorCode:
-        try:
-            tx = from_builtins(obj, Transaction)
-        except DecodeError:
-            return ErrorCode.MALFORMED
-        if tx.chain_id != CHAIN:
-            return ErrorCode.WRONG_CHAIN
-        if not verify_transaction(tx):
-            return ErrorCode.BAD_SIGNATURE
-        if len(tx.payload) > self.payload_bytes_max:
-            return ErrorCode.TOO_LARGE
-        if tx_id(tx) in self.txs:
-            return ErrorCode.DUPLICATE
-        if tx.nonce < self.next_nonces.get(tx.sender, 0):
-            return ErrorCode.NONCE_TOO_LOW
-        if len(self.txs) >= self.capacity:
-            return ErrorCode.MEMPOOL_FULL
-        self.txs[tx_id(tx)] = tx
-        self.next_nonces[tx.sender] = max(self.next_nonces.get(tx.sender, 0), tx.nonce + 1)
-        return tx_id(tx)
-
-    def post_tx(self, request: httpx.Request) -> httpx.Response:
-        if not self.ready:
-            return refusal(ErrorCode.NOT_READY)
-        result = self.admit(json.loads(request.content))
-        if isinstance(result, ErrorCode):
-            return refusal(result, f"transaction refused: {result}")
-        return httpx.Response(202, json={"tx_id": result.hex()})
-
-    def post_txs(self, request: httpx.Request) -> httpx.Response:
-        items = json.loads(request.content)
-        if len(items) > self.max_batch:
-            return refusal(ErrorCode.BATCH_TOO_LARGE)
-        results = []
-        for item in items:
-            result = self.admit(item)
-            if isinstance(result, ErrorCode):
-                results.append(error_body(result, f"transaction refused: {result}"))
-            else:
-                results.append({"tx_id": result.hex()})
-        return httpx.Response(200, json={"results": results})
-
-    # ---------------------------------------------------------------- reads
-
-    def get_tx(self, tid: bytes) -> httpx.Response:
-        if tid not in self.txs:
-            return refusal(ErrorCode.NOT_FOUND, "unknown transaction")
-        self.polls[tid] = self.polls.get(tid, 0) + 1
-        if tid not in self.locations and self.polls[tid] >= self.commit_after_polls:
-            self.commit(tid)
-        body: dict[str, Any] = {"tx_id": tid.hex(), "status": "pending"}
-        body |= {"height": None, "index": None, "block_id": None, "proof": None}
-        if tid in self.locations:
-            height, index = self.locations[tid]
-            block = self.blocks[height - 1]
-            tree = MerkleTree([bytes.fromhex(t) for t in block["tx_ids"]])
-            proof = to_builtins(tree.proof(index))
-            body |= {"status": "committed", "height": height, "index": index}
-            body |= {"block_id": block["block_id"], "proof": proof}
-        self.edit_status(body)
-        return httpx.Response(200, json=body)
-
-    def commit(self, tid: bytes) -> None:
-        """A block of its own for `tid`, among filler ids."""
-        tx_ids = [*FILLER_IDS[:2], tid, *FILLER_IDS[2:]]
-        height = len(self.blocks) + 1
-        header = BlockHeader(
-            chain_id=CHAIN,
-            height=height,
-            round=0,
-            timestamp_ms=1_700_000_000_000 + height,
-            parent_id=bytes.fromhex(self.blocks[-1]["block_id"]) if self.blocks else bytes(32),
-            tx_root=MerkleTree(tx_ids).root,
-            state_root=b"\x11" * 32,
-            proposer=0,
-            last_commit_id=bytes(32),
-        )
-        bid = block_id(header)
-        certificate = {"height": height, "round": 0, "block_id": bid.hex(), "signatures": []}
-        self.blocks.append(
-            {
-                "block_id": bid.hex(),
-                "header": to_builtins(header),
-                "tx_ids": [t.hex() for t in tx_ids],
-                "certificate": certificate,
-            }
-        )
-        self.locations[tid] = (height, 2)
-
-    def get_block(self, which: str, full: bool) -> httpx.Response:
-        height = len(self.blocks) if which == "latest" else int(which)
-        if not 1 <= height <= len(self.blocks):
-            return refusal(ErrorCode.NOT_FOUND, f"no block at height {which}")
-        body = json.loads(json.dumps(self.blocks[height - 1]))  # a copy the hook may edit
-        if full:  # fillers have no transaction behind them; show ours only
-            body["txs"] = [{} for _ in body["tx_ids"]]
-        self.edit_block(body)
-        return httpx.Response(200, json=body)
-
-
-def canned(status: int, body: Any = None, *, content: bytes | None = None) -> httpx.MockTransport:
-    """A transport that answers every request the same."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if content is not None:
-            return httpx.Response(status, content=content)
-        return httpx.Response(status, json=body)
-
-    return httpx.MockTransport(handle)
-
-
-def failing(exc_type: type[httpx.TransportError]) -> httpx.MockTransport:
-    def handle(request: httpx.Request) -> httpx.Response:
-        raise exc_type("no route to node", request=request)
-
-    return httpx.MockTransport(handle)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def signed(wallet: Wallet = ALICE, nonce: int = 0, payload: bytes = b"hello") -> Transaction:
-    return wallet.sign(nonce, payload, gas_price=10)
-
-
-@pytest.fixture
-def node() -> FakeNode:
-    return FakeNode()
-
-
-@pytest.fixture
-def client(node: FakeNode) -> Iterator[Client]:
-    with Client(BASE_URL, transport=node.transport()) as c:
-        yield c
-
+from sequencer.codec import to_builtins
+from sequencer.crypto import save_key, verify_transaction
+from sequencer.errors import ClientError, SequencerError
+from sequencer.ids import tx_id
+from sequencer.merkle import verify_inclusion
+from sequencer.types import Transaction
+from tests.sequencer.client_fake import (
+    ALICE,
+    BASE_URL,
+    BOB,
+    CHAIN,
+    OTHER_ID,
+    FakeNode,
+    canned,
+    closed_port,
+    error_body,
+    failing,
+    flip_first_path_hash,
+    refusal,
+    signed,
+)
 
 # ------------------------------------------------------------------ wallet
 
@@ -546,180 +346,6 @@ def test_a_closed_port_is_unreachable() -> None:
     with Client(url, timeout=2.0) as c, pytest.raises(ClientError) as info:
         c.send(ALICE, b"hello")
     assert info.value.code == UNREACHABLE
-
-
-# ------------------------------------------------------------------ bad responses
-
-OTHER_ID = "ab" * 32
-
-
-def status_body(**changes: Any) -> dict[str, Any]:
-    tid = tx_id(signed())
-    body = {"tx_id": tid.hex(), "status": "committed", "height": 1, "index": 0}
-    body |= {"block_id": "cd" * 32, "proof": {"index": 0, "size": 1, "path": []}}
-    return body | changes
-
-
-def block_body(**changes: Any) -> dict[str, Any]:
-    body = {"block_id": "cd" * 32, "header": {}, "tx_ids": [], "certificate": {}}
-    return body | changes
-
-
-def call_submit(c: Client) -> object:
-    return c.submit(signed())
-
-
-def call_submit_many(c: Client) -> object:
-    return c.submit_many([signed(nonce=0), signed(nonce=1)])
-
-
-def call_tx_status(c: Client) -> object:
-    return c.tx_status(tx_id(signed()))
-
-
-def call_next_nonce(c: Client) -> object:
-    return c.next_nonce(ALICE.sender)
-
-
-def call_block(c: Client) -> object:
-    return c.block(1)
-
-
-def call_full_block(c: Client) -> object:
-    return c.block(1, full=True)
-
-
-@pytest.mark.parametrize(
-    ("call", "status", "body"),
-    [
-        (call_submit, 202, {"id": "00" * 32}),
-        (call_submit, 202, {"tx_id": "zz" * 32}),
-        (call_submit, 202, {"tx_id": "00" * 31}),
-        (call_submit, 202, {"tx_id": OTHER_ID}),  # not the id of what was sent
-        (call_submit, 202, ["not", "an", "object"]),
-        (call_submit, 400, {"detail": "a framework's own error shape"}),
-        (call_submit, 429, {"error": {"message": "no code"}}),
-        (call_submit_many, 200, {"results": [{"tx_id": tx_id(signed(nonce=0)).hex()}]}),
-        (call_submit_many, 200, {"results": [{}, {}]}),
-        (call_submit_many, 200, {"results": [{"tx_id": 7}, {"tx_id": 8}]}),
-        (call_submit_many, 200, {"results": [{"error": {"code": ""}}] * 2}),
-        (call_tx_status, 200, status_body(tx_id=OTHER_ID)),
-        (call_tx_status, 200, status_body(status="finalized")),
-        (call_tx_status, 200, status_body(proof=None)),
-        (call_tx_status, 200, status_body(height=0)),
-        (call_tx_status, 200, status_body(index=1)),  # the proof says 0
-        (call_tx_status, 200, status_body(proof={"index": 0, "size": 1, "path": ["00"]})),
-        (call_tx_status, 200, status_body(proof={"index": 0, "size": 2**64, "path": []})),
-        (call_tx_status, 200, status_body(height="1")),
-        (call_next_nonce, 200, {"next_nonce": -1}),
-        (call_next_nonce, 200, {"next_nonce": 2**64}),
-        (call_next_nonce, 200, {"nonce": 3}),
-        (call_block, 200, block_body(tx_ids=None)),
-        (call_block, 200, {"block_id": "cd" * 32}),
-        (call_full_block, 200, block_body()),  # no txs
-        (call_full_block, 200, block_body(tx_ids=["00" * 32], txs=[])),
-    ],
-)
-def test_answers_that_do_not_parse_are_bad_responses(
-    call: Callable[[Client], object], status: int, body: Any
-) -> None:
-    with Client(BASE_URL, transport=canned(status, body)) as c, pytest.raises(ClientError) as info:
-        call(c)
-    assert (info.value.code, info.value.status) == (BAD_RESPONSE, status)
-
-
-@pytest.mark.parametrize(
-    ("status", "content"),
-    [(200, b"<html>ok</html>"), (502, b"<html>Bad Gateway</html>"), (200, b"\xff\xfe")],
-)
-def test_non_json_answers_are_bad_responses(status: int, content: bytes) -> None:
-    transport = canned(status, content=content)
-    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
-        c.status()
-    assert (info.value.code, info.value.status) == (BAD_RESPONSE, status)
-
-
-def test_an_unknown_route_is_not_an_unknown_transaction() -> None:
-    # A 404 without the error object (wrong base URL, older node) must not
-    # read as "the node does not know this transaction".
-    transport = canned(404, content=b"Not Found")
-    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
-        c.tx_status(b"\x01" * 32)
-    assert (info.value.code, info.value.status) == (BAD_RESPONSE, 404)
-    assert "Not Found" in info.value.message
-
-
-def test_an_oversized_answer_is_a_bad_response(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "RESPONSE_BYTES_MAX", 100)
-    transport = canned(200, {"chain_id": "x" * 200})
-    with Client(BASE_URL, transport=transport) as c, pytest.raises(ClientError) as info:
-        c.status()
-    assert info.value.code == BAD_RESPONSE
-    assert "over 100 bytes" in info.value.message
-
-
-# ------------------------------------------------------------------ proof verification
-
-
-def flip_first_path_hash(body: dict[str, Any]) -> None:
-    if body["proof"] is not None:
-        body["proof"]["path"][0] = "00" * 32
-
-
-def claim_another_index(body: dict[str, Any]) -> None:
-    if body["proof"] is not None:
-        body["index"] = body["proof"]["index"] = 3
-
-
-def name_another_block(body: dict[str, Any]) -> None:
-    if body["block_id"] is not None:
-        body["block_id"] = "ee" * 32
-
-
-@pytest.mark.parametrize("tamper", [flip_first_path_hash, claim_another_index, name_another_block])
-def test_a_proof_that_does_not_check_out_is_bad_proof(
-    client: Client, node: FakeNode, tamper: Callable[[dict[str, Any]], None]
-) -> None:
-    node.edit_status = tamper
-    tid = client.submit(signed())
-    status = client.tx_status(tid)  # unverified: served as is
-    assert status is not None
-    assert status.committed
-    with pytest.raises(ClientError) as info:
-        client.tx_status(tid, verify=True)
-    assert (info.value.code, info.value.status) == (BAD_PROOF, None)
-    with pytest.raises(ClientError, match=BAD_PROOF):
-        client.wait_final(tid, verify=True)
-
-
-def change_tx_root(body: dict[str, Any]) -> None:
-    body["header"]["tx_root"] = "00" * 32  # the header no longer hashes to block_id
-
-
-def serve_another_height(body: dict[str, Any]) -> None:
-    body["header"]["height"] = 2
-
-
-@pytest.mark.parametrize("tamper", [change_tx_root, serve_another_height])
-def test_a_block_that_is_not_the_one_named_is_bad_proof(
-    client: Client, node: FakeNode, tamper: Callable[[dict[str, Any]], None]
-) -> None:
-    node.edit_block = tamper
-    tid = client.submit(signed())
-    with pytest.raises(ClientError) as info:
-        client.tx_status(tid, verify=True)
-    assert info.value.code == BAD_PROOF
-
-
-def test_a_block_header_that_does_not_parse_is_a_bad_response(
-    client: Client, node: FakeNode
-) -> None:
-    node.edit_block = lambda body: body["header"].pop("tx_root")
-    tid = client.submit(signed())
-    with pytest.raises(ClientError) as info:
-        client.tx_status(tid, verify=True)
-    assert info.value.code == BAD_RESPONSE
-    assert "tx_root" in info.value.message
 
 
 # ------------------------------------------------------------------ arguments and lifecycle

@@ -57,7 +57,12 @@ def test_any_changed_transaction_field_breaks_the_signature(field: str) -> None:
 
 def test_vote_signature_binds_every_field() -> None:
     vote = sign_vote(
-        KEY, chain_id="c", kind=VoteKind.PREVOTE, height=4, round=1, block_id=b"\x01" * 32,
+        KEY,
+        chain_id="c",
+        kind=VoteKind.PREVOTE,
+        height=4,
+        round=1,
+        block_id=b"\x01" * 32,
         validator=0,
     )
     assert verify_vote(vote, KEY.public_key)
@@ -75,8 +80,14 @@ def test_vote_signature_binds_every_field() -> None:
 def test_proposal_signature_binds_every_field() -> None:
     header = BlockHeader("c", 1, 0, 0, ZERO_ID, ZERO_ID, ZERO_ID, 0, ZERO_ID)
     proposal = sign_proposal(
-        KEY, chain_id="c", height=1, round=0, pol_round=-1, block_id=b"\x02" * 32,
-        block=Block(header, []), validator=0,
+        KEY,
+        chain_id="c",
+        height=1,
+        round=0,
+        pol_round=-1,
+        block_id=b"\x02" * 32,
+        block=Block(header, []),
+        validator=0,
     )
     assert verify_proposal(proposal, KEY.public_key)
     assert not verify_proposal(proposal, OTHER.public_key)

@@ -39,9 +39,11 @@ def test_tx_signing_bytes_layout() -> None:
         + b"\xa9seq/tx/v1"  # fixstr 9
         + b"\xa8devnet-1"  # fixstr 8
         + b"\x07"  # namespace, positive fixint
-        + b"\xc4\x20" + sender  # bin8 of 32
+        + b"\xc4\x20"
+        + sender  # bin8 of 32
         + b"\xcd\x01\x00"  # nonce 256, uint16
-        + b"\xcf" + (2**64 - 1).to_bytes(8, "big")  # gas price, uint64
+        + b"\xcf"
+        + (2**64 - 1).to_bytes(8, "big")  # gas price, uint64
         + b"\xc4\x05hello"  # payload, bin8 of 5
     )
     assert tx_signing_bytes("devnet-1", 7, sender, 256, 2**64 - 1, b"hello") == expected
@@ -67,12 +69,17 @@ def test_block_id_is_hash_of_header_array() -> None:
     )
     expected = (
         b"\x99\xa1c\x01\x00"
-        + b"\xcf" + (1_700_000_000_000).to_bytes(8, "big")
-        + b"\xc4\x20" + ZERO_ID
-        + b"\xc4\x20" + b"\x01" * 32
-        + b"\xc4\x20" + b"\x02" * 32
+        + b"\xcf"
+        + (1_700_000_000_000).to_bytes(8, "big")
+        + b"\xc4\x20"
+        + ZERO_ID
+        + b"\xc4\x20"
+        + b"\x01" * 32
+        + b"\xc4\x20"
+        + b"\x02" * 32
         + b"\x03"
-        + b"\xc4\x20" + ZERO_ID
+        + b"\xc4\x20"
+        + ZERO_ID
     )
     assert encode(header) == expected
     assert ids.block_id(header) == blake3(expected).digest()
@@ -81,10 +88,13 @@ def test_block_id_is_hash_of_header_array() -> None:
 def test_commit_id_is_hash_of_certificate_array() -> None:
     cert = CommitCertificate(2, 1, b"\x33" * 32, [(0, b"\x44" * 64), (2, b"\x55" * 64)])
     expected = (
-        b"\x94\x02\x01\xc4\x20" + b"\x33" * 32
+        b"\x94\x02\x01\xc4\x20"
+        + b"\x33" * 32
         + b"\x92"
-        + b"\x92\x00\xc4\x40" + b"\x44" * 64
-        + b"\x92\x02\xc4\x40" + b"\x55" * 64
+        + b"\x92\x00\xc4\x40"
+        + b"\x44" * 64
+        + b"\x92\x02\xc4\x40"
+        + b"\x55" * 64
     )
     assert encode(cert) == expected
     assert ids.commit_id(cert) == blake3(expected).digest()
@@ -103,8 +113,10 @@ def test_batch_commitment_layout() -> None:
     batch = BatchCommitment("c", 0, 1, 300, b"\x66" * 32, b"\x77" * 32)
     expected = (
         b"\x97\xacseq/batch/v1\xa1c\x00\x01\xcd\x01\x2c"
-        + b"\xc4\x20" + b"\x66" * 32
-        + b"\xc4\x20" + b"\x77" * 32
+        + b"\xc4\x20"
+        + b"\x66" * 32
+        + b"\xc4\x20"
+        + b"\x77" * 32
     )
     assert ids.encode_batch(batch) == expected
     assert ids.batch_commitment(batch) == blake3(expected).digest()
