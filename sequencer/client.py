@@ -446,8 +446,13 @@ class Client:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`clock` and `sleep` pace `wait_final`; tests may pass fakes."""
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._clock = clock
+        self._sleep = sleep
 
     def __enter__(self) -> Client:
         return self
@@ -515,15 +520,15 @@ class Client:
         Other errors propagate. A request in flight at the deadline may run on
         for the client's own request timeout."""
         _check_wait(timeout, poll_s)
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         while True:
             status = self.tx_status(tx_id, verify=verify)
             if status is not None and status.committed:
                 return status
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 raise _timed_out(tx_id, timeout, status)
-            time.sleep(min(poll_s, remaining))
+            self._sleep(min(poll_s, remaining))
 
     def send(
         self,
