@@ -412,20 +412,26 @@ def _type_info(key: str) -> msgspec.inspect.Type:
 # ------------------------------------------------------------------ loading
 
 
+def read_limited(path: Path, bytes_max: int, missing: str) -> bytes:
+    """A small file's bytes, read without trusting its size (`ConfigError` otherwise)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(bytes_max + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > bytes_max:
+        raise ConfigError(f"{path}: larger than {bytes_max} bytes")
+    return data
+
+
 def load_config(home: str | Path, *, environ: Mapping[str, str] | None = None) -> NodeConfig:
     """Read, override from the environment (`os.environ` by default), validate."""
     path = Path(home) / CONFIG_FILE
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(CONFIG_BYTES_MAX + 1)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such file (write one, or run `sequencer devnet init`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > CONFIG_BYTES_MAX:
-        raise ConfigError(f"{path}: larger than {CONFIG_BYTES_MAX} bytes")
+    data = read_limited(
+        path, CONFIG_BYTES_MAX, "no such file (write one, or run `sequencer devnet init`)"
+    )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -26,7 +26,13 @@ import msgspec
 
 from net.config import DATAGRAM_BYTES_MAX
 from net.identity import peer_id
-from node.config import CONFIG_FILE, config_from_table, dump_config, parse_config
+from node.config import (
+    CONFIG_FILE,
+    config_from_table,
+    dump_config,
+    parse_config,
+    read_limited,
+)
 from node.errors import ConfigError
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.files import write_atomic
@@ -114,17 +120,8 @@ def load_layout(out: str | Path) -> DevnetLayout:
     """The devnet under `out`, from its `devnet.json`."""
     root = Path(out).absolute()
     path = root / MANIFEST_FILE
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MANIFEST_BYTES_MAX + 1)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such file: {root} holds no devnet (run `sequencer devnet init`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MANIFEST_BYTES_MAX:
-        raise ConfigError(f"{path}: larger than {MANIFEST_BYTES_MAX} bytes")
+    missing = f"no such file: {root} holds no devnet (run `sequencer devnet init`)"
+    data = read_limited(path, MANIFEST_BYTES_MAX, missing)
     try:
         manifest = msgspec.json.decode(data, type=_Manifest)
     except msgspec.DecodeError as exc:
