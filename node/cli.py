@@ -246,10 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node(commands)
     _add_client(commands)
     _add_l1(commands)
+    # Listed here; its arguments are node.bench's own (see `main`).
+    commands.add_parser("bench", help="benchmark a fresh 4-node devnet (see `bench --help`)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from node.bench import main as bench  # its own parser, and only loaded for it
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "devnet_command", None) == "up":
         args.validators_given = args.validators is not None

@@ -3,8 +3,11 @@
 From a wallet: chain check, duplicate check, one signature verification,
 admission to the mempool, then a durable journal write shared by everyone
 who submitted meanwhile (group commit), and only then the acknowledgement
-and the gossip. From a peer: the same checks without the journal (the node
-that acknowledged it journaled it).
+and the gossip. The journal is written in a worker thread (LevelDB releases
+the GIL), so the event loop serves requests while the disk syncs; and the
+transactions of one group commit go to the peers as one gossip message.
+From a peer: the same checks without the journal (the node that
+acknowledged it journaled it).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
 from node.backend import ErrorCode, SubmitResult
-from sequencer.codec import encode
+from node.messages import TX_BATCH_MAX, encode_txs
 from sequencer.crypto import verify_transaction
 from sequencer.ids import tx_id
 from sequencer.mempool import AddResult, AddStatus, Mempool
@@ -42,10 +45,15 @@ ADD_ERRORS: dict[AddStatus, ErrorCode] = {
 
 
 class JournalWriter:
-    """Group commit: writers wait, one synced write serves all who are waiting."""
+    """Group commit: writers wait, one synced write serves all who are waiting.
 
-    def __init__(self, store: Store) -> None:
+    `on_durable` gets each group's transactions once they are durable, before
+    the writers wake (the node gossips them, together).
+    """
+
+    def __init__(self, store: Store, on_durable: Callable[[list[Transaction]], None]) -> None:
         self._store = store
+        self._on_durable = on_durable
         self._entries: list[tuple[int, int, Transaction]] = []
         self._done = trio.Event()
         self._wake = trio.Event()
@@ -69,12 +77,11 @@ class JournalWriter:
             entries, self._entries = self._entries, []
             done, self._done = self._done, trio.Event()
             try:
-                # In the event loop, not a thread: the store allows one write
-                # batch at a time, and block commits write from this loop too.
                 started = time.perf_counter()
-                self._store.append_journal(entries)
+                await trio.to_thread.run_sync(self._store.append_journal, entries)
                 self.on_write("journal", time.perf_counter() - started)
                 self._error = None
+                self._on_durable([tx for _seq, _time, tx in entries])
             except StorageError as error:
                 self._error = error
             self.writes += 1
@@ -117,8 +124,8 @@ class Ingest:
                 await self._journal.write(entries)
             except StorageError as error:
                 return [_unjournaled(r, error) for r in results]
-        for tx, _ in admitted:
-            self._publish(tx)
+        else:
+            self.publish([tx for tx, _ in admitted])
         self._on_added()
         return results
 
@@ -146,21 +153,28 @@ class Ingest:
             return ErrorCode.BAD_SIGNATURE
         return None
 
-    def _publish(self, tx: Transaction) -> None:
-        try:
-            self._gossip.publish_nowait(Topic.TX, encode(tx))
-        except BacklogFullError:
-            self.counts["gossip_dropped"] += 1  # peers get it in our block instead
+    def publish(self, txs: list[Transaction]) -> None:
+        """Gossip `txs`, in messages of up to `TX_BATCH_MAX`."""
+        for first in range(0, len(txs), TX_BATCH_MAX):
+            batch = txs[first : first + TX_BATCH_MAX]
+            try:
+                self._gossip.publish_nowait(Topic.TX, encode_txs(batch))
+            except BacklogFullError:
+                self.counts["gossip_dropped"] += len(batch)  # peers get them in our block
 
-    def from_peer(self, tx: Transaction) -> None:
-        """A transaction gossiped by a peer: admit it if it is new and valid."""
-        id_ = tx_id(tx)
-        if self._precheck(tx, id_) is not None:
-            self.counts["peer_refused"] += 1
-            return
-        if self._mempool.add(tx, self._now_ms(), id=id_).ok:
-            self._remember(tx)
-            self.counts["peer_accepted"] += 1
+    def from_peer(self, txs: list[Transaction]) -> None:
+        """Transactions gossiped by a peer: admit those that are new and valid."""
+        now_ms = self._now_ms()
+        added = 0
+        for tx in txs:
+            id_ = tx_id(tx)
+            if self._precheck(tx, id_) is not None:
+                self.counts["peer_refused"] += 1
+            elif self._mempool.add(tx, now_ms, id=id_).ok:
+                self._remember(tx)
+                self.counts["peer_accepted"] += 1
+                added += 1
+        if added:
             self._on_added()
 
 

@@ -1,6 +1,8 @@
 """What nodes send each other over gossip, per topic (DESIGN 5).
 
-    tx          one transaction, msgpack (DESIGN 3.1)
+    tx          b"T" + an array of transactions (each DESIGN 3.1), at most
+                TX_BATCH_MAX: the transactions a node acknowledged together
+                travel as one message, not one each
     consensus   b"P" + ProposalMessage  |  b"V" + Vote
     sync        b"Q" + SyncRequest      |  b"R" + SyncResponse   (direct, not relayed)
 
@@ -10,6 +12,10 @@ and cheap; anything else is malformed and dropped by the caller.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from consensus.messages import ProposalMessage
 from consensus.sync import SyncRequest, SyncResponse
 from sequencer.codec import decode, encode
@@ -17,12 +23,18 @@ from sequencer.errors import DecodeError
 from sequencer.types import Transaction, Vote
 
 __all__ = [
+    "TX_BATCH_MAX",
     "decode_consensus",
     "decode_sync",
-    "decode_tx",
+    "decode_txs",
     "encode_consensus",
     "encode_sync",
+    "encode_txs",
 ]
+
+# Transactions in one gossip message; 1,000 of 200-byte payloads are ~0.3 MiB.
+TX_BATCH_MAX = 1_000
+_TxBatch = Annotated[list[Transaction], Meta(min_length=1, max_length=TX_BATCH_MAX)]
 
 _CONSENSUS: dict[bytes, type] = {b"P": ProposalMessage, b"V": Vote}
 _SYNC: dict[bytes, type] = {b"Q": SyncRequest, b"R": SyncResponse}
@@ -45,8 +57,15 @@ def decode_sync(data: bytes) -> SyncRequest | SyncResponse:
     return _decode(data, _SYNC)
 
 
-def decode_tx(data: bytes) -> Transaction:
-    return decode(data, Transaction)
+def encode_txs(txs: list[Transaction]) -> bytes:
+    assert 1 <= len(txs) <= TX_BATCH_MAX, "split transactions into batches first"
+    return b"T" + encode(txs)
+
+
+def decode_txs(data: bytes) -> list[Transaction]:
+    if data[:1] != b"T":
+        raise DecodeError(f"unknown message kind {data[:1]!r}")
+    return decode(data[1:], _TxBatch)  # type: ignore[arg-type]
 
 
 def _decode(data: bytes, table: dict[bytes, type]) -> object:

@@ -34,11 +34,10 @@ from node.config import NodeConfig, load_config
 from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
 from node.ingest import Ingest, JournalWriter
-from node.messages import decode_consensus, decode_sync, decode_tx
+from node.messages import TX_BATCH_MAX, decode_consensus, decode_sync, decode_txs, encode_txs
 from node.metrics import NodeMetrics
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
-from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key
 from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
@@ -92,7 +91,11 @@ class Node:
         self.consensus = ConsensusDriver(
             core, self.chain, self.gossip, peer_keys, is_verified, random.Random()
         )
-        self.journal = JournalWriter(self.store) if config.node.journal else None
+        self.journal = (
+            JournalWriter(self.store, on_durable=lambda txs: self.ingest.publish(txs))
+            if config.node.journal
+            else None
+        )
         self.ingest = Ingest(
             chain_id,
             self.mempool,
@@ -212,17 +215,14 @@ class Node:
 
     async def _announce_restored(self) -> None:
         await trio.sleep(RESTORED_ANNOUNCE_DELAY_S)  # let peers answer our first pings
-        for tx in self._restored:
-            await self.gossip.publish(Topic.TX, encode(tx))
-        self._restored = []
+        restored, self._restored = self._restored, []
+        for first in range(0, len(restored), TX_BATCH_MAX):
+            await self.gossip.publish(Topic.TX, encode_txs(restored[first : first + TX_BATCH_MAX]))
 
     async def _serve_rpc(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        config = HypercornConfig()
-        config.bind = [self.config.rpc.listen]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("sequencer.rpc")
+        config = http_config(self.config.rpc.listen)
         limits = RpcLimits(
             body_bytes_max=self.config.rpc.body_bytes_max,
             batch_txs_max=self.config.rpc.batch_txs_max,
@@ -234,11 +234,11 @@ class Node:
     async def _read_transactions(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
         async for delivery in channel:
             try:
-                tx = decode_tx(delivery.data)
+                txs = decode_txs(delivery.data)
             except DecodeError:
                 self.ingest.counts["peer_malformed"] += 1
                 continue
-            self.ingest.from_peer(tx)
+            self.ingest.from_peer(txs)
 
     async def _read_consensus(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
         async for delivery in channel:
@@ -257,6 +257,15 @@ class Node:
                 self.consensus.counts["malformed"] += 1
                 continue
             self.consensus.on_sync(message, delivery.peer)
+
+
+def http_config(listen: str) -> HypercornConfig:
+    """How the RPC is served (the benchmark serves its bare handler the same way)."""
+    config = HypercornConfig()
+    config.bind = [listen]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("sequencer.rpc")
+    return config
 
 
 def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService:

@@ -45,7 +45,7 @@ from storage.schema import (
     tx_key,
 )
 
-__all__ = ["WriteBatch", "check_certificate", "check_extends"]
+__all__ = ["WriteBatch", "check_certificate", "check_extends", "journal_entry"]
 
 _USED_AFTER_END = "write batch used after its `with` block ended"
 
@@ -174,7 +174,8 @@ class WriteBatch:
     def put_journal(self, seq: int, time_ms: int, tx: Transaction) -> None:
         """Journal an accepted mempool transaction under its arrival sequence."""
         assert self._open, _USED_AFTER_END
-        self._ops[journal_key(seq)] = encode_u64(time_ms) + encode(tx)
+        key, value = journal_entry(seq, time_ms, tx)
+        self._ops[key] = value
 
     def put_batch_record(self, number: int, record: bytes) -> None:
         assert self._open, _USED_AFTER_END
@@ -226,3 +227,8 @@ class WriteBatch:
         assert self._open, _USED_AFTER_END
         self._open = False
         return list(self._ops.items())
+
+
+def journal_entry(seq: int, time_ms: int, tx: Transaction) -> tuple[bytes, bytes]:
+    """The key and value of one journaled transaction."""
+    return journal_key(seq), encode_u64(time_ms) + encode(tx)
