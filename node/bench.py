@@ -147,6 +147,11 @@ class Devnet:
     def rss_mib(self) -> list[float]:
         return [_status_kib(pid, "VmRSS") / 1024 for pid in self.pids()]
 
+    def signature_checks(self) -> list[float]:
+        """Transaction signature verifications so far, per node (from /metrics)."""
+        name = "sequencer_tx_signature_checks_total"
+        return [_metric_sum(f"{url}/metrics", name) for url in self.urls]
+
     def height(self, index: int) -> int:
         return int(httpx.get(f"{self.urls[index]}/status", timeout=5.0).json()["height"])
 
@@ -155,6 +160,16 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _metric_sum(url: str, name: str) -> float:
+    """The sum of a metric's samples, over its labels."""
+    text = httpx.get(url, timeout=10.0).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -206,11 +221,14 @@ def machine_limit(chain_id: str, nodes: int, samples: int = 2_000) -> dict[str, 
 
 
 def _load_run(net: Devnet, signed: list[Signed], label: str, **options: Any) -> dict[str, Any]:
-    before = net.cpu_seconds()
+    before, checks_before = net.cpu_seconds(), net.signature_checks()
     result = trio.run(lambda: run_load(net.urls, signed, label=label, **options))
     cpu = [after - b for after, b in zip(net.cpu_seconds(), before, strict=True)]
+    checks = [a - b for a, b in zip(net.signature_checks(), checks_before, strict=True)]
     summary = result.summary()
     finalized = max(1, int(summary["finalized"]))  # type: ignore[call-overload]
+    # Every node should verify each transaction once: this is 1.0 then.
+    summary["signature_checks_per_tx_per_node"] = round(statistics.mean(checks) / finalized, 3)
     summary["cpu_s_per_node"] = [round(c, 2) for c in cpu]
     summary["cpu_us_per_tx_per_node"] = round(statistics.mean(cpu) / finalized * 1e6, 1)
     summary["peak_rss_mib"] = [round(r, 1) for r in net.peak_rss_mib()]
@@ -430,6 +448,7 @@ def print_table(report: dict[str, Any]) -> None:
                 f"p50 {latency['p50']} ms  p99 {latency['p99']} ms  max {latency['max']} ms  "
                 f"final {run['finalized']}/{run['acknowledged']} lost {run['lost']}  "
                 f"cpu {run['cpu_us_per_tx_per_node']} us/tx/node  "
+                f"verified {run['signature_checks_per_tx_per_node']}x  "
                 f"peak rss {max(run['peak_rss_mib'])} MiB",
             )
         )

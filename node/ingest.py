@@ -1,7 +1,9 @@
 """Transactions entering the node: from wallets (RPC) and from peers (gossip).
 
-From a wallet: chain check, duplicate check, one signature verification,
-admission to the mempool, then a durable journal write shared by everyone
+From a wallet: chain check, duplicate check, stale-nonce check, then one
+signature verification (the cheap checks first, so that a retry or a late
+gossip costs no verification), admission to the mempool, then a durable
+journal write shared by everyone
 who submitted meanwhile (group commit), and only then the acknowledgement
 and the gossip. The journal is written in a worker thread (LevelDB releases
 the GIL), so the event loop serves requests while the disk syncs; and the
@@ -149,6 +151,11 @@ class Ingest:
             return ErrorCode.WRONG_CHAIN
         if self._mempool.get(id_) is not None:
             return ErrorCode.DUPLICATE  # before paying for a signature check
+        if self._mempool.is_stale(tx):
+            # Already committed (a peer's late gossip, a wallet's retry): the
+            # mempool would refuse it after the signature check.
+            return ErrorCode.NONCE_TOO_LOW
+        self.counts["signatures_verified"] += 1
         if not verify_transaction(tx):
             return ErrorCode.BAD_SIGNATURE
         return None
@@ -182,6 +189,7 @@ _MESSAGES = {
     ErrorCode.WRONG_CHAIN: "the transaction's chain_id is not this chain's",
     ErrorCode.DUPLICATE: "the transaction is already in the mempool",
     ErrorCode.BAD_SIGNATURE: "the signature does not verify against the sender's key",
+    ErrorCode.NONCE_TOO_LOW: "refused by the mempool: nonce_too_low",
 }
 
 

@@ -144,6 +144,16 @@ class _StateCollector(Collector):
         yield _counter(
             "sequencer_sync_requests", "Catch-up requests sent", consensus.counts["sync_requests"]
         )
+        # Each transaction should be verified once per node: on entry, from a
+        # wallet or a peer; a block's transactions only if they were not.
+        checks = CounterMetricFamily(
+            "sequencer_tx_signature_checks",
+            "Transaction signature verifications, by where they happened",
+            labels=["stage"],
+        )
+        checks.add_metric(["ingest"], self._node.ingest.counts["signatures_verified"])
+        checks.add_metric(["block"], consensus.counts["block_txs_verified"])
+        yield checks
 
     def _mempool(self) -> Iterator[Any]:
         stats = self._node.mempool.statistics()

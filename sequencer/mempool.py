@@ -161,6 +161,12 @@ class Mempool:
             return self._committed_nonce(sender)
         return account.next_nonce + account.pending
 
+    def is_stale(self, tx: Transaction) -> bool:
+        """Its nonce is below the chain's: `add` would refuse it (NONCE_TOO_LOW)."""
+        account = self._senders.get(tx.sender)
+        committed = self._committed_nonce(tx.sender) if account is None else account.next_nonce
+        return tx.nonce < committed
+
     def statistics(self) -> dict[str, int]:
         return {
             "pending": self._pending_count,

@@ -384,3 +384,24 @@ def test_churn_of_queued_transactions_keeps_the_expiry_queue_bounded() -> None:
         assert len(p.on_committed({A: n + 2})) == 2
     assert len(p) == 0
     assert len(p._queued_by_time) <= 2 * 2 + 1_024 + 1
+
+
+@pytest.mark.parametrize(
+    ("committed", "in_pool", "nonce", "stale"),
+    [
+        ({}, [], 0, False),
+        ({A: 3}, [], 2, True),
+        ({A: 3}, [], 3, False),
+        ({A: 3}, [3, 4], 4, False),  # in the pool, not below the chain
+        ({}, [0], 0, False),
+    ],
+)
+def test_is_stale_says_what_add_would_refuse_as_nonce_too_low(
+    committed: dict[bytes, int], in_pool: list[int], nonce: int, stale: bool
+) -> None:
+    p = pool(committed)
+    for n in in_pool:
+        assert p.add(tx(A, n, 5), 0).ok
+    assert p.is_stale(tx(A, nonce, 9)) is stale
+    if stale:
+        assert p.add(tx(A, nonce, 9), 0).status is AddStatus.NONCE_TOO_LOW
