@@ -39,6 +39,7 @@ from net.wire import (
     message_id,
 )
 from tests.net.harness import address, node_keys
+from tests.strategies import mutated
 
 U64_MAX = 2**64 - 1
 SESSION = 1
@@ -92,41 +93,6 @@ class Pair:
         assert held == reassembler.bytes_held
         assert len(peer.received._missing) <= 2 * 8_192
         assert peer.window.bytes_in_flight >= 0
-
-
-@st.composite
-def mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """`data` with a few bit flips, cuts, insertions or overwritten spans."""
-    raw = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        action = draw(st.sampled_from(["flip", "cut", "insert", "overwrite", "extend"]))
-        position = draw(st.integers(0, max(0, len(raw) - 1)))
-        if action == "flip" and raw:
-            raw[position] ^= 1 << draw(st.integers(0, 7))
-        elif action == "cut":
-            del raw[position:]
-        elif action == "insert":
-            raw[position:position] = draw(st.binary(min_size=1, max_size=9))
-        elif action == "overwrite":
-            # Typical msgpack length headers claiming far more than follows.
-            huge = draw(
-                st.sampled_from(
-                    [
-                        b"\xdd\xff\xff\xff\xff",
-                        b"\xdc\xff\xff",
-                        b"\xc6\xff\xff\xff\xff",
-                        b"\xdb\x7f\xff\xff\xff",
-                        b"\xcf" + b"\xff" * 8,
-                        b"\xd3\x80" + bytes(7),
-                        b"\xca\x7f\xc0\x00\x00",
-                        b"\xc1",
-                    ]
-                )
-            )
-            raw[position : position + len(huge)] = huge
-        else:
-            raw += draw(st.binary(min_size=1, max_size=32))
-    return bytes(raw)
 
 
 messages = st.builds(Message, topics, tags, st.booleans(), st.binary(max_size=200))
