@@ -16,8 +16,8 @@ from consensus.votekeeper import Verifier
 from sequencer.certificate import ValidatorSet, verify_certificate
 from sequencer.crypto import proposal_signing_bytes
 from sequencer.errors import CertificateError
-from sequencer.ids import block_id, commit_id
-from sequencer.types import CommitCertificate, ConsensusParams, Proposal
+from sequencer.ids import block_id, commit_id, tx_id, tx_root
+from sequencer.types import Block, CommitCertificate, ConsensusParams, Proposal
 
 if TYPE_CHECKING:
     from consensus.core import Anchor
@@ -54,6 +54,11 @@ class Admission:
             return "bad_pol_round"
         if proposal.block_id != block_id(proposal.block.header):
             return "block_id_mismatch"
+        if not _body_matches(proposal.block):
+            # Not the proposer's block: the signature covers the header only,
+            # so anyone relaying it could swap the body. Recording it would
+            # mark the block id invalid and shut out the genuine proposal.
+            return "body_mismatch"
         message = proposal_signing_bytes(
             self._chain_id, proposal.height, proposal.round, proposal.pol_round, proposal.block_id
         )
@@ -92,6 +97,8 @@ class Admission:
             return "wrong_parent"
         if not self._certificate_ok(decided.certificate, anchor.height + 1, block_id(header)):
             return "bad_certificate"
+        if not _body_matches(decided.block):
+            return "body_mismatch"  # the certificate vouches for the header alone
         if header.last_commit_id == anchor.commit_id:
             return None
         parent = decided.parent_certificate
@@ -131,3 +138,8 @@ class Admission:
         except CertificateError:
             return False
         return True
+
+
+def _body_matches(block: Block) -> bool:
+    """Are these the transactions the header's `tx_root` commits to?"""
+    return tx_root(tx_id(tx) for tx in block.txs) == block.header.tx_root

@@ -59,6 +59,11 @@ class CatchUp:
         if height > self._heights.get(peer, 0):
             self._heights[peer] = height
 
+    def forget(self, peer: int) -> None:
+        """Drop what `peer` claimed (its blocks did not verify); it counts again
+        once it shows a height anew."""
+        self._heights.pop(peer, None)
+
     def poll(
         self, height: int, now_ms: int, *, max_blocks: int = SYNC_BLOCKS_MAX
     ) -> tuple[int, SyncRequest] | None:

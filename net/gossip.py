@@ -200,8 +200,16 @@ class Gossip:
             self.counts["dropped_malformed"] += 1
             return
         eliciting = False
+        ping: Ping | None = None
         for frame in frames:
             eliciting = self._on_frame(peer, frame, now_ms) or eliciting
+            if isinstance(frame, Ping):
+                ping = frame
+        if ping is not None:
+            # One Pong per datagram, to its last Ping: a datagram packed with
+            # pings must not draw several times its size in replies (which a
+            # peer spoofing its source address could aim at someone else).
+            peer.queue_control(encode_frame(Pong(ping.nonce, self._alive_tags())), False)
         peer.received_packet(counter, horizon, eliciting, now_ms)
 
     def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, int, bytes]:
@@ -249,8 +257,7 @@ class Gossip:
             return False
         if isinstance(frame, Ping):
             self._on_report(peer, frame.alive, now_ms)
-            peer.queue_control(encode_frame(Pong(frame.nonce, self._alive_tags())), False)
-            return True
+            return True  # answered once per datagram by `receive_datagram`
         assert isinstance(frame, Pong)
         self._on_report(peer, frame.alive, now_ms)
         peer.rtt_ms = max(0.0, now_ms - frame.nonce / 1000)

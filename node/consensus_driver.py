@@ -42,7 +42,12 @@ from net.errors import BacklogFullError
 from net.wire import Topic
 from node.chain import Chain
 from node.messages import encode_consensus, encode_sync
-from sequencer.crypto import verify_transaction
+from sequencer.crypto import (
+    proposal_signing_bytes,
+    verify_signature,
+    verify_transaction,
+    vote_signing_bytes,
+)
 from sequencer.ids import block_id, tx_id
 from sequencer.types import Block, Transaction, Vote
 
@@ -124,9 +129,11 @@ class ConsensusDriver:
 
     def on_message(self, message: ProposalMessage | Vote) -> None:
         if isinstance(message, Vote):
-            self._observe(message.validator, message.height)
+            validator, height = message.validator, message.height
         else:
-            self._observe(message.proposal.validator, message.proposal.height)
+            validator, height = message.proposal.validator, message.proposal.height
+        if self._is_news(validator, height) and self._signed_by(validator, message):
+            self._observe(validator, height)
         self.feed(message)
 
     def on_sync(self, message: SyncRequest | SyncResponse, peer: bytes) -> None:
@@ -135,15 +142,21 @@ class ConsensusDriver:
             if response is not None:
                 self.gossip.send_nowait(peer, Topic.SYNC, encode_sync(response))
             return
-        if message.blocks:
-            # The peer has every block it sent: it works on the height after.
-            validator = self._validator_of.get(peer)
-            if validator is not None:
-                self._observe(validator, message.blocks[-1][0].header.height + 1)
+        # The heights a response claims prove nothing until its certificates
+        # verify (the core checks them), so they are not observed; a peer
+        # whose blocks for our height do not verify loses the height it
+        # claimed, and catch-up asks someone else until it claims one again.
+        height = self.core.height
         parent = message.parent_certificate
         for block, certificate in message.blocks:
             self.feed(DecidedBlock(block, certificate, parent))
             parent = None
+        first = message.blocks[0][0].header.height if message.blocks else None
+        validator = self._validator_of.get(peer)
+        if first == height and self.core.height == height and validator is not None:
+            self.counts["sync_responses_refused"] += 1
+            self.catchup.forget(validator)
+            self.peer_heights.pop(validator, None)
 
     def txs_available(self) -> None:
         self.feed(TxsAvailable())
@@ -151,7 +164,43 @@ class ConsensusDriver:
     @property
     def behind(self) -> bool:
         """Peers work on heights beyond the next one: we are catching up."""
-        return max(self.peer_heights.values(), default=0) > self.core.height + 1
+        return self.claimed_height() > self.core.height + 1
+
+    def claimed_height(self) -> int:
+        """The highest height that validators holding more than 1/3 of the power
+        work on: at least one of them is honest, so one byzantine validator
+        signing a vote at height 10**12 cannot keep this node "behind"."""
+        validators = self.core.validators
+        power = 0
+        for validator, height in sorted(self.peer_heights.items(), key=lambda e: -e[1]):
+            power += validators.powers[validator]
+            if validators.is_one_third(power):
+                return height
+        return 0
+
+    def _is_news(self, validator: int, height: int) -> bool:
+        """Would this (validator, height) raise what we know of a peer?"""
+        if not (0 <= validator < len(self._peer_keys) and self._peer_keys[validator]):
+            return False  # ourselves, or no validator at all: nothing to track
+        return height > self.core.height and height > self.peer_heights.get(validator, 0)
+
+    def _signed_by(self, validator: int, message: ProposalMessage | Vote) -> bool:
+        """The signature check the core skips for messages of heights it does
+        not work on yet: without it anyone could claim a validator is ahead."""
+        chain_id = self.core.chain_id
+        if isinstance(message, Vote):
+            signed = vote_signing_bytes(
+                chain_id, message.kind, message.height, message.round, message.block_id
+            )
+            signature = message.signature
+        else:
+            p = message.proposal
+            signed = proposal_signing_bytes(chain_id, p.height, p.round, p.pol_round, p.block_id)
+            signature = p.signature
+        if verify_signature(self._peer_keys[validator], signed, signature):
+            return True
+        self.counts["height_claims_unsigned"] += 1
+        return False
 
     def _observe(self, validator: int, height: int) -> None:
         self.catchup.observe(validator, height)
@@ -259,13 +308,15 @@ class ConsensusDriver:
             now = wall_ms()
             height = self.core.height
             wanted = self.catchup.poll(height, now, max_blocks=SYNC_BLOCKS_MAX)
-            if wanted is None and now >= probe_at:
+            if wanted is not None:
+                self._request(*wanted)
+            # The probe runs even while peers are seen ahead: those may be a
+            # byzantine validator claiming heights it cannot serve.
+            if now >= probe_at:
                 probe_at = now + SYNC_PROBE_MS
                 peers = [i for i, key in enumerate(self._peer_keys) if key]
                 if peers:
-                    wanted = self._rng.choice(peers), SyncRequest(height, SYNC_BLOCKS_MAX)
-            if wanted is not None:
-                self._request(*wanted)
+                    self._request(self._rng.choice(peers), SyncRequest(height, SYNC_BLOCKS_MAX))
 
     def _request(self, validator: int, request: SyncRequest) -> None:
         if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:

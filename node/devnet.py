@@ -8,6 +8,9 @@
     <out>/node<i>/config.toml    RPC on base_port + 10 i, gossip on base_port + 10 i + 1,
                                  every other node as a peer
 
+Nodes listen on 127.0.0.1, or each on its own IPv4 address (`hosts`: one
+host per node, as for nodes in separate network namespaces).
+
 Every file is written atomically (a temporary file renamed into place). An
 `out` that already holds a devnet (a `devnet.json` that loads) is wiped only
 with `force=True`; a directory that holds anything else is never written
@@ -16,8 +19,10 @@ into nor deleted.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,17 +210,23 @@ def init_devnet(
     *,
     force: bool = False,
     genesis_time_ms: int | None = None,
+    hosts: Sequence[str] | None = None,
 ) -> DevnetLayout:
     """Write a `validators`-node devnet under `out` (see the module doc).
 
     `gossip_overrides` adds `[p2p.gossip]` settings to every node's config
-    (loopback configs already raise `datagram_bytes_max` to the UDP limit).
+    (when every node is on loopback, `datagram_bytes_max` is already raised
+    to the UDP limit; across real links it keeps the MTU-sized default).
+    `hosts` gives each node its own IPv4 address (default: all on 127.0.0.1).
     Arguments are checked, and every file built and validated, before `out`
     is touched; raises `ConfigError`.
     """
     _check_arguments(validators, base_port, chain_id)
+    hosts = _check_hosts(validators, hosts)
     root = Path(out).absolute()
-    plan = _plan(root, validators, base_port, chain_id, gossip_overrides or {}, genesis_time_ms)
+    plan = _plan(
+        root, validators, base_port, chain_id, gossip_overrides or {}, genesis_time_ms, hosts
+    )
     existed = _prepare(root, force=force)
     try:
         _write(plan)
@@ -241,6 +252,21 @@ def _check_arguments(validators: int, base_port: int, chain_id: str) -> None:
         raise ConfigError(f"chain id must be 1..{CHAIN_ID_CHARS_MAX} characters, got {chain_id!r}")
 
 
+def _check_hosts(validators: int, hosts: Sequence[str] | None) -> tuple[str, ...]:
+    if hosts is None:
+        return (LOOPBACK,) * validators
+    if isinstance(hosts, str) or len(hosts) != validators:
+        raise ConfigError(
+            f"hosts must list one address per validator ({validators}), got {hosts!r}"
+        )
+    for host in hosts:
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(f"hosts: {host!r} is not an IPv4 address") from None
+    return tuple(hosts)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -260,10 +286,13 @@ def _plan(
     chain_id: str,
     gossip_overrides: dict[str, Any],
     genesis_time_ms: int | None,
+    hosts: tuple[str, ...],
 ) -> _Plan:
     keys = tuple(PrivateKey.generate() for _ in range(validators))
     wallet = PrivateKey.generate()
-    nodes = tuple(_node(root, base_port, index, key) for index, key in enumerate(keys))
+    nodes = tuple(
+        _node(root, base_port, index, key, hosts[index]) for index, key in enumerate(keys)
+    )
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ms=time.time_ns() // 1_000_000 if genesis_time_ms is None else genesis_time_ms,
@@ -274,8 +303,11 @@ def _plan(
     )
     genesis_bytes = dump_genesis(genesis)
     assert parse_genesis(genesis_bytes) == genesis, "devnet genesis does not read back"
-    gossip = {"datagram_bytes_max": DATAGRAM_BYTES_MAX} | gossip_overrides
-    configs = tuple(_config_text(index, base_port, nodes, gossip) for index in range(validators))
+    loopback = all(ipaddress.IPv4Address(host).is_loopback for host in hosts)
+    gossip = ({"datagram_bytes_max": DATAGRAM_BYTES_MAX} if loopback else {}) | gossip_overrides
+    configs = tuple(
+        _config_text(index, base_port, nodes, gossip, hosts[index]) for index in range(validators)
+    )
     layout = DevnetLayout(
         root=root,
         chain_id=chain_id,
@@ -286,21 +318,21 @@ def _plan(
     return _Plan(layout, keys, wallet, genesis_bytes, configs)
 
 
-def _node(root: Path, base_port: int, index: int, key: PrivateKey) -> DevnetNode:
+def _node(root: Path, base_port: int, index: int, key: PrivateKey, host: str) -> DevnetNode:
     name = f"node{index}"
-    rpc = f"http://{LOOPBACK}:{_rpc_port(base_port, index)}"
+    rpc = f"http://{host}:{_rpc_port(base_port, index)}"
     return DevnetNode(
         name=name,
         home=root / name,
         rpc=rpc,
         metrics=f"{rpc}/metrics",
-        p2p=f"/ip4/{LOOPBACK}/udp/{_p2p_port(base_port, index)}/p2p/{peer_id(key.public_key)}",
+        p2p=f"/ip4/{host}/udp/{_p2p_port(base_port, index)}/p2p/{peer_id(key.public_key)}",
         public_key=key.public_key,
     )
 
 
 def _config_text(
-    index: int, base_port: int, nodes: tuple[DevnetNode, ...], gossip: dict[str, Any]
+    index: int, base_port: int, nodes: tuple[DevnetNode, ...], gossip: dict[str, Any], host: str
 ) -> str:
     table = {
         "node": {
@@ -308,9 +340,9 @@ def _config_text(
             "key_file": KEY_FILE,
             "genesis_file": GENESIS_FILE,
         },
-        "rpc": {"listen": f"{LOOPBACK}:{_rpc_port(base_port, index)}"},
+        "rpc": {"listen": f"{host}:{_rpc_port(base_port, index)}"},
         "p2p": {
-            "listen": f"/ip4/{LOOPBACK}/udp/{_p2p_port(base_port, index)}",
+            "listen": f"/ip4/{host}/udp/{_p2p_port(base_port, index)}",
             "peers": [node.p2p for position, node in enumerate(nodes) if position != index],
             "gossip": gossip,
         },

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for every wire structure (valid by construction)."""
+"""Hypothesis strategies for every wire structure (valid by construction), and
+`mutated`, which spoils valid encodings the way a hostile peer would."""
 
 from __future__ import annotations
 
@@ -43,9 +44,7 @@ headers = st.builds(
 )
 blocks = st.builds(Block, headers, st.lists(transactions, max_size=4))
 votes = st.builds(Vote, chain_ids, st.sampled_from(VoteKind), heights, u64, maybe_id, u32, bytes64)
-proposals = st.builds(
-    Proposal, chain_ids, heights, u64, pol_rounds, bytes32, u32, bytes64, blocks
-)
+proposals = st.builds(Proposal, chain_ids, heights, u64, pol_rounds, bytes32, u32, bytes64, blocks)
 certificates = st.builds(
     CommitCertificate, heights, u64, bytes32, st.lists(st.tuples(u32, bytes64), max_size=8)
 )
@@ -121,3 +120,37 @@ ALL_STRUCTURES = [
     (tx_locations, TxLocation),
     (signing_states, SigningState),
 ]
+
+
+# Typical msgpack length headers claiming far more than follows.
+HUGE_HEADERS = [
+    b"\xdd\xff\xff\xff\xff",  # array32 of 4G items
+    b"\xdc\xff\xff",  # array16 of 65,535
+    b"\xc6\xff\xff\xff\xff",  # bin32 of 4 GiB
+    b"\xdb\x7f\xff\xff\xff",  # str32 of 2 GiB
+    b"\xcf" + b"\xff" * 8,  # u64 max
+    b"\xd3\x80" + bytes(7),  # i64 min
+    b"\xca\x7f\xc0\x00\x00",  # float32 NaN
+    b"\xc1",  # never used
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn, data: bytes) -> bytes:
+    """`data` with a few bit flips, cuts, insertions or overwritten spans."""
+    raw = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        action = draw(st.sampled_from(["flip", "cut", "insert", "overwrite", "extend"]))
+        position = draw(st.integers(0, max(0, len(raw) - 1)))
+        if action == "flip" and raw:
+            raw[position] ^= 1 << draw(st.integers(0, 7))
+        elif action == "cut":
+            del raw[position:]
+        elif action == "insert":
+            raw[position:position] = draw(st.binary(min_size=1, max_size=9))
+        elif action == "overwrite":
+            huge = draw(st.sampled_from(HUGE_HEADERS))
+            raw[position : position + len(huge)] = huge
+        else:
+            raw += draw(st.binary(min_size=1, max_size=32))
+    return bytes(raw)

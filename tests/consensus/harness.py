@@ -77,8 +77,9 @@ def make_block(*, height: int = 1, round: int = 0, timestamp_ms: int = 2_000) ->
 
 A = make_block(timestamp_ms=2_000)
 B = make_block(timestamp_ms=3_000)
-# Well-formed and signed, but its tx_root is wrong: structurally invalid.
-BAD = Block(msgspec.structs.replace(A.header, tx_root=b"\x01" * 32), [])
+# Well-formed and signed, but its parent is wrong: structurally invalid. (A
+# body that does not match its header is no proposal at all: see test_hostile.)
+BAD = Block(msgspec.structs.replace(A.header, parent_id=b"\x01" * 32), [])
 BLOCKS = {"A": A, "B": B, "bad": BAD}
 ID = {name: block_id(block.header) for name, block in BLOCKS.items()} | {"nil": NIL}
 NAMES = {value: name for name, value in ID.items()}

@@ -169,8 +169,16 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
 
 
 @contextlib.contextmanager
-def running(root: Path, validators: int = 4, **options: object) -> Iterator[Cluster]:
+def running(
+    root: Path,
+    validators: int = 4,
+    before_start: Callable[[Cluster], None] | None = None,
+    **options: object,
+) -> Iterator[Cluster]:
+    """A started cluster; `before_start` may edit the written configs first."""
     cluster = Cluster(root, validators, **options)
+    if before_start is not None:
+        before_start(cluster)
     try:
         cluster.start_all()
         yield cluster

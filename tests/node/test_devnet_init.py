@@ -129,6 +129,23 @@ def test_chain_id_and_gossip_overrides(tmp_path: Path) -> None:
     assert (gossip.mesh_degree, gossip.datagram_bytes_max) == (3, 9000)
 
 
+def test_each_node_on_its_own_host(tmp_path: Path) -> None:
+    hosts = ["10.77.0.10", "10.77.0.11", "10.77.0.12"]
+    layout = init_devnet(tmp_path / "net", 3, base_port=26600, hosts=hosts)
+    for index, host in enumerate(hosts):
+        config = load_config(layout.nodes[index].home, environ={})
+        assert parse_host_port(config.rpc.listen) == (host, 26600 + 10 * index)
+        assert str(config.p2p_listen.host) == host
+        assert layout.nodes[index].rpc == f"http://{host}:{26600 + 10 * index}"
+        assert sorted(str(p.host) for p in config.peer_addresses) == sorted(
+            h for h in hosts if h != host
+        )
+        # Across real links datagrams keep the MTU-sized default.
+        assert config.gossip().datagram_bytes_max == 1_400
+    loopback = load_config(init_devnet(tmp_path / "lo", 2).nodes[0].home, environ={})
+    assert loopback.gossip().datagram_bytes_max == 65_000
+
+
 def test_the_environment_does_not_leak_into_configs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +172,10 @@ def test_the_environment_does_not_leak_into_configs(
         ({"validators": 2, "chain_id": "c" * 65}, "chain id"),
         ({"validators": 2, "gossip_overrides": {"datagram_bytes": 1}}, "unknown key p2p.gossip"),
         ({"validators": 2, "gossip_overrides": {"mesh_degree": 1}}, "p2p.gossip.mesh_degree"),
+        ({"validators": 2, "hosts": ["10.0.0.1"]}, "one address per validator"),
+        ({"validators": 1, "hosts": "10.0.0.1"}, "one address per validator"),
+        ({"validators": 2, "hosts": ["10.0.0.1", "::1"]}, "'::1' is not an IPv4 address"),
+        ({"validators": 1, "hosts": ["localhost"]}, "not an IPv4 address"),
     ],
 )
 def test_bad_arguments_write_nothing(tmp_path: Path, arguments: dict, fragment: str) -> None:
