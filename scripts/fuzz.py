@@ -11,7 +11,7 @@ Targets (each must never raise anything but its documented error):
                 whatever the fuzzer writes (authentication passes)     nothing
     consensus   node.messages.decode_consensus, then a consensus core   DecodeError
     sync        node.messages.decode_sync, then a core's catch-up       DecodeError
-    tx          node.messages.decode_tx                                 DecodeError
+    tx          node.messages.decode_txs                                DecodeError
 
 msgspec decodes in C, which atheris cannot see: for `payload` and `tx` the
 fuzzer is blind (random mutation only); the other targets reach Python code
@@ -127,12 +127,12 @@ def _sync() -> Callable[[bytes], None]:
 
 
 def _tx() -> Callable[[bytes], None]:
-    from node.messages import decode_tx
+    from node.messages import decode_txs
     from sequencer.errors import DecodeError
 
     def run(data: bytes) -> None:
         with contextlib.suppress(DecodeError):
-            decode_tx(data)
+            decode_txs(data)
 
     return run
 

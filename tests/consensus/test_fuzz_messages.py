@@ -17,8 +17,14 @@ from hypothesis import strategies as st
 
 from consensus.messages import Commit, DecidedBlock, ProposalMessage
 from consensus.sync import SYNC_BLOCKS_MAX, SyncRequest, SyncResponse
-from node.messages import decode_consensus, decode_sync, decode_tx, encode_consensus, encode_sync
-from sequencer.codec import encode
+from node.messages import (
+    decode_consensus,
+    decode_sync,
+    decode_txs,
+    encode_consensus,
+    encode_sync,
+    encode_txs,
+)
 from sequencer.errors import DecodeError
 from sequencer.types import Vote
 from tests.consensus.harness import (
@@ -46,7 +52,7 @@ SYNC = [
     encode_sync(SyncResponse(None, [(A, certificate("A"))])),
     encode_sync(SyncResponse(certificate("A"), [])),
 ]
-DECODERS = [decode_consensus, decode_sync, decode_tx]
+DECODERS = [decode_consensus, decode_sync, decode_txs]
 
 
 def decoded_or_none(decoder: object, data: bytes) -> object:
@@ -86,22 +92,28 @@ def test_a_wrong_kind_byte_is_a_decode_error(data: bytes) -> None:
         (decode_sync, b"R\x92\xc0\xdd\xff\xff\xff\xff"),  # 4G blocks announced
         (decode_sync, b"R\x92\xc0" + b"\xdc\x00\x41" + b"\xc0" * 65),  # 65 blocks
         (decode_consensus, b"V\x97\xdb\xff\xff\xff\xff"),  # a 4 GiB chain id
-        (decode_tx, b"\x97\xa1x\x01\xc4\x20" + bytes(32) + b"\x00\x00\xc6\xff\xff\xff\xff"),
+        (decode_txs, b"T\x91\x97\xa1x\x01\xc4\x20" + bytes(32) + b"\x00\x00\xc6\xff\xff\xff\xff"),
+        (decode_txs, b"T\xdd\xff\xff\xff\xff"),  # 4G transactions announced
     ],
-    ids=["blocks-array32", "blocks-over-the-bound", "chain-id-str32", "payload-bin32"],
+    ids=[
+        "blocks-array32",
+        "blocks-over-the-bound",
+        "chain-id-str32",
+        "payload-bin32",
+        "txs-array32",
+    ],
 )
 def test_huge_declared_counts_fail_fast(decoder: object, data: bytes) -> None:
     with pytest.raises(DecodeError):
         decoder(data + bytes(64))  # type: ignore[operator]
 
 
-@given(st.lists(transactions, max_size=3), st.binary(max_size=8))
+@given(st.lists(transactions, min_size=1, max_size=3), st.binary(max_size=8))
 def test_transactions_round_trip_and_trailing_bytes_are_refused(txs: list, tail: bytes) -> None:
-    for tx in txs:
-        assert decode_tx(encode(tx)) == tx
-        if tail:
-            with pytest.raises(DecodeError):
-                decode_tx(encode(tx) + tail)
+    assert decode_txs(encode_txs(txs)) == txs
+    if tail:
+        with pytest.raises(DecodeError):
+            decode_txs(encode_txs(txs) + tail)
 
 
 # ------------------------------------------------------------------ into the core
