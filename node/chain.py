@@ -86,6 +86,8 @@ class Chain:
             callback(block, certificate, removed)
         self._committed.set()
         self._committed = trio.Event()
+        if not sync:
+            return  # fetched by block sync: the driver logs one line per response
         # Latency: from the proposer's timestamp to finality here.
         latency_ms = max(0, time.time_ns() // 1_000_000 - block.header.timestamp_ms)
         log.info(

@@ -155,6 +155,7 @@ class ConsensusDriver:
         state is written synced, and LevelDB syncs its log in order, so any
         later signature finds these blocks durable before it leaves the node."""
         parent = response.parent_certificate
+        first = self.core.height
         self._commit_unsynced = True
         try:
             for block, certificate in response.blocks:
@@ -173,6 +174,8 @@ class ConsensusDriver:
             if self._unsynced_commits:
                 self._unsynced_commits = 0
                 self.chain.sync()
+        if self.core.height > first:
+            log.info("synced heights %d..%d from a peer", first, self.core.height - 1)
 
     def txs_available(self) -> None:
         self.feed(TxsAvailable())
