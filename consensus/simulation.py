@@ -262,7 +262,7 @@ class SimNode:
         self.alive = True
         self.crash_after_actions = None
         self.verified = set()
-        self.catchup = CatchUp(self.rng, patience_ms=SYNC_PATIENCE_MS)
+        self.catchup = CatchUp(self.rng, patience_ms=SYNC_PATIENCE_MS, max_blocks=16)
         self.core = Core(
             chain_id=CHAIN_ID,
             validators=self.sim.validators,
@@ -314,15 +314,33 @@ class SimNode:
             if response is not None:
                 self.sim.network.send(self.index, source, response)
         elif isinstance(message, SyncResponse):
-            self._apply_sync(message)
+            assert self.catchup is not None
+            assert self.core is not None
+            height = self.core.height
+            response = self.catchup.received(source, message, height)
+            while response is not None and self.alive:
+                self._apply_sync(response)
+                if not self.alive:
+                    return
+                assert self.core is not None
+                response = self.catchup.next_ready(self.core.height)
+            if not self.alive:
+                return
+            assert self.core is not None
+            first = message.blocks[0][0].header.height if message.blocks else None
+            if first == height and self.core.height == height:
+                self.catchup.forget(source)  # as the node does: its blocks did not verify
+            self._request_blocks()  # pipelined: the next range at once
 
     def _apply_sync(self, response: SyncResponse) -> None:
         parent = response.parent_certificate
         for block, certificate in response.blocks:
             if not self.alive:
                 return
-            self.feed(DecidedBlock(block, certificate, parent))
-            parent = None
+            assert self.core is not None
+            if block.header.height >= self.core.height:
+                self.feed(DecidedBlock(block, certificate, parent))
+            parent = certificate
 
     def _schedule_sync_tick(self) -> None:
         incarnation = self.incarnation
@@ -331,13 +349,14 @@ class SimNode:
     def _sync_tick(self, incarnation: int) -> None:
         if not self.alive or incarnation != self.incarnation:
             return
+        self._request_blocks()
+        self._schedule_sync_tick()
+
+    def _request_blocks(self) -> None:
         assert self.catchup is not None
         assert self.core is not None
-        wanted = self.catchup.poll(self.core.height, self.sim.queue.now_ms, max_blocks=16)
-        if wanted is not None:
-            peer, request = wanted
+        for peer, request in self.catchup.poll(self.core.height, self.sim.queue.now_ms):
             self.sim.network.send(self.index, peer, request)
-        self._schedule_sync_tick()
 
     # ---- actions
 

@@ -66,20 +66,28 @@ class Chain:
         block: Block,
         certificate: CommitCertificate,
         parent_certificate: CommitCertificate | None,
+        *,
+        sync: bool = True,
     ) -> None:
-        """Store a decided block durably, then clear its transactions from the pool."""
+        """Store a decided block (durably, unless `sync` is False: block sync
+        commits a response's blocks unsynced and then calls `sync`), then
+        clear its transactions from the pool."""
         changed = next_nonces(block.txs, self.store.next_nonce)
         assert changed is not None, "the core decided a block that does not apply"
         started = time.perf_counter()
-        if not self.store.commit_block(block, certificate, changed, parent_certificate):
+        if not self.store.commit_block(block, certificate, changed, parent_certificate, sync=sync):
             return  # already stored (a replay)
-        self.on_storage_write("commit_block", time.perf_counter() - started)
+        if sync:  # the metric is of synced writes; `sync` reports the catch-up ones
+            self.on_storage_write("commit_block", time.perf_counter() - started)
         removed = self.mempool.on_committed(changed)
-        self.store.remove_journal(entry.seq for entry in removed)
+        if removed:
+            self.store.remove_journal(entry.seq for entry in removed)
         for callback in self.on_commit:
             callback(block, certificate, removed)
         self._committed.set()
         self._committed = trio.Event()
+        if not sync:
+            return  # fetched by block sync: the driver logs one line per response
         # Latency: from the proposer's timestamp to finality here.
         latency_ms = max(0, time.time_ns() // 1_000_000 - block.header.timestamp_ms)
         log.info(
@@ -90,6 +98,12 @@ class Chain:
             latency_ms,
             block_id(block.header).hex()[:16],
         )
+
+    def sync(self) -> None:
+        """Make the blocks committed with `sync=False` durable."""
+        started = time.perf_counter()
+        self.store.sync()
+        self.on_storage_write("sync", time.perf_counter() - started)
 
     async def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
         """Finalized blocks from `from_height` on: stored ones, then each new one."""

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 
+import msgspec
 import trio
 
 from consensus.blocks import build_block, state_problem
@@ -36,7 +37,7 @@ from consensus.messages import (
     ValidateBlock,
     ValueReady,
 )
-from consensus.sync import SYNC_BLOCKS_MAX, CatchUp, SyncRequest, SyncResponse
+from consensus.sync import SYNC_BLOCKS_MAX, CatchUp, RawSyncResponse, SyncRequest, SyncResponse
 from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
@@ -91,6 +92,8 @@ class ConsensusDriver:
         self._timer_sequence = 0
         self._timer_changed = trio.Event()
         self.catchup = CatchUp(rng, patience_ms=SYNC_PATIENCE_MS)
+        self._commit_unsynced = False  # while applying a sync response
+        self._unsynced_commits = 0
         self.peer_heights: dict[int, int] = {}
         self.evidence: collections.deque[object] = collections.deque(maxlen=EVIDENCE_KEPT_MAX)
         self.counts: collections.Counter[str] = collections.Counter()
@@ -142,21 +145,50 @@ class ConsensusDriver:
             if response is not None:
                 self.gossip.send_nowait(peer, Topic.SYNC, encode_sync(response))
             return
-        # The heights a response claims prove nothing until its certificates
-        # verify (the core checks them), so they are not observed; a peer
-        # whose blocks for our height do not verify loses the height it
-        # claimed, and catch-up asks someone else until it claims one again.
+        validator = self._validator_of.get(peer, -1)  # -1: not a validator
         height = self.core.height
-        parent = message.parent_certificate
-        for block, certificate in message.blocks:
-            self.feed(DecidedBlock(block, certificate, parent))
-            parent = None
+        response = self.catchup.received(validator, message, height)
+        while response is not None:
+            self._apply(response)
+            response = self.catchup.next_ready(self.core.height)
+        # The heights a response claims prove nothing until its certificates
+        # verify (the core checks them); a peer whose blocks for our height do
+        # not verify loses the height it claimed, and catch-up asks someone
+        # else until it claims one again.
         first = message.blocks[0][0].header.height if message.blocks else None
-        validator = self._validator_of.get(peer)
-        if first == height and self.core.height == height and validator is not None:
+        if first == height and self.core.height == height and validator >= 0:
             self.counts["sync_responses_refused"] += 1
             self.catchup.forget(validator)
             self.peer_heights.pop(validator, None)
+        self._request_blocks()  # pipelined: the next range leaves at once
+
+    def _apply(self, response: SyncResponse) -> None:
+        """Feed a response's blocks to the core, storing them unsynced; then one
+        synced write makes them all durable. Signatures stay safe: the signing
+        state is written synced, and LevelDB syncs its log in order, so any
+        later signature finds these blocks durable before it leaves the node."""
+        parent = response.parent_certificate
+        first = self.core.height
+        self._commit_unsynced = True
+        try:
+            for block, certificate in response.blocks:
+                height = self.core.height
+                if block.header.height == height:
+                    self.feed(DecidedBlock(block, certificate, parent))
+                    if self.core.height == height:
+                        break  # refused (counted by the core): the rest cannot follow
+                elif block.header.height > height:
+                    break
+                # Each block's last_commit_id names the peer's certificate of
+                # the block before, which is the one in this response.
+                parent = certificate
+        finally:
+            self._commit_unsynced = False
+            if self._unsynced_commits:
+                self._unsynced_commits = 0
+                self.chain.sync()
+        if self.core.height > first:
+            log.info("synced heights %d..%d from a peer", first, self.core.height - 1)
 
     def txs_available(self) -> None:
         self.feed(TxsAvailable())
@@ -227,7 +259,11 @@ class ConsensusDriver:
         elif isinstance(action, ValidateBlock):
             self._inputs.append(self._validate(action.block))
         elif isinstance(action, Commit):
-            self.chain.commit(action.block, action.certificate, action.parent_certificate)
+            sync = not self._commit_unsynced
+            self.chain.commit(
+                action.block, action.certificate, action.parent_certificate, sync=sync
+            )
+            self._unsynced_commits += not sync
             self.counts["blocks_committed"] += 1
             if self.chain.mempool.statistics().get("pending", 0):
                 self._inputs.append(TxsAvailable())
@@ -299,24 +335,32 @@ class ConsensusDriver:
     # ---------------------------------------------------------------- catch-up
 
     async def run_catchup(self) -> None:
-        """Fetch blocks from peers seen ahead; and, since idle peers send
-        nothing (no transactions, no heights), ask one at random now and then
-        whether it has blocks we lack (a restarted or late node learns so)."""
+        """Fetch blocks from peers seen ahead (requests also leave as soon as a
+        response is applied; this loop starts catch-up, and re-asks ranges
+        whose answer timed out); and, since idle peers send nothing (no
+        transactions, no heights), ask one at random now and then whether it
+        has blocks we lack (a restarted or late node learns so)."""
         probe_at = 0
         while True:
             await trio.sleep(SYNC_POLL_S)
+            if self._request_blocks():
+                continue
             now = wall_ms()
-            height = self.core.height
-            wanted = self.catchup.poll(height, now, max_blocks=SYNC_BLOCKS_MAX)
-            if wanted is not None:
-                self._request(*wanted)
-            # The probe runs even while peers are seen ahead: those may be a
-            # byzantine validator claiming heights it cannot serve.
+            # The probe runs even while requests are out: the peers seen ahead
+            # may be a byzantine validator claiming heights it cannot serve.
             if now >= probe_at:
                 probe_at = now + SYNC_PROBE_MS
                 peers = [i for i, key in enumerate(self._peer_keys) if key]
                 if peers:
-                    self._request(self._rng.choice(peers), SyncRequest(height, SYNC_BLOCKS_MAX))
+                    request = SyncRequest(self.core.height, SYNC_BLOCKS_MAX)
+                    self._request(self._rng.choice(peers), request)
+
+    def _request_blocks(self) -> bool:
+        """Send what catch-up asks for now; whether it asked for anything."""
+        wanted = self.catchup.poll(self.core.height, wall_ms())
+        for validator, request in wanted:
+            self._request(validator, request)
+        return bool(wanted)
 
     def _request(self, validator: int, request: SyncRequest) -> None:
         if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:
@@ -324,24 +368,28 @@ class ConsensusDriver:
             message = encode_sync(request)
             self.gossip.send_nowait(self._peer_keys[validator], Topic.SYNC, message)
 
-    def _serve(self, request: SyncRequest) -> SyncResponse | None:
-        """Up to `max_blocks` finalized blocks, within one gossip message."""
+    def _serve(self, request: SyncRequest) -> RawSyncResponse | None:
+        """Up to `max_blocks` finalized blocks, within one gossip message, from
+        their stored encodings (nothing decoded, nothing re-encoded)."""
         store = self.chain.store
-        if request.from_height > store.height():
+        tip = store.height()
+        if request.from_height > tip:
             return None
-        last = min(store.height(), request.from_height + request.max_blocks - 1)
-        blocks = []
+        last = min(tip, request.from_height + request.max_blocks - 1)
+        blocks: list[tuple[msgspec.Raw, msgspec.Raw]] = []
         size = 0
-        for height in range(request.from_height, last + 1):
-            size += len(store.block_bytes(height) or b"")
+        for block, certificate in store.finalized_bytes(request.from_height, last):
+            size += len(block) + len(certificate)
             if blocks and size > SYNC_RESPONSE_BYTES_MAX:
                 break
-            block, certificate = store.block(height), store.certificate(height)
-            assert block is not None
-            assert certificate is not None
-            blocks.append((block, certificate))
-        parent = store.certificate(request.from_height - 1) if request.from_height > 1 else None
-        return SyncResponse(parent, blocks)
+            blocks.append((msgspec.Raw(block), msgspec.Raw(certificate)))
+        parent = None
+        if request.from_height > 1:
+            raw = store.certificate_bytes(request.from_height - 1)
+            assert raw is not None, "a stored block has a stored certificate below it"
+            parent = msgspec.Raw(raw)
+        self.counts["sync_served_blocks"] += len(blocks)
+        return RawSyncResponse(parent, blocks)
 
 
 def verified_cache(

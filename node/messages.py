@@ -17,7 +17,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from consensus.messages import ProposalMessage
-from consensus.sync import SyncRequest, SyncResponse
+from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
 from sequencer.codec import decode, encode
 from sequencer.errors import DecodeError
 from sequencer.types import Transaction, Vote
@@ -39,13 +39,15 @@ _TxBatch = Annotated[list[Transaction], Meta(min_length=1, max_length=TX_BATCH_M
 _CONSENSUS: dict[bytes, type] = {b"P": ProposalMessage, b"V": Vote}
 _SYNC: dict[bytes, type] = {b"Q": SyncRequest, b"R": SyncResponse}
 _KIND_OF = {cls: kind for table in (_CONSENSUS, _SYNC) for kind, cls in table.items()}
+# A response put together from stored bytes encodes exactly as a typed one.
+_KIND_OF[RawSyncResponse] = b"R"
 
 
 def encode_consensus(message: ProposalMessage | Vote) -> bytes:
     return _KIND_OF[type(message)] + encode(message)
 
 
-def encode_sync(message: SyncRequest | SyncResponse) -> bytes:
+def encode_sync(message: SyncRequest | SyncResponse | RawSyncResponse) -> bytes:
     return _KIND_OF[type(message)] + encode(message)
 
 

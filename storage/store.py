@@ -6,6 +6,11 @@ key schema of `storage.schema`. A finalized block goes in as one atomic
 write with `sync=True` (`commit_block`), so after a crash the store holds
 each block completely or not at all, and the tip always names a stored block.
 
+Block sync may commit many blocks with `sync=False` and then call `sync()`:
+LevelDB writes its log in order, so one synced write makes every earlier
+write durable too, and a crash in between loses only a suffix of blocks
+(which the node fetches again), never a block in the middle.
+
 The store checks that writes keep the chain well-formed; it does not verify
 signatures or compute nonces and state roots: callers (consensus, block
 sync) do that before a block counts as finalized. Opening reads two meta
@@ -83,11 +88,15 @@ class Store:
     records `chain_id` if none was. If the check fails the KV is closed.
     """
 
-    __slots__ = ("_batch_open", "_chain_id", "_kv")
+    __slots__ = ("_batch_open", "_chain_id", "_kv", "_tip", "_tip_read")
 
     def __init__(self, kv: KV, *, chain_id: str | None = None) -> None:
         self._kv = kv
         self._batch_open = False
+        # The tip, read once: every write goes through `batch`, which keeps it
+        # current (the store owns its KV), and it is read for every block.
+        self._tip: ChainTip | None = None
+        self._tip_read = False
         try:
             self._chain_id = self._open_meta(chain_id)
         except BaseException:
@@ -215,8 +224,11 @@ class Store:
     # ------------------------------------------------------------ reads
 
     def tip(self) -> ChainTip | None:
-        raw = self._kv.get(TIP_KEY)
-        return None if raw is None else self._decode(raw, ChainTip, "the chain tip")
+        if not self._tip_read or self._kv.closed:  # a closed store raises, as reads do
+            raw = self._kv.get(TIP_KEY)
+            self._tip = None if raw is None else self._decode(raw, ChainTip, "the chain tip")
+            self._tip_read = True
+        return self._tip
 
     def height(self) -> int:
         """The height of the last finalized block; 0 for an empty store."""
@@ -282,6 +294,20 @@ class Store:
         scan = self._scan_heights(BLOCK_PREFIX, first, last)
         return (self._decode_block(height, raw) for height, raw in scan)
 
+    def finalized_bytes(self, first: int, last: int) -> Iterator[tuple[bytes, bytes]]:
+        """(block, certificate) canonical encodings of heights first..last, as
+        stored (to serve without decoding and re-encoding), like `finalized`."""
+        blocks = self._scan_heights(BLOCK_PREFIX, first, last)
+        certificates = self._scan_heights(CERTIFICATE_PREFIX, first, last)
+        for height, block in blocks:
+            pair = next(certificates, None)
+            if pair is None or pair[0] != height:
+                raise self._corrupt(f"the block at height {height} has no certificate")
+            yield block, pair[1]
+
+    def certificate_bytes(self, height: int) -> bytes | None:
+        return self._kv.get(certificate_key(height))
+
     def certificates(self, first: int, last: int) -> Iterator[CommitCertificate]:
         """The certificates of heights first..last, like `blocks`."""
         scan = self._scan_heights(CERTIFICATE_PREFIX, first, last)
@@ -320,6 +346,12 @@ class Store:
             ops = batch.seal()
         if ops:  # a batch of replays only has nothing to write
             self._kv.write(ops, sync=sync)
+            self._tip, self._tip_read = batch.tip, True
+
+    def sync(self) -> None:
+        """Make every earlier write durable: an empty synced write (LevelDB
+        appends it to its log and syncs the log, with all before it)."""
+        self._kv.write([], sync=True)
 
     def commit_block(
         self,
@@ -327,12 +359,15 @@ class Store:
         certificate: CommitCertificate,
         next_nonces: Mapping[bytes, int],
         parent_certificate: CommitCertificate | None = None,
+        *,
+        sync: bool = True,
     ) -> bool:
-        """Store a finalized block durably; False if it was already stored.
+        """Store a finalized block, durably unless `sync` is False (then a later
+        synced write or `sync()` makes it durable); False if it was already stored.
 
         See `WriteBatch.put_finalized` for the arguments and the checks.
         """
-        with self.batch(sync=True) as batch:
+        with self.batch(sync=sync) as batch:
             return batch.put_finalized(block, certificate, next_nonces, parent_certificate)
 
     # ------------------------------------------------------------ mempool journal

@@ -100,7 +100,7 @@ def test_unsigned_claims_and_unknown_validators_are_not_noted() -> None:
     assert driver.peer_heights == {}
     assert not driver.behind
     assert driver.counts["height_claims_unsigned"] == 3
-    assert driver.catchup.poll(1, 0) is None  # nobody to ask
+    assert driver.catchup.poll(1, 0) == []  # nobody to ask
 
 
 def test_claims_below_what_is_known_are_not_verified_again() -> None:
@@ -119,7 +119,7 @@ def test_a_sync_response_that_does_not_verify_costs_the_sender_its_claim() -> No
     assert driver.chain.height == 0
     assert driver.counts["sync_responses_refused"] == 1
     assert driver.peer_heights == {}
-    assert driver.catchup.poll(1, 0) is None
+    assert driver.catchup.poll(1, 0) == []
 
 
 def test_a_certified_header_with_a_swapped_body_neither_commits_nor_crashes() -> None:

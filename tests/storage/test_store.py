@@ -501,3 +501,49 @@ def test_batch_records_are_durable_and_ordered_by_number(backend: Backend) -> No
     assert store.batch_record(3) is None
     assert [n for n, _ in store.batch_records(2)] == [2, 300]
     assert store.height() == 0  # batch records are not the chain
+
+
+def test_unsynced_commits_then_one_sync(backend: Backend) -> None:
+    """Block sync stores a response's blocks unsynced, then one synced write."""
+    store = backend.open()
+    before = backend.data.synced_writes if backend.name == "memory" else 0
+    for item in CHAIN[:-1]:
+        assert store.commit_block(*item.args(), sync=False) is True
+    assert store.height() == CHAIN[-2].height  # visible at once, durable or not
+    store.sync()
+    if backend.name == "memory":
+        assert backend.data.synced_writes == before + 1
+    store = backend.reopen(store)
+    assert_holds(store, CHAIN[:-1])
+    assert store.commit_block(*CHAIN[-1].args()) is True  # the tip read back continues
+
+
+def test_finalized_bytes_are_the_stored_canonical_encodings(backend: Backend) -> None:
+    store = backend.open()
+    commit_all(store)
+    pairs = list(store.finalized_bytes(2, 5))
+    assert pairs == [(encode(b), encode(c)) for b, c in store.finalized(2, 5)]
+    assert [decode(raw, Block).header.height for raw, _ in pairs] == [2, 3, 4, 5]
+    assert store.certificate_bytes(4) == encode(store.certificate(4))
+    assert store.certificate_bytes(99) is None
+    # A range past the tip stops there.
+    assert list(store.finalized_bytes(8, 20)) == [
+        (encode(CHAIN[7].block), store.certificate_bytes(8))
+    ]
+
+
+def test_the_tip_is_read_once_and_kept_current(backend: Backend) -> None:
+    store = backend.open()
+    commit_all(store, CHAIN[:3])
+    reads = store.tip()
+    assert reads is not None
+    assert store.tip() is reads  # cached, not decoded again
+    with store.batch() as batch:
+        batch.put_finalized(*CHAIN[3].args())
+        assert store.tip() is reads  # a batch's writes show when it ends
+    tip = store.tip()
+    assert tip is not None
+    assert tip.height == CHAIN[3].height
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.tip()
