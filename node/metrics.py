@@ -144,6 +144,11 @@ class _StateCollector(Collector):
         yield _counter(
             "sequencer_sync_requests", "Catch-up requests sent", consensus.counts["sync_requests"]
         )
+        yield _gauge(
+            "sequencer_storage_failed",
+            "1 once a storage write failed: the node stopped voting until restarted",
+            int(self._node.health.failed),
+        )
 
     def _mempool(self) -> Iterator[Any]:
         stats = self._node.mempool.statistics()
