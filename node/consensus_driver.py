@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 
+import msgspec
 import trio
 
 from consensus.blocks import build_block, state_problem
@@ -299,6 +300,8 @@ class ConsensusDriver:
     def _request(self, validator: int, request: SyncRequest) -> None:
         if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:
             self.counts["sync_requests"] += 1
+            # A fresh nonce: an identical earlier request would be dropped as seen.
+            request = msgspec.structs.replace(request, nonce=self._rng.getrandbits(64))
             message = encode_sync(request)
             self.gossip.send_nowait(self._peer_keys[validator], Topic.SYNC, message)
 
