@@ -164,12 +164,13 @@ class FaultyKV:
                     f"cannot write database {self.location}: injected write failure "
                     f"(write {number}, {ENV_VAR})"
                 )
+            what = f"storage write {number} ({len(ops)} keys, {'synced' if sync else 'not synced'})"
             if number == spec.crash_before_write:
-                self._announce(f"before storage write {number}")
+                self._announce(f"before {what}")
                 self._crash()
             self._inner.write(ops, sync=sync)
             if number == spec.crash_after_write:
-                self._announce(f"after storage write {number}")
+                self._announce(f"after {what}")
                 self._crash()
 
     def _announce(self, when: str) -> None:
