@@ -31,14 +31,17 @@ each kind of write; `--runslow` sweeps k = 1..SWEEP_WRITES both ways.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from node.config import load_config
 from sequencer.types import NIL, SigningState, SignStep
-from tests.node.cluster import Cluster
+from storage import Store
+from tests.node.cluster import Cluster, wait_until
 from tests.node.crash import (
     FAULT_ENV,
     Load,
@@ -127,3 +130,66 @@ def check_signed_positions(
             continue
         if VICTIM in {index for index, _ in certificate["signatures"]}:
             assert bytes.fromhex(certificate["block_id"]) == before.block_id
+
+
+def _data(cluster: Cluster, index: int) -> Path:
+    home = cluster.home(index)
+    return load_config(home, environ={}).data_path(home)
+
+
+def _signing_state_of_copy(data: Path, copy: Path) -> SigningState | None:
+    """Open a copy: opening replays and rewrites the log, which must stay as it is."""
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("LOCK"))
+    with Store.open(copy, create=False) as store:
+        return store.signing_state()
+
+
+def _newest_log(data: Path) -> Path:
+    return max(data.glob("*.log"), key=lambda path: int(path.stem))
+
+
+def test_a_torn_store_log_tail_is_dropped_and_a_damaged_log_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    """See PARANOID_CHECKS in `storage.leveldb` for what LevelDB does with each."""
+    cluster = Cluster(tmp_path / "devnet")
+    everyone = list(range(cluster.size))
+    data = _data(cluster, VICTIM)
+    try:
+        cluster.start_all()
+        with Load(cluster, everyone) as load:
+            cluster.wait_height(VICTIM, 4, timeout_s=30)
+        # Idle (its last writes are a block and its journal clean-up), then kill -9
+        # and tear the last record of its write-ahead log.
+        wait_until(lambda: cluster.height(VICTIM) == cluster.height(0), 20, "the victim idle")
+        time.sleep(0.3)
+        cluster.kill(VICTIM)
+        before = _signing_state_of_copy(data, tmp_path / "before")
+        log = _newest_log(data)
+        with log.open("r+b") as file:
+            file.truncate(log.stat().st_size - 3)
+        assert _signing_state_of_copy(data, tmp_path / "torn") == before  # as it was
+        cluster.start(VICTIM)
+        cluster.wait_height(VICTIM, cluster.height(0), timeout_s=60)
+        assert_signs_again(cluster, VICTIM, fresh_wallet(cluster.layout.chain_id), nonce=0)
+        wait_final(cluster, VICTIM, load.acknowledged)
+        check_chain(cluster, everyone)
+        no_equivocations(cluster, everyone)
+        # A damaged record before the tail: the node refuses to start, and says why.
+        cluster.kill(VICTIM)
+        log = _newest_log(data)
+        assert log.stat().st_size > 1_000  # the writes since the restart
+        with log.open("r+b") as file:
+            file.seek(log.stat().st_size // 2)
+            byte = file.read(1)
+            file.seek(-1, 1)
+            file.write(bytes([byte[0] ^ 0xFF]))
+        cluster.start(VICTIM, wait=False)
+        victim = cluster.processes[VICTIM]
+        assert victim is not None
+        assert victim.wait(timeout=30) == 1
+        message = cluster.log_tail(VICTIM, 3)
+        assert f"error: database {data} is corrupt (Corruption: " in message
+        assert "restore the node home from a backup" in message
+    finally:
+        cluster.stop_all()
