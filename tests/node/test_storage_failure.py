@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -15,9 +16,11 @@ from consensus.messages import TimeoutElapsed, TimeoutKind
 from net.wire import Topic
 from node.chain import Chain
 from node.consensus_driver import ConsensusDriver
+from node.errors import ConfigError
 from node.health import StorageHealth
 from node.ingest import Ingest, JournalWriter
 from node.messages import decode_consensus
+from node.runtime import open_kv
 from sequencer.crypto import sign_transaction
 from sequencer.mempool import Mempool, MempoolConfig
 from sequencer.types import Genesis, ValidatorInfo, Vote
@@ -223,3 +226,21 @@ def test_a_failed_node_refuses_transactions(failed_node: Node) -> None:
     response = failed_node.api.post("/txs", json=[body()])
     assert (response.status_code, error_of(response)) == (503, "storage_failed")
     assert failed_node.backend.submit_calls == 0
+
+
+def test_a_malformed_fault_variable_stops_the_node_before_it_opens_the_store(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="SEQUENCER_FAULT_STORAGE: unknown fault 'crash_at'"):
+        open_kv(tmp_path / "db", {"SEQUENCER_FAULT_STORAGE": "crash_at=3"})
+    assert not (tmp_path / "db").exists()
+    kv = open_kv(tmp_path / "db", {"SEQUENCER_FAULT_STORAGE": "fail_writes_from=1"})
+    try:
+        assert isinstance(kv, FaultyKV)
+        with pytest.raises(StoreIOError):
+            kv.write([(b"k", b"v")], sync=True)
+    finally:
+        kv.close()
+    plain = open_kv(tmp_path / "db", {})
+    plain.close()
+    assert not isinstance(plain, FaultyKV)
