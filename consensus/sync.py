@@ -31,7 +31,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from sequencer.types import Block, CommitCertificate, Height, Wire
+from sequencer.types import U64, Block, CommitCertificate, Height, Wire
 
 __all__ = [
     "SYNC_BLOCKS_MAX",
@@ -53,8 +53,16 @@ SYNC_REQUEST_TIMEOUT_MS = 1_000
 
 
 class SyncRequest(Wire):
+    """`nonce` makes each request a message of its own. Gossip drops a message
+    whose content it has seen in the last `seen_ttl_ms` (direct ones too), so
+    without it a repeated request for the same height (a node stuck there,
+    retrying; or restarted at a height it, or any node, asked for before) is
+    dropped by every peer that saw it, and catch-up stalls for minutes.
+    The driver fills it in; the pure `CatchUp` leaves it 0."""
+
     from_height: Height
     max_blocks: Annotated[int, Meta(ge=1, le=SYNC_BLOCKS_MAX)]
+    nonce: U64 = 0
 
 
 class SyncResponse(Wire):

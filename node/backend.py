@@ -103,6 +103,11 @@ class Backend(Protocol):
         """Synced with peers and connected: accepting transactions."""
         ...
 
+    def failure(self) -> str | None:
+        """None while the node works; once its storage failed, what failed
+        (`node.health`): it then answers 503 `storage_failed` until restarted."""
+        ...
+
     async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:
         """Verify, admit, journal (durably) and gossip; one result per transaction,
         in order. A result without error means the transaction is durable."""

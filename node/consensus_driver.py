@@ -5,6 +5,12 @@ Actions run in the order the core emits them and synchronously, so the
 signing state is fsynced before the broadcast that follows it leaves the
 node. Answers the core asks for (a block to propose, a block's state check)
 are computed at once and fed back through the same input queue.
+
+A `StorageError` while executing an action (persisting the signing state,
+committing a block, reading the store) fails the node (`node.health`): the
+remaining actions of that step, among them the broadcast of the signature
+that could not be persisted, are dropped, and the core is never stepped
+again; its in-memory state is ahead of the disk and must not be acted on.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
 from node.chain import Chain
+from node.health import StorageHealth
 from node.messages import encode_consensus, encode_sync
 from sequencer.crypto import (
     proposal_signing_bytes,
@@ -51,6 +58,7 @@ from sequencer.crypto import (
 )
 from sequencer.ids import block_id, tx_id
 from sequencer.types import Block, Transaction, Vote
+from storage.errors import StorageError
 
 __all__ = ["ConsensusDriver", "wall_ms"]
 
@@ -78,8 +86,10 @@ class ConsensusDriver:
         peer_keys: list[bytes],
         is_verified: Callable[[bytes], bool],
         rng: random.Random,
+        health: StorageHealth | None = None,
     ) -> None:
         self.core = core
+        self.health = StorageHealth() if health is None else health
         self.chain = chain
         self.gossip = gossip
         self._peer_keys = peer_keys  # validator index -> public key (b"" for us)
@@ -108,15 +118,21 @@ class ConsensusDriver:
 
     def feed(self, event: object) -> None:
         """Step the core with `event` and everything its actions feed back."""
+        if self.health.failed:
+            return  # the core is ahead of the disk: never step it again
         self._inputs.append(event)
         if self._busy:
             return  # the loop below is already running further up the stack
         self._busy = True
         try:
-            while self._inputs:
+            while self._inputs and not self.health.failed:
                 self._execute_all(self.core.step(self._inputs.popleft(), wall_ms()))
         finally:
             self._busy = False
+        if self.health.failed:
+            self._inputs.clear()
+            self._timers.clear()
+            return
         self._time_step()
 
     def _time_step(self) -> None:
@@ -141,7 +157,13 @@ class ConsensusDriver:
 
     def on_sync(self, message: SyncRequest | SyncResponse, peer: bytes) -> None:
         if isinstance(message, SyncRequest):
-            response = self._serve(message)
+            if self.health.failed:
+                return
+            try:
+                response = self._serve(message)
+            except StorageError as error:
+                self.health.fail("reading blocks for a peer", error)
+                return
             if response is not None:
                 self.gossip.send_nowait(peer, Topic.SYNC, encode_sync(response))
             return
@@ -243,7 +265,12 @@ class ConsensusDriver:
 
     def _execute_all(self, actions: list[object]) -> None:
         for action in actions:
-            self._execute(action)
+            if self.health.failed:
+                return  # above all, no Broadcast of a signature that is not on disk
+            try:
+                self._execute(action)
+            except StorageError as error:
+                self.health.fail(_failed_action(action), error)
 
     def _execute(self, action: object) -> None:
         if isinstance(action, PersistSigningState):
@@ -343,6 +370,8 @@ class ConsensusDriver:
         probe_at = 0
         while True:
             await trio.sleep(SYNC_POLL_S)
+            if self.health.failed:
+                continue  # nothing fetched could be stored
             if self._request_blocks():
                 continue
             now = wall_ms()
@@ -365,6 +394,8 @@ class ConsensusDriver:
     def _request(self, validator: int, request: SyncRequest) -> None:
         if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:
             self.counts["sync_requests"] += 1
+            # A fresh nonce: an identical earlier request would be dropped as seen.
+            request = msgspec.structs.replace(request, nonce=self._rng.getrandbits(64))
             message = encode_sync(request)
             self.gossip.send_nowait(self._peer_keys[validator], Topic.SYNC, message)
 
@@ -390,6 +421,16 @@ class ConsensusDriver:
             parent = msgspec.Raw(raw)
         self.counts["sync_served_blocks"] += len(blocks)
         return RawSyncResponse(parent, blocks)
+
+
+def _failed_action(action: object) -> str:
+    """What the node was doing when a storage error hit `action`, for the log and /health."""
+    if isinstance(action, PersistSigningState):
+        state = action.state
+        return f"persisting the signing state (height {state.height}, round {state.round})"
+    if isinstance(action, Commit):
+        return f"committing the block at height {action.block.header.height}"
+    return f"reading the store for consensus ({type(action).__name__})"
 
 
 def verified_cache(

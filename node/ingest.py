@@ -10,6 +10,9 @@ the GIL), so the event loop serves requests while the disk syncs; and the
 transactions of one group commit go to the peers as one gossip message.
 From a peer: the same checks without the journal (the node that
 acknowledged it journaled it).
+
+A failed journal write fails the node (`node.health`): its transactions get
+503 `storage_failed`, and so does every later one, before it is admitted.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
 from node.backend import ErrorCode, SubmitResult
+from node.health import StorageHealth
 from node.messages import TX_BATCH_MAX, encode_txs
 from sequencer.crypto import verify_transaction
 from sequencer.ids import tx_id
@@ -53,8 +57,14 @@ class JournalWriter:
     the writers wake (the node gossips them, together).
     """
 
-    def __init__(self, store: Store, on_durable: Callable[[list[Transaction]], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_durable: Callable[[list[Transaction]], None],
+        health: StorageHealth | None = None,
+    ) -> None:
         self._store = store
+        self._health = StorageHealth() if health is None else health
         self._on_durable = on_durable
         self._entries: list[tuple[int, int, Transaction]] = []
         self._done = trio.Event()
@@ -86,6 +96,7 @@ class JournalWriter:
                 self._on_durable([tx for _seq, _time, tx in entries])
             except StorageError as error:
                 self._error = error
+                self._health.fail("writing the mempool journal", error)
             self.writes += 1
             done.set()
 
@@ -100,7 +111,9 @@ class Ingest:
         now_ms: Callable[[], int],
         on_added: Callable[[], None],
         remember_verified: Callable[[Transaction], None],
+        health: StorageHealth | None = None,
     ) -> None:
+        self._health = StorageHealth() if health is None else health
         self._chain_id = chain_id
         self._mempool = mempool
         self._journal = journal
@@ -111,6 +124,9 @@ class Ingest:
         self.counts: collections.Counter[str] = collections.Counter()
 
     async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:
+        if self._health.failure is not None:
+            message = f"the node's storage failed ({self._health.failure}); it accepts nothing"
+            return [SubmitResult(tx_id(tx), ErrorCode.STORAGE_FAILED, message) for tx in txs]
         admitted: list[tuple[Transaction, AddResult]] = []
         results: list[SubmitResult] = []
         for tx in txs:

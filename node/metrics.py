@@ -154,6 +154,11 @@ class _StateCollector(Collector):
         checks.add_metric(["ingest"], self._node.ingest.counts["signatures_verified"])
         checks.add_metric(["block"], consensus.counts["block_txs_verified"])
         yield checks
+        yield _gauge(
+            "sequencer_storage_failed",
+            "1 once a storage write failed: the node stopped voting until restarted",
+            int(self._node.health.failed),
+        )
 
     def _mempool(self) -> Iterator[Any]:
         stats = self._node.mempool.statistics()

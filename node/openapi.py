@@ -340,7 +340,7 @@ def _node_paths(limits: RpcLimits) -> dict[str, Schema]:
             _param("number", "path", U64),
         ),
         # The probes are exempt from rate limiting.
-        "/health": _get("Liveness", _responses(200, _ref("Health"), "Alive")),
+        "/health": _get("Liveness", _responses(200, _ref("Health"), "Alive", 503)),
         "/ready": _get("Readiness", _responses(200, _ref("Ready"), "Ready", 503)),
         "/metrics": _get("Prometheus text exposition", _text("text/plain", "Metrics")),
         "/openapi.json": _get("This document", _responses(200, anything, "OpenAPI 3.1", 429)),

@@ -9,7 +9,8 @@
     GET  /accounts/{sender}                   committed nonce and next nonce (with mempool)
     GET  /status, /validators, /peers         node, chain and peer state
     GET  /events?from=&namespace=             SSE: `event: block`, `id: <height>` per block
-    GET  /health, /ready                      liveness; readiness (503 until ready)
+    GET  /health, /ready                      liveness; readiness (503 until ready); both
+                                              503 `storage_failed` once the storage failed
     GET  /metrics                             Prometheus text format
     GET  /openapi.json                        OpenAPI 3.1 (`node.openapi`)
 
@@ -443,7 +444,15 @@ class _Api:
 
     # -------------------------------------------------------------- writes
 
+    def _require_working(self) -> None:
+        """A node whose storage failed is out of service until restarted (`node.health`)."""
+        failure = self.backend.failure()
+        if failure is not None:
+            message = f"the node's storage failed, it stopped until restarted: {failure}"
+            raise ApiError(ErrorCode.STORAGE_FAILED, message)
+
     def _require_ready(self) -> None:
+        self._require_working()
         if not self.backend.ready():
             message = "the node is not ready (syncing or not connected); retry later"
             raise ApiError(ErrorCode.NOT_READY, message)
@@ -619,6 +628,7 @@ class _Api:
     # -------------------------------------------------------------- operations
 
     async def health(self, request: Request) -> Response:
+        self._require_working()
         return _json({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:

@@ -12,9 +12,10 @@ the store is closed last.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from node.chain import Chain
 from node.config import NodeConfig, load_config
 from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
+from node.health import StorageHealth
 from node.ingest import Ingest, JournalWriter
 from node.messages import TX_BATCH_MAX, decode_consensus, decode_sync, decode_txs, encode_txs
 from node.metrics import NodeMetrics
@@ -44,6 +46,11 @@ from sequencer.genesis import load_genesis
 from sequencer.l1.base import Sink
 from sequencer.mempool import Mempool
 from sequencer.types import Genesis, Transaction
+from storage.errors import StorageError
+from storage.faults import ENV_VAR as FAULT_ENV_VAR
+from storage.faults import FaultyKV, parse_faults
+from storage.kv import KV
+from storage.leveldb import LevelDBKV
 from storage.store import Store
 
 __all__ = ["Node", "run_node"]
@@ -63,7 +70,8 @@ class Node:
         self.genesis: Genesis = load_genesis(config.genesis_path(home))
         self.key: PrivateKey = load_key(config.key_path(home))
         chain_id = self.genesis.chain_id
-        self.store = Store.open(config.data_path(home), chain_id=chain_id)
+        self.store = Store(open_kv(config.data_path(home)), chain_id=chain_id)
+        self.health = StorageHealth()
         self.mempool = Mempool(config.mempool(chain_id), self.store.next_nonce)
         self.chain = Chain(self.genesis, self.store, self.mempool)
         self.validators = ValidatorSet.from_genesis(self.genesis)
@@ -89,10 +97,10 @@ class Node:
             for v in self.genesis.validators
         ]
         self.consensus = ConsensusDriver(
-            core, self.chain, self.gossip, peer_keys, is_verified, random.Random()
+            core, self.chain, self.gossip, peer_keys, is_verified, random.Random(), self.health
         )
         self.journal = (
-            JournalWriter(self.store, on_durable=lambda txs: self.ingest.publish(txs))
+            JournalWriter(self.store, lambda txs: self.ingest.publish(txs), self.health)
             if config.node.journal
             else None
         )
@@ -104,6 +112,7 @@ class Node:
             wall_ms,
             self.consensus.txs_available,
             remember,
+            self.health,
         )
         self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
         self._metrics = NodeMetrics(self)
@@ -129,7 +138,12 @@ class Node:
 
     # ------------------------------------------------------------------ Backend
 
+    def failure(self) -> str | None:
+        return self.health.failure
+
     def ready(self) -> bool:
+        if self.health.failed:
+            return False
         connected = len(self.genesis.validators) == 1 or self.gossip.alive_peers() > 0
         return connected and not self.consensus.behind
 
@@ -153,6 +167,7 @@ class Node:
             "peers_alive": self.gossip.alive_peers(),
             "ready": self.ready(),
             "equivocations": self.consensus.counts["equivocations"],
+            "storage_failed": self.health.failure,
             "batcher": None if self.batcher is None else self.batcher.status(),
         }
 
@@ -200,7 +215,7 @@ class Node:
                 nursery.start_soon(self.consensus.run_catchup)
                 nursery.start_soon(self._announce_restored)
                 if self.batcher is not None:
-                    nursery.start_soon(self.batcher.run)
+                    nursery.start_soon(self._run_batcher, self.batcher)
                 await nursery.start(self._serve_rpc)
                 log.info(
                     "node %s up: rpc %s, p2p %s, height %d",
@@ -212,6 +227,18 @@ class Node:
                 task_status.started()
         finally:
             self.store.close()
+
+    async def _run_batcher(self, batcher: BatcherService) -> None:
+        # A batch record it could not save fails the node like any other write;
+        # raised in the batcher's own nursery, it arrives in an exception group.
+        try:
+            await batcher.run()
+        except* StorageError as group:
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup):
+                error = error.exceptions[0]
+            assert isinstance(error, StorageError)
+            self.health.fail("recording an L1 batch", error)
 
     async def _announce_restored(self) -> None:
         await trio.sleep(RESTORED_ANNOUNCE_DELAY_S)  # let peers answer our first pings
@@ -257,6 +284,24 @@ class Node:
                 self.consensus.counts["malformed"] += 1
                 continue
             self.consensus.on_sync(message, delivery.peer)
+
+
+def open_kv(path: Path, environ: Mapping[str, str] = os.environ) -> KV:
+    """The node's LevelDB, wrapped in storage fault injection when the
+    environment asks for it (tests only; see `storage.faults`)."""
+    text = environ.get(FAULT_ENV_VAR)
+    if text is None:
+        return LevelDBKV(path)
+    try:
+        spec = parse_faults(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"environment variable {FAULT_ENV_VAR}: {exc}", key=FAULT_ENV_VAR
+        ) from None
+    kv = FaultyKV(LevelDBKV(path), spec)
+    kv.install_signal_handler()
+    log.warning("storage fault injection is on: %s=%s", FAULT_ENV_VAR, text)
+    return kv
 
 
 def http_config(listen: str) -> HypercornConfig:

@@ -27,7 +27,7 @@ from storage.errors import (
 )
 from storage.kv import WriteOp
 
-__all__ = ["BLOOM_FILTER_BITS", "LRU_CACHE_BYTES", "LevelDBKV"]
+__all__ = ["BLOOM_FILTER_BITS", "LRU_CACHE_BYTES", "PARANOID_CHECKS", "LevelDBKV"]
 
 # Blocks and index entries are read by key, mostly for keys that exist; a
 # bloom filter keeps the misses (unknown tx ids from wallets) off the disk.
@@ -37,6 +37,26 @@ LRU_CACHE_BYTES = 64 * 1024 * 1024
 
 # LevelDB's LockFile reports "lock <file>: <reason>" (util/env_posix.cc).
 _LOCK_MARKER = "IO error: lock "
+
+# Damage to the write-ahead log (`<db>/NNNNNN.log`, replayed when the database
+# opens), as observed with plyvel 1.x / LevelDB 1.2x:
+#
+# - a torn tail (the process died in the middle of appending a record, or the
+#   file lost its last bytes) reads as the writer having died mid-record: the
+#   incomplete record is dropped, with or without `paranoid_checks`, and the
+#   database opens without a word. That is what a crash needs: a write that
+#   never completed never returned, so nothing (no signature) depended on it.
+#   A synced write is complete in the file before it returns, so a crash
+#   cannot tear it; only a disk that loses fsynced data can, and LevelDB
+#   cannot tell that apart from a crash (see tests/node/test_crash_points.py).
+# - a damaged record before the tail (checksum mismatch) is skipped silently
+#   *without* `paranoid_checks`, with everything after it in that block: a
+#   validator could come back without its latest signing state and sign
+#   against its own earlier signatures. With `paranoid_checks` the open fails
+#   (`StoreCorruptError`) and the node refuses to start, naming the database
+#   and what to do. A validator must rather stop than forget what it signed,
+#   so paranoid checks are on.
+PARANOID_CHECKS = True
 
 
 def _detail(exc: plyvel.Error) -> str:
@@ -87,6 +107,7 @@ class LevelDBKV:
                 create_if_missing=create,
                 bloom_filter_bits=BLOOM_FILTER_BITS,
                 lru_cache_size=LRU_CACHE_BYTES,
+                paranoid_checks=PARANOID_CHECKS,
             )
         except plyvel.Error as exc:
             raise convert_error(exc, self._location, "open") from None

@@ -9,13 +9,14 @@ heights, kill -9, graceful stop, restart.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -89,13 +90,15 @@ class Cluster:
         self._clients.append(client)
         return client
 
-    def start(self, index: int, wait: bool = True) -> None:
+    def start(self, index: int, wait: bool = True, env: Mapping[str, str] | None = None) -> None:
+        """Start node `index`; `env` adds environment variables (e.g. storage faults)."""
         assert self.processes[index] is None or self.processes[index].poll() is not None
         with (self.home(index) / "node.log").open("ab") as log:  # the child keeps its copy
             self.processes[index] = subprocess.Popen(
                 [sys.executable, "-m", "node.cli", "node", "--home", str(self.home(index))],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=None if env is None else {**os.environ, **env},
             )
         if wait:
             self.wait_healthy(index)

@@ -112,7 +112,7 @@ CHAIN = build_test_chain()
 
 class RpcBackend:
     """See the module docstring. Attributes a test may change: `is_ready`,
-    `now_ms`, `live`, `live_delay_s`, `endless`."""
+    `now_ms`, `live`, `live_delay_s`, `endless`, `storage_failure`."""
 
     def __init__(self, *, height: int = len(CHAIN), **mempool_limits: int) -> None:
         self.genesis = GENESIS
@@ -121,6 +121,7 @@ class RpcBackend:
             self.store.commit_block(*item.args())
         self.mempool = Mempool(MempoolConfig(CHAIN_ID, **mempool_limits), self.store.next_nonce)
         self.is_ready = True
+        self.storage_failure: str | None = None
         self.now_ms = 1_700_000_100_000
         self.live: list[Finalized] = []
         self.live_delay_s = 0.0
@@ -130,7 +131,10 @@ class RpcBackend:
     # -------------------------------------------------------------- Backend
 
     def ready(self) -> bool:
-        return self.is_ready
+        return self.is_ready and self.storage_failure is None
+
+    def failure(self) -> str | None:
+        return self.storage_failure
 
     async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:
         self.submit_calls += 1
