@@ -44,6 +44,7 @@ __all__ = [
     "CONTROL_FILE",
     "ChaosSettings",
     "OffsetClock",
+    "describe",
     "parse_control",
     "read_control",
     "run_chaos_control",
@@ -71,6 +72,23 @@ class OffsetClock:
 
     def __call__(self) -> int:
         return self._now_ms() + self.offset_ms
+
+
+def describe(settings: ChaosSettings) -> str:
+    """One log line: the faults that are on, and the clock offset."""
+    faults = settings.faults
+    parts = [
+        f"{name} {getattr(faults, name)}"
+        for name in ("drop", "duplicate", "delay", "reorder")
+        if getattr(faults, name)
+    ]
+    parts += [
+        f"{name} {len(getattr(faults, name))} peers"
+        for name in ("blocked_to", "blocked_from")
+        if getattr(faults, name)
+    ]
+    parts.append(f"clock offset {settings.clock_offset_ms} ms")
+    return ", ".join(parts)
 
 
 def parse_control(data: bytes, validators: Sequence[bytes]) -> ChaosSettings:
@@ -154,11 +172,7 @@ async def run_chaos_control(
             return
         set_faults(settings.faults)
         clock.offset_ms = settings.clock_offset_ms
-        log.warning(
-            "chaos control: faults %s, clock offset %d ms",
-            settings.faults if settings.faults.active else "none",
-            settings.clock_offset_ms,
-        )
+        log.warning("chaos control: %s", describe(settings))
 
     with trio.open_signal_receiver(signal.SIGUSR1) as signals:
         apply()

@@ -13,6 +13,7 @@ from node.chaos_control import (
     CLOCK_OFFSET_MS_MAX,
     ChaosSettings,
     OffsetClock,
+    describe,
     parse_control,
     read_control,
 )
@@ -42,6 +43,12 @@ def test_peers_by_index_hex_or_peer_id() -> None:
         ),
         -3000,
     )
+
+
+def test_settings_are_described_in_one_line() -> None:
+    settings = ChaosSettings(FaultConfig(drop=0.5, blocked_to=frozenset(KEYS[:2])), 1500)
+    assert describe(settings) == "drop 0.5, blocked_to 2 peers, clock offset 1500 ms"
+    assert describe(ChaosSettings()) == "clock offset 0 ms"
 
 
 def test_an_empty_object_heals_everything() -> None:
