@@ -508,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     replay = f"--seed {seed} --validators {args.validators} --duration {args.duration:g}"
+    replay += " --disk" if args.disk else ""
     print(f"[chaos] seed {seed} (replay: scripts/chaos.py {replay})", flush=True)
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="sequencer-chaos-"))
     chaos = ChaosNet(root / "devnet", args.validators, disk=args.disk)
