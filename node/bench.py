@@ -82,10 +82,18 @@ class Devnet:
     """A devnet of node processes under `root`: start, stop, and read their
     CPU time and memory from /proc."""
 
-    def __init__(self, root: Path, validators: int = 4, base_port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        validators: int = 4,
+        base_port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env` adds environment variables of the node processes (config overrides)."""
         base = free_base_port(validators) if base_port is None else base_port
         self.layout: DevnetLayout = init_devnet(root, validators, base)
         self.base_port = base
+        self.env = BENCH_ENV | (env or {})
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * validators
 
     @property
@@ -99,7 +107,7 @@ class Devnet:
                 [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=os.environ | BENCH_ENV,
+                env=os.environ | self.env,
             )
 
     def start_all(self) -> None:

@@ -23,6 +23,8 @@ are relative to the node's home. The schema:
                   (it is the genesis's)
     [consensus]   any `consensus.core.CoreConfig` field
     [log]         format ("human" or "json"), level (debug, info, warning, error)
+    [chaos]       control (off by default): re-read `chaos.json` in the home on
+                  SIGUSR1, for chaos runs (see `node.chaos_control`)
 
 The last four tables mirror their library types field for field (types,
 bounds and defaults are taken from them, so they cannot drift), and
@@ -68,6 +70,7 @@ __all__ = [
     "CONFIG_FILE",
     "ENV_PREFIX",
     "BatcherSection",
+    "ChaosSection",
     "ConsensusSection",
     "FaultsSection",
     "GossipSection",
@@ -218,6 +221,12 @@ class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class ChaosSection(_Section):
+    """Fault injection at run time, for chaos runs only (`node.chaos_control`)."""
+
+    control: bool = False  # apply `chaos.json` in the home at start and on SIGUSR1
+
+
 # ------------------------------------------------------------------ the configuration
 
 
@@ -237,6 +246,7 @@ class NodeConfig(_Section):
     consensus: ConsensusSection = msgspec.field(default_factory=ConsensusSection)
     log: LogSection = msgspec.field(default_factory=LogSection)
     batcher: BatcherSection = msgspec.field(default_factory=BatcherSection)
+    chaos: ChaosSection = msgspec.field(default_factory=ChaosSection)
 
     # -------------------------------------------------------------- addresses
 

@@ -87,9 +87,13 @@ class ConsensusDriver:
         is_verified: Callable[[bytes], bool],
         rng: random.Random,
         health: StorageHealth | None = None,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
+        """`clock` gives the consensus time in Unix milliseconds (a chaos run
+        offsets it to jump one node's clock)."""
         self.core = core
         self.health = StorageHealth() if health is None else health
+        self._clock = clock
         self.chain = chain
         self.gossip = gossip
         self._peer_keys = peer_keys  # validator index -> public key (b"" for us)
@@ -114,7 +118,7 @@ class ConsensusDriver:
     # ------------------------------------------------------------------ inputs
 
     def start(self) -> None:
-        self._execute_all(self.core.start(wall_ms()))
+        self._execute_all(self.core.start(self._clock()))
 
     def feed(self, event: object) -> None:
         """Step the core with `event` and everything its actions feed back."""
@@ -126,7 +130,7 @@ class ConsensusDriver:
         self._busy = True
         try:
             while self._inputs and not self.health.failed:
-                self._execute_all(self.core.step(self._inputs.popleft(), wall_ms()))
+                self._execute_all(self.core.step(self._inputs.popleft(), self._clock()))
         finally:
             self._busy = False
         if self.health.failed:
@@ -314,7 +318,7 @@ class ConsensusDriver:
             height=request.height,
             round=request.round,
             proposer=request.proposer,
-            timestamp_ms=max(wall_ms(), request.timestamp_ms_min),
+            timestamp_ms=max(self._clock(), request.timestamp_ms_min),
             parent_id=request.parent_id,
             last_commit_id=request.last_commit_id,
             parent_state_root=chain.state_root(),
@@ -344,17 +348,19 @@ class ConsensusDriver:
     def _schedule(self, action: ScheduleTimeout) -> None:
         self._timer_sequence += 1
         timeout = TimeoutElapsed(action.kind, action.height, action.round)
-        heapq.heappush(self._timers, (wall_ms() + action.delay_ms, self._timer_sequence, timeout))
+        heapq.heappush(
+            self._timers, (self._clock() + action.delay_ms, self._timer_sequence, timeout)
+        )
         self._timer_changed.set()
 
     async def run_timers(self) -> None:
         while True:
             if self._timer_changed.is_set():
                 self._timer_changed = trio.Event()
-            delay_s = (self._timers[0][0] - wall_ms()) / 1000 if self._timers else 3600.0
+            delay_s = (self._timers[0][0] - self._clock()) / 1000 if self._timers else 3600.0
             with trio.move_on_after(max(0.0, delay_s)):
                 await self._timer_changed.wait()
-            now = wall_ms()
+            now = self._clock()
             while self._timers and self._timers[0][0] <= now:
                 _at, _sequence, timeout = heapq.heappop(self._timers)
                 self.feed(timeout)
@@ -374,7 +380,7 @@ class ConsensusDriver:
                 continue  # nothing fetched could be stored
             if self._request_blocks():
                 continue
-            now = wall_ms()
+            now = self._clock()
             # The probe runs even while requests are out: the peers seen ahead
             # may be a byzantine validator claiming heights it cannot serve.
             if now >= probe_at:
@@ -386,7 +392,7 @@ class ConsensusDriver:
 
     def _request_blocks(self) -> bool:
         """Send what catch-up asks for now; whether it asked for anything."""
-        wanted = self.catchup.poll(self.core.height, wall_ms())
+        wanted = self.catchup.poll(self.core.height, self._clock())
         for validator, request in wanted:
             self._request(validator, request)
         return bool(wanted)

@@ -14,6 +14,10 @@ is measured at its commit rate, not at its mempool's capacity). It sends
 nodes, and follows every node's `/events` stream: a transaction is final
 when its block's event arrives from the node it was sent to.
 
+`SteadyLoad` is a wallet-like steady load for chaos runs: each sender
+retries its next transaction on other nodes until one acknowledges it, and
+the acknowledged ids are kept for the exactly-once check.
+
 `RawConnection` is a minimal HTTP/1.1 keep-alive client over a trio stream,
 for measuring request rates: a load generator that costs more per request
 than the server under test would measure itself.
@@ -43,6 +47,7 @@ __all__ = [
     "LoadResult",
     "RawConnection",
     "Signed",
+    "SteadyLoad",
     "presign",
     "run_load",
 ]
@@ -427,3 +432,109 @@ async def _follow(
                 i = tracker.index.get(hex_id)
                 if i is not None and signed[i].node == node:
                     await tracker.on_final(i, now)
+
+
+# ------------------------------------------------------------------ steady load
+
+
+class SteadyLoad:
+    """Wallet-like senders at a steady rate, for chaos runs.
+
+    Each sender (its transactions from `presign`, nonces in order) sends one
+    transaction at a time with `POST /tx`, first to its own node, and retries
+    it on the next node (after `retry_s`) until some node answers 202, or
+    says it already has it (`duplicate`, `nonce_too_low`: an earlier attempt
+    whose answer was lost got in). A dead or paused node costs a timeout,
+    never a gap in a sender's nonces. `acknowledged` holds the ids that got
+    a 202: every one of them must be finalized exactly once.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        urls: Sequence[str],
+        signed: Sequence[Signed],
+        senders: int,
+        rate: float,
+        *,
+        request_timeout_s: float = 2.0,
+        retry_s: float = 0.25,
+        give_up_s: float = 30.0,
+    ) -> None:
+        assert rate > 0
+        self._client = client
+        self._urls = urls
+        self._queues = [list(signed[s::senders]) for s in range(senders)]
+        self._interval_s = 1.0 / rate
+        self._next_due = 0.0
+        self._timeout = httpx.Timeout(request_timeout_s)
+        self._retry_s = retry_s
+        self._give_up_s = give_up_s
+        self._stopping_at: float | None = None
+        self.acknowledged: set[bytes] = set()
+        self.known: set[bytes] = set()  # answered "already have it"
+        self.abandoned: set[bytes] = set()  # still unanswered when the run ended
+        self.offered = 0
+        self.answers: Counter[str] = Counter()
+
+    def stop(self) -> None:
+        """Send no new transactions; retry unanswered ones up to `give_up_s`."""
+        if self._stopping_at is None:
+            self._stopping_at = time.monotonic()
+
+    async def run(self) -> None:
+        self._next_due = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            for queue in self._queues:
+                nursery.start_soon(self._sender, queue)
+
+    async def _sender(self, queue: list[Signed]) -> None:
+        for signed in queue:
+            if self._stopping_at is not None:
+                return
+            await self._ticket()
+            if self._stopping_at is not None:
+                return
+            self.offered += 1
+            await self._deliver(signed)
+
+    async def _ticket(self) -> None:
+        now = time.monotonic()
+        due = max(self._next_due, now)
+        self._next_due = due + self._interval_s
+        await trio.sleep(due - now)
+
+    async def _deliver(self, signed: Signed) -> None:
+        node = signed.node
+        while True:
+            outcome = await self._post(self._urls[node], signed.body)
+            self.answers[outcome] += 1
+            if outcome == "accepted":
+                self.acknowledged.add(signed.id)
+                return
+            if outcome in ("duplicate", "nonce_too_low"):
+                self.known.add(signed.id)
+                return
+            stopping_at = self._stopping_at
+            if stopping_at is not None and time.monotonic() - stopping_at > self._give_up_s:
+                self.abandoned.add(signed.id)
+                return
+            node = (node + 1) % len(self._urls)
+            await trio.sleep(self._retry_s)
+
+    async def _post(self, url: str, body: bytes) -> str:
+        try:
+            response = await self._client.post(
+                f"{url}/tx",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as error:
+            return f"http: {type(error).__name__}"
+        if response.status_code == 202:
+            return "accepted"
+        try:
+            return str(response.json()["error"]["code"])
+        except (ValueError, KeyError, TypeError):
+            return f"http {response.status_code}"

@@ -4,6 +4,9 @@
     RPC (Hypercorn + Starlette)  ->  ingest.submit   ->  mempool + journal + gossip
     consensus driver  ->  chain.commit  ->  store, mempool, finality subscribers
 
+With `[chaos] control` on, `chaos.json` in the home sets transport faults
+and a consensus clock offset at start and on SIGUSR1 (`node.chaos_control`).
+
 Start-up reads the store's tip and signing state (no replay of history) and
 re-admits the journaled transactions. SIGINT and SIGTERM cancel the nursery;
 the store is closed last.
@@ -31,6 +34,7 @@ from net.wire import Topic
 from node.backend import Finalized, SubmitResult
 from node.batcher_service import BatcherService
 from node.chain import Chain
+from node.chaos_control import OffsetClock, run_chaos_control
 from node.config import NodeConfig, load_config
 from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
@@ -96,8 +100,17 @@ class Node:
             v.public_key if v.public_key != self.key.public_key else b""
             for v in self.genesis.validators
         ]
+        # Consensus time; a chaos run may offset it (`node.chaos_control`).
+        self.clock = OffsetClock()
         self.consensus = ConsensusDriver(
-            core, self.chain, self.gossip, peer_keys, is_verified, random.Random(), self.health
+            core,
+            self.chain,
+            self.gossip,
+            peer_keys,
+            is_verified,
+            random.Random(),
+            health=self.health,
+            clock=self.clock,
         )
         self.journal = (
             JournalWriter(self.store, lambda txs: self.ingest.publish(txs), self.health)
@@ -203,6 +216,14 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.gossip.run)
+                if self.config.chaos.control:
+                    await nursery.start(
+                        run_chaos_control,
+                        self.home,
+                        self.validators.public_keys,
+                        self.gossip.set_faults,
+                        self.clock,
+                    )
                 if self.journal is not None:
                     nursery.start_soon(self.journal.run)
                 nursery.start_soon(self._read_transactions, self.gossip.subscribe(Topic.TX, 65_536))

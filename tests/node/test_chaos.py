@@ -1,0 +1,39 @@
+"""A short chaos run of a 4-validator devnet (DESIGN 13, chaos tier): kill -9,
+pauses, partitions, loss, duplication and clock jumps under steady load,
+then every safety and liveness check of `node.chaos`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.chaos import main
+
+# Its 45 s plan holds every kind of fault but the one-way cut and disk. It
+# found a node restarted after kill -9 staying behind for good: its catch-up
+# requests were byte-identical to ones peers had seen, and dropped as seen
+# (fixed: each request carries a fresh nonce).
+SEED = 5
+
+
+def test_a_short_chaos_run_keeps_every_promise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "chaos.json"
+    status = main(
+        ["--validators", "4", "--duration", "45", "--seed", str(SEED), "--out", str(report)]
+    )
+    out = capsys.readouterr().out
+    summary = out.strip().splitlines()[-1] if status == 0 else out
+    assert "forks: 0, lost: 0, duplicated: 0, conflicting signatures: 0" in summary, out[-3000:]
+    result = json.loads(report.read_text())
+    assert result["seed"] == SEED
+    assert result["equivocations"] == 0
+    assert result["faults_injected"] >= 5
+    assert result["acknowledged"] > 1_000
+    assert result["finalized"] >= result["acknowledged"]
+    assert result["l1_ok"]
+    assert status == 0, out[-3000:]
+    assert summary.endswith("-> OK")
