@@ -47,7 +47,7 @@ from sequencer.crypto import PrivateKey, sign_transaction, verify_transaction
 
 __all__ = ["Devnet", "machine_limit", "main", "request_rate"]
 
-RUNS = ("saturation", "rate", "single")
+RUNS = ("saturation", "rate", "single", "restart", "catchup")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 60.0
 # The benchmark offers far more than a wallet would: the per-client rate limit
@@ -471,10 +471,25 @@ def print_table(report: dict[str, Any]) -> None:
                 f" bare {single['bare_cpu_us_per_request']} us)",
             )
         )
-    for name in ("restart", "catchup"):
-        run = report["runs"].get(name)
-        if run:
-            rows.append((name, json.dumps(run)))
+    restart = report["runs"].get("restart")
+    if restart:
+        runs = ", ".join(f"{r:.3f}" for r in restart["runs_s"])
+        rows.append(
+            (
+                "restart",
+                f"{restart['median_s']:.3f} s median to ready with"
+                f" {restart['blocks']} blocks (runs {runs})",
+            )
+        )
+    catchup = report["runs"].get("catchup")
+    if catchup:
+        rows.append(
+            (
+                "catchup",
+                f"{catchup['blocks_per_s']:.0f} blocks/s ({catchup['blocks']} blocks"
+                f" in {catchup['seconds']:.1f} s)",
+            )
+        )
     machine = report["machine"]
     print()
     print(
@@ -539,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run_on_devnet(net, chain_id, runs, args, report)
         else:
             report["machine"] = machine_limit("devnet-1", 4)
+        if "restart" in runs or "catchup" in runs:
+            report["runs"].update(_sync_runs(root / "sync", runs, args))
     print_table(report)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
@@ -560,6 +577,26 @@ def _run_on_devnet(
     if args.soak_seconds:
         print(f"[bench] soak for {args.soak_seconds} s ...", file=sys.stderr, flush=True)
         report["runs"]["soak"] = run_soak(net, chain_id, args, seed=4)
+
+
+def _sync_runs(root: Path, runs: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Restart-to-ready and catch-up on a devnet whose nodes 0-2 hold a long chain."""
+    from node import syncbench
+
+    print(f"[bench] building {args.sync_blocks} blocks ...", file=sys.stderr, flush=True)
+    built = syncbench.build(root, args.sync_blocks, progress=_say)
+    results: dict[str, Any] = {}
+    if "restart" in runs:
+        print("[bench] restart ...", file=sys.stderr, flush=True)
+        results["restart"] = {"blocks": built["blocks"], **syncbench.measure_restart(root)}
+    if "catchup" in runs:
+        print("[bench] catch-up ...", file=sys.stderr, flush=True)
+        results["catchup"] = syncbench.measure_catchup(root, progress=_say)
+    return results
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

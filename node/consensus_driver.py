@@ -94,6 +94,8 @@ class ConsensusDriver:
         self.core = core
         self.health = StorageHealth() if health is None else health
         self._clock = clock
+        # Set by the node to its cache of verified transactions.
+        self.remember_verified: Callable[[Transaction], None] = lambda tx: None
         self.chain = chain
         self.gossip = gossip
         self._peer_keys = peer_keys  # validator index -> public key (b"" for us)
@@ -341,7 +343,10 @@ class ConsensusDriver:
 
     def _verify_counted(self, tx: Transaction) -> bool:
         self.counts["block_txs_verified"] += 1
-        return verify_transaction(tx)
+        if not verify_transaction(tx):
+            return False
+        self.remember_verified(tx)  # its gossip may still arrive: not again
+        return True
 
     # ------------------------------------------------------------------ timers
 

@@ -65,6 +65,8 @@ class JournalWriter:
     ) -> None:
         self._store = store
         self._health = StorageHealth() if health is None else health
+        # Set by the node to its cache of verified transaction ids.
+        self.is_verified: Callable[[bytes], bool] = lambda id_: False
         self._on_durable = on_durable
         self._entries: list[tuple[int, int, Transaction]] = []
         self._done = trio.Event()
@@ -114,6 +116,8 @@ class Ingest:
         health: StorageHealth | None = None,
     ) -> None:
         self._health = StorageHealth() if health is None else health
+        # Set by the node to its cache of verified transaction ids.
+        self.is_verified: Callable[[bytes], bool] = lambda id_: False
         self._chain_id = chain_id
         self._mempool = mempool
         self._journal = journal
@@ -171,6 +175,8 @@ class Ingest:
             # Already committed (a peer's late gossip, a wallet's retry): the
             # mempool would refuse it after the signature check.
             return ErrorCode.NONCE_TOO_LOW
+        if self.is_verified(id_):
+            return None  # these very bytes verified before (in a proposal)
         self.counts["signatures_verified"] += 1
         if not verify_transaction(tx):
             return ErrorCode.BAD_SIGNATURE

@@ -112,6 +112,7 @@ class Node:
             health=self.health,
             clock=self.clock,
         )
+        self.consensus.remember_verified = remember
         self.journal = (
             JournalWriter(self.store, lambda txs: self.ingest.publish(txs), self.health)
             if config.node.journal
@@ -127,6 +128,7 @@ class Node:
             remember,
             self.health,
         )
+        self.ingest.is_verified = is_verified
         self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
         self._metrics = NodeMetrics(self)
         self.chain.on_commit.append(self._metrics.on_commit)
