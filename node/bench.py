@@ -443,7 +443,7 @@ def serve_bare(listen: str) -> None:
 def print_table(report: dict[str, Any]) -> None:
     limit = report["machine"]["limit_tx_s"]
     rows: list[tuple[str, str]] = []
-    for name in ("saturation", "rate", "soak"):
+    for name in ("saturation", "rate"):
         run = report["runs"].get(name)
         if not run:
             continue
@@ -458,6 +458,18 @@ def print_table(report: dict[str, Any]) -> None:
                 f"cpu {run['cpu_us_per_tx_per_node']} us/tx/node  "
                 f"verified {run['signature_checks_per_tx_per_node']}x  "
                 f"peak rss {max(run['peak_rss_mib'])} MiB",
+            )
+        )
+    soak = report["runs"].get("soak")
+    if soak:
+        latency = soak["latency_ms"]
+        rows.append(
+            (
+                "soak",
+                f"{soak['committed_tx_s']} tx/s for {soak['duration_s']} s  p50 {latency['p50']} ms"
+                f"  p99 {latency['p99']} ms  final {soak['finalized']}/{soak['acknowledged']}"
+                f"  RSS MiB first minute {soak['rss_mib_first_minute']}"
+                f" last minute {soak['rss_mib_last_minute']}",
             )
         )
     single = report["runs"].get("single")
@@ -556,8 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["machine"] = machine_limit("devnet-1", 4)
         if "restart" in runs or "catchup" in runs:
             report["runs"].update(_sync_runs(root / "sync", runs, args))
-    print_table(report)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
     print(f"\nwrote {args.out}")
     return 0
 
