@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import trio
 
 from node.devnet import DevnetLayout, init_devnet
 from node.loadgen import RawConnection, Signed, presign, run_load
+from node.procs import free_base_port
 from sequencer.crypto import PrivateKey, sign_transaction, verify_transaction
 
 __all__ = ["Devnet", "machine_limit", "main", "request_rate"]
@@ -58,26 +58,6 @@ BENCH_ENV = {"SEQUENCER_RPC_REQUESTS_PER_S": "1000000", "SEQUENCER_RPC_BURST": "
 # ------------------------------------------------------------------ processes
 
 
-def free_base_port(nodes: int, start: int = 31_000) -> int:
-    """A base port whose node ports (base + 10 i, + 1; and + 5 for the bare
-    server) are free on loopback."""
-    for base in range(start, 60_000, 100):
-        ports = [base + 10 * i + k for i in range(nodes) for k in (0, 1, 5)]
-        if all(_port_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free port range on 127.0.0.1")
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 class Devnet:
     """A devnet of node processes under `root`: start, stop, and read their
     CPU time and memory from /proc."""
@@ -90,7 +70,8 @@ class Devnet:
         env: dict[str, str] | None = None,
     ) -> None:
         """`env` adds environment variables of the node processes (config overrides)."""
-        base = free_base_port(validators) if base_port is None else base_port
+        # + 5: the bare server of the single POST /tx run.
+        base = free_base_port(validators, extra=(5,)) if base_port is None else base_port
         self.layout: DevnetLayout = init_devnet(root, validators, base)
         self.base_port = base
         self.env = BENCH_ENV | (env or {})

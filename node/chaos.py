@@ -41,11 +41,12 @@ import httpx
 import trio
 
 from node.audit import AuditReport, audit, fetch_blocks
-from node.bench import Devnet, free_base_port
+from node.bench import Devnet
 from node.chaos_control import CONTROL_FILE
 from node.chaos_plan import Episode, plan
 from node.l1verify import verify_l1
 from node.loadgen import SteadyLoad, presign
+from node.procs import free_base_port
 from sequencer.certificate import ValidatorSet
 from sequencer.files import write_atomic
 from sequencer.genesis import load_genesis
@@ -67,7 +68,7 @@ class ChaosNet:
     """The devnet's processes and the faults applied to them."""
 
     def __init__(self, root: Path, validators: int, *, disk: bool) -> None:
-        base = free_base_port(validators, start=random.randrange(20_000, 50_000, 100))
+        base = free_base_port(validators)
         self.net = Devnet(root, validators, base, env={"SEQUENCER_CHAOS_CONTROL": "true"})
         self.size = validators
         self.disk_node = validators - 1 if disk else None

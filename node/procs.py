@@ -41,13 +41,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_base_port(nodes: int, stride: int = 10) -> int:
-    """A devnet base port whose rpc (base + stride i) and p2p (+1) ports are all free
-    (other devnets may run on this machine: never assume the default ports)."""
+def free_base_port(nodes: int, stride: int = 10, extra: tuple[int, ...] = ()) -> int:
+    """A devnet base port whose rpc (base + stride i) and p2p (+1) ports, and
+    base + stride i + each of `extra`, are all free (other devnets may run on
+    this machine: never assume the default ports)."""
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(20_000, 60_000, stride)
-        ports = [base + stride * i + k for i in range(nodes) for k in (0, 1)]
+        ports = [base + stride * i + k for i in range(nodes) for k in (0, 1, *extra)]
         if all(_port_free(port) for port in ports):
             return base
     raise RuntimeError("no free port range on 127.0.0.1")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,31 +21,11 @@ import httpx
 import msgspec
 
 from node.devnet import DevnetLayout, init_devnet
+from node.procs import free_base_port
 from sequencer.client import Client
 from sequencer.genesis import dump_genesis, load_genesis
 
 START_TIMEOUT_S = 30.0
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port whose rpc (base + 10 i) and p2p (+1) ports are all free."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000, 10)
-        ports = [base + 10 * i + k for i in range(nodes) for k in (0, 1)]
-        if all(_port_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free port range")
 
 
 class Cluster:
