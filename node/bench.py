@@ -362,9 +362,8 @@ def _wait_http(url: str, timeout_s: float = 30.0) -> None:
 def run_soak(net: Devnet, chain_id: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """A long fixed-rate run; every node's RSS sampled every `soak_sample_s`."""
     samples: list[tuple[float, list[float]]] = []
-    started = time.perf_counter()
 
-    async def sample(cancel: trio.CancelScope) -> None:
+    async def sample() -> None:
         while True:
             samples.append((round(time.perf_counter() - started, 1), net.rss_mib()))
             await trio.sleep(args.soak_sample_s)
@@ -374,7 +373,7 @@ def run_soak(net: Devnet, chain_id: str, args: argparse.Namespace, seed: int) ->
 
     async def soak() -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sample, nursery.cancel_scope)
+            nursery.start_soon(sample)
             result = await run_load(
                 net.urls, signed, rate=args.rate, batch=args.rate_batch, label="soak"
             )
