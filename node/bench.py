@@ -42,7 +42,7 @@ import trio
 
 from node.devnet import DevnetLayout, init_devnet
 from node.loadgen import RawConnection, Signed, presign, run_load
-from node.procs import free_base_port
+from node.procs import NodeProcess, free_base_port
 from sequencer.crypto import PrivateKey, sign_transaction, verify_transaction
 
 __all__ = ["Devnet", "machine_limit", "main", "request_rate"]
@@ -74,55 +74,34 @@ class Devnet:
         base = free_base_port(validators, extra=(5,)) if base_port is None else base_port
         self.layout: DevnetLayout = init_devnet(root, validators, base)
         self.base_port = base
-        self.env = BENCH_ENV | (env or {})
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * validators
+        self.nodes = [
+            NodeProcess(Path(node.home), node.rpc, env=BENCH_ENV | (env or {}))
+            for node in self.layout.nodes
+        ]
 
     @property
     def urls(self) -> list[str]:
         return [node.rpc for node in self.layout.nodes]
 
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes] | None]:
+        return [node.process for node in self.nodes]
+
     def start(self, index: int) -> None:
-        home = Path(self.layout.nodes[index].home)
-        with (home / "node.log").open("ab") as log:
-            self.processes[index] = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=os.environ | self.env,
-            )
+        self.nodes[index].start()
 
     def start_all(self) -> None:
-        for index in range(len(self.processes)):
-            self.start(index)
-        for index in range(len(self.processes)):
-            self.wait_ready(index)
-
-    def wait_ready(self, index: int, timeout_s: float = READY_TIMEOUT_S) -> float:
-        """Seconds until the node answers /health with 200."""
-        started = time.perf_counter()
-        process = self.processes[index]
-        assert process is not None
-        while time.perf_counter() - started < timeout_s:
-            if process.poll() is not None:
-                raise RuntimeError(f"node {index} exited with {process.returncode}; see its log")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.urls[index]}/health", timeout=1.0).status_code == 200:
-                    return time.perf_counter() - started
-            time.sleep(0.01)
-        raise RuntimeError(f"node {index} not ready after {timeout_s} s")
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            node.wait_healthy(READY_TIMEOUT_S)
 
     def stop_all(self) -> None:
-        for process in self.processes:
+        for process in self.processes:  # all at once, then wait for each
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            if process is None:
-                continue
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for node in self.nodes:
+            node.stop()
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p is not None]
@@ -140,9 +119,6 @@ class Devnet:
         """Transaction signature verifications so far, per node (from /metrics)."""
         name = "sequencer_tx_signature_checks_total"
         return [_metric_sum(f"{url}/metrics", name) for url in self.urls]
-
-    def height(self, index: int) -> int:
-        return int(httpx.get(f"{self.urls[index]}/status", timeout=5.0).json()["height"])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -78,10 +78,19 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, poll_
 class NodeProcess:
     """One node of a devnet, as a child process."""
 
-    def __init__(self, home: Path, rpc: str, *, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        home: Path,
+        rpc: str,
+        *,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env` adds environment variables (config overrides, fault injection)."""
         self.home = Path(home)
         self.rpc = rpc.rstrip("/")
         self.python = python
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,9 +100,8 @@ class NodeProcess:
     def start(self) -> None:
         assert not self.running, f"{self.home} is already running"
         path = os.environ.get("PYTHONPATH")
-        env = os.environ | {
-            "PYTHONPATH": str(SOURCE_ROOT) if not path else f"{SOURCE_ROOT}{os.pathsep}{path}"
-        }
+        env = os.environ | self.env
+        env["PYTHONPATH"] = str(SOURCE_ROOT) if not path else f"{SOURCE_ROOT}{os.pathsep}{path}"
         with (self.home / "node.log").open("ab") as log:  # the child keeps its copy
             self.process = subprocess.Popen(
                 [self.python, "-m", "node.cli", "node", "--home", str(self.home)],
