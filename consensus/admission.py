@@ -67,8 +67,11 @@ class Admission:
             return "bad_signature"
         return None
 
-    def block(self, message: ProposalMessage, anchor: Anchor, now_ms: int) -> str | None:
-        """valid(v), the part decidable without chain state (see blocks.py)."""
+    def block(
+        self, message: ProposalMessage, anchor: Anchor, now_ms: int | None = None
+    ) -> str | None:
+        """valid(v), the part decidable without chain state (see blocks.py);
+        without `now_ms`, all of it but the clock check."""
         proposal = message.proposal
         link = self._accepted_link(message, anchor)
         if link is None:

@@ -1,4 +1,4 @@
-"""Building blocks and checking them (DESIGN 3.3).
+"""Building blocks and checking them.
 
 Validity is split in two, by what the check needs:
 
@@ -40,7 +40,7 @@ def next_nonces(txs: Iterable[Transaction], next_nonce: NonceLookup) -> dict[byt
     """The next nonce of each sender after `txs`, or None if a nonce is out of order.
 
     Each sender's transactions must carry consecutive nonces starting at its
-    next nonce (DESIGN 3.1).
+    next nonce.
     """
     changed: dict[bytes, int] = {}
     for tx in txs:
@@ -62,10 +62,13 @@ def structural_problem(
     proposal_round: int,
     proposer_of: Callable[[int], int],
     params: ConsensusParams,
-    now_ms: int,
+    now_ms: int | None,
     clock_drift_ms_max: int,
 ) -> str | None:
-    """Why `block` cannot be the next block after `parent`, or None."""
+    """Why `block` cannot be the next block after `parent`, or None.
+
+    `now_ms` None leaves out the one check that depends on the clock (the
+    timestamp not too far ahead), which the caller makes on its own."""
     header = block.header
     problem = _header_problem(
         header,
@@ -89,9 +92,10 @@ def _header_problem(
     last_commit_id: bytes,
     proposal_round: int,
     proposer_of: Callable[[int], int],
-    now_ms: int,
+    now_ms: int | None,
     clock_drift_ms_max: int,
 ) -> str | None:
+    ahead_ok = now_ms is None or header.timestamp_ms <= now_ms + clock_drift_ms_max
     checks = [
         (header.chain_id == chain_id, "wrong_chain"),
         (header.height == parent.height + 1, "wrong_height"),
@@ -101,7 +105,7 @@ def _header_problem(
         (header.round <= proposal_round, "round_from_the_future"),
         (header.proposer == proposer_of(header.round), "wrong_proposer"),
         (header.timestamp_ms > parent.timestamp_ms, "timestamp_not_after_parent"),
-        (header.timestamp_ms <= now_ms + clock_drift_ms_max, "timestamp_in_the_future"),
+        (ahead_ok, "timestamp_in_the_future"),
     ]
     return next((reason for ok, reason in checks if not ok), None)
 

@@ -58,7 +58,6 @@ from sequencer.types import (
     ConsensusParams,
     Proposal,
     SigningState,
-    SignStep,
     Vote,
     VoteKind,
 )
@@ -75,10 +74,16 @@ class CoreConfig(Struct, frozen=True):
     rebroadcast_ms: int = 1_000  # when a round lasts this long, re-send its messages
     rebroadcast_rounds: int = 4  # ... and those of this many rounds before it
     wait_for_txs: bool = True  # a height starts on TxsAvailable (or a peer's message)
-    rounds_ahead_max: int = 32  # messages further ahead than this are dropped
-    future_messages_max: int = 4_096  # buffered messages of the next height ...
-    future_proposals_max: int = 16  # ... of which proposals (they carry whole blocks)
-    proposals_per_round_max: int = 4  # distinct proposals kept from one equivocating proposer
+    # Messages further ahead than this are not kept; only their validator's
+    # round is noted, for L55.
+    rounds_ahead_max: int = 32
+    # Buffered messages of the next height, per validator (signature checked
+    # first, so no one fills another validator's share) ...
+    future_messages_per_validator_max: int = 12
+    future_proposals_max: int = 16  # ... and proposals in all (they carry whole blocks)
+    # Distinct proposals kept from one equivocating proposer in one round,
+    # beyond those whose value more than 1/3 of the power voted for.
+    proposals_per_round_max: int = 4
     clock_drift_ms_max: int = 10_000  # how far a block's timestamp may run ahead of ours
 
 
@@ -126,10 +131,10 @@ class Core:
         )
         index = None if key is None else validators.index_of(key.public_key)
         self.index: int | None = index  # None: an observer, never signs
-        self._signer = None if index is None else Signer(key, chain_id, signing_state)
+        self._signer = None if index is None else Signer(key, chain_id, signing_state, index)
         self.stats: Counter[str] = Counter()
         self._actions: list[Action] = []
-        self._future: list[ProposalMessage | Vote] = []
+        self._future: dict[int, list[ProposalMessage | Vote]] = {}  # validator -> messages
         self._future_proposals = 0
         self._now = 0
         self.anchor = anchor
@@ -147,12 +152,14 @@ class Core:
     # ------------------------------------------------------------ interface
 
     def start(self, now_ms: int) -> list[Action]:
-        """Enter the height after the anchor; resume a round the signing state records."""
+        """Enter the height after the anchor; resume what the signing state
+        records of it (a state of an earlier height is left behind)."""
         self._begin(now_ms)
-        state = None if self._signer is None else self._signer.state
-        if state is not None and state.height == self.height and state.step:
-            self._restore_locks(state)
-            self._start_round(state.round)
+        signer = self._signer
+        if signer is not None:
+            signer.enter_height(self.height)
+        if signer is not None and signer.state.height == self.height and signer.state.step:
+            self._resume(signer.state)
         else:
             self._enter_height()
         return self._finish()
@@ -204,36 +211,88 @@ class Core:
         self._fired: set[tuple[int, int]] = set()
         self._own_proposals: dict[int, ProposalMessage] = {}  # our votes are in the keeper
         self._awaiting_value = False
+        # Blocks whose timestamp was too far ahead of our clock when checked:
+        # not valid for our prevote until our clock gets there (see `_valid_now`).
+        self._early: dict[bytes, int] = {}
+        # The highest round each validator showed at this height, in a message
+        # whose signature verified, kept even beyond `rounds_ahead_max` (L55).
+        self._round_of: dict[int, int] = {}
+        self._skip_to: int | None = None  # L55's target, recomputed when None
+        if self._signer is not None:
+            self._signer.enter_height(height)
 
     def _enter_height(self) -> None:
         if self.params.empty_block_interval_ms:
             self._schedule_timeout(TimeoutKind.EMPTY_BLOCK, self.params.empty_block_interval_ms)
         if not self.config.wait_for_txs:
             self._start_round(0)
-        buffered, self._future, self._future_proposals = self._future, [], 0
-        for message in buffered:
-            self._handlers[type(message)](message)
+        buffered, self._future, self._future_proposals = self._future, {}, 0
+        for messages in buffered.values():
+            for message in messages:  # their signatures verified when buffered
+                if isinstance(message, Vote):
+                    self._on_vote(message, verified=True)
+                else:
+                    self._on_proposal(message, verified=True)
+
+    def _resume(self, state: SigningState) -> None:
+        """Resume a height after a restart: the locks and their polkas, the valid
+        block, and our own votes, sent again (peers may still wait for them)."""
+        assert self._signer is not None
+        self._restore_locks(state)
+        own = self._signer.own_votes()
+        for vote in own:
+            self._keeper.add(vote, verified=True)
+            self._saw_round(vote.validator, vote.round)
+            self._emit(Broadcast(vote))
+        kinds = {v.kind for v in own if v.round == state.round}
+        step = Step.PROPOSE
+        if VoteKind.PRECOMMIT in kinds:
+            step = Step.PRECOMMIT
+        elif VoteKind.PREVOTE in kinds:
+            step = Step.PREVOTE
+        self._start_round(state.round, step)
 
     def _restore_locks(self, state: SigningState) -> None:
-        """Resume a height after a restart: locks, their polkas, the valid block."""
-        for vote in state.polka:  # verified before we persisted them
-            self._keeper.add(vote, verified=True)
+        """The lock and valid value of a stored state, if the state justifies
+        them: their polka is of this height and reaches a quorum, and the
+        valid proposal is of this height. A state written before locks were
+        reset between heights may carry the last height's; such locks are
+        dropped (a lock of this height is always stored with its polka)."""
+        for vote in state.polka:
+            self._keeper.add(vote)  # verified again: the store is not a peer, but cheap
+        locked = state.locked_round == -1 or self._keeper.has_quorum_for(
+            state.locked_round, VoteKind.PREVOTE, state.locked_block_id
+        )
+        valid = state.valid_round == -1 or self._keeper.has_quorum_for(
+            state.valid_round, VoteKind.PREVOTE, state.valid_block_id
+        )
+        proposal = state.valid_proposal
+        if proposal is not None and (
+            proposal.height != self.height or proposal.block_id != state.valid_block_id
+        ):
+            valid = False
+        if not (locked and valid):
+            self.stats["signing_state_locks_dropped"] += 1
+            assert self._signer is not None
+            self._sync_locks()  # what the next signature persists: no stale lock
+            return
         self.locked_round, self.locked_value = state.locked_round, state.locked_block_id
         self.valid_round, self.valid_value = state.valid_round, state.valid_block_id
-        if state.valid_proposal is not None:
-            value = state.valid_proposal.block_id
-            self._blocks[value] = ProposalMessage(
-                state.valid_proposal, state.valid_parent_certificate
-            )
+        if proposal is not None:
+            value = proposal.block_id
+            self._blocks[value] = ProposalMessage(proposal, state.valid_parent_certificate)
             self._validity[value] = True  # validated before it became valid
 
-    def _start_round(self, round: int) -> None:
-        """L11-L21 StartRound(round)."""
+    def _start_round(self, round: int, resume: Step = Step.PROPOSE) -> None:
+        """L11-L21 StartRound(round); `resume`: the step a restarted node had
+        reached in it (past PROPOSE it has voted, so it does not propose)."""
         self.round = round  # L12
         self.round_step = Step.PROPOSE  # L13
         self._awaiting_value = False
         self._schedule_timeout(TimeoutKind.REBROADCAST, self.config.rebroadcast_ms)
-        if self.index is not None and self.proposer(self.height, round) == self.index:  # L14
+        if resume is not Step.PROPOSE:
+            self.round_step = resume
+        elif self.index is not None and self.proposer(self.height, round) == self.index:  # L14
             self._propose()  # L15-L19
         # L21 schedules OnTimeoutPropose for non-proposers. Deviation: the
         # proposer schedules it too, so a proposer that cannot build or sign
@@ -305,37 +364,13 @@ class Core:
         try:
             signature, changed = self._signer.sign_vote(kind, self.height, self.round, value)
         except SigningRefusedError as exc:
+            # After a restart: the vote it did sign at this step is among the
+            # own votes `start` sent again and the keeper re-sends.
             self.stats[f"signing_refused_{exc.reason}"] += 1
-            self._resend_last_vote()
             return
         if changed:
             self._emit(PersistSigningState(self._signer.state))
         vote = Vote(self.chain_id, kind, self.height, self.round, value, self.index, signature)
-        self._emit(Broadcast(vote))
-        self._keeper.add(vote, verified=True)
-
-    def _resend_last_vote(self) -> None:
-        """After a restart the signer refuses to sign again at a step it already
-        signed; the vote it did sign may never have reached anyone, so send that
-        one (rebuilt from the signing state); the keeper then re-sends it too."""
-        assert self._signer is not None
-        assert self.index is not None
-        state = self._signer.state
-        if state.height != self.height or not state.signature:
-            return
-        kinds = {SignStep.PREVOTE: VoteKind.PREVOTE, SignStep.PRECOMMIT: VoteKind.PRECOMMIT}
-        kind = kinds.get(state.step)
-        if kind is None:
-            return  # a proposal: its block is not persisted, so it cannot be re-sent
-        vote = Vote(
-            self.chain_id,
-            kind,
-            state.height,
-            state.round,
-            state.block_id,
-            self.index,
-            state.signature,
-        )
         self._emit(Broadcast(vote))
         self._keeper.add(vote, verified=True)
 
@@ -365,7 +400,8 @@ class Core:
     # ------------------------------------------------------------ inputs
 
     def _admit(self, height: int, round: int, message: ProposalMessage | Vote) -> bool:
-        """Is a message for now? Buffer the next height's; drop the rest, counted."""
+        """Is a message for now? Buffer the next height's; note the round of a
+        far one; drop the rest, counted."""
         if height < self.height:
             self.stats["message_stale"] += 1
         elif height == self.height + 1:
@@ -374,32 +410,75 @@ class Core:
             self.stats["message_far_future"] += 1
         elif round > self.round + self.config.rounds_ahead_max:
             self.stats["message_round_too_far"] += 1
+            self._note_far_round(message)
         else:
             return True
         return False
 
-    def _buffer_next_height(self, message: ProposalMessage | Vote) -> None:
-        """Peers a step ahead: keep their messages for when we get there (bounded)."""
-        config = self.config
-        full = len(self._future) >= config.future_messages_max
-        if isinstance(message, ProposalMessage) and not full:
-            full = self._future_proposals >= config.future_proposals_max
-            self._future_proposals += not full
-        if full:
-            self.stats["message_future_dropped"] += 1
+    def _note_far_round(self, message: ProposalMessage | Vote) -> None:
+        """A message too many rounds ahead to keep still shows that its
+        validator got that far; L55 counts it, once its signature verifies
+        (or anyone could move us to any round). One check per validator and
+        new round: a validator can cost us a verification only by going higher."""
+        validator, round = _validator_round(message)
+        if not 0 <= validator < len(self.validators):
+            return
+        if round <= self._round_of.get(validator, -1):
+            return
+        if self._signed(message):
+            self._saw_round(validator, round)
         else:
-            self._future.append(message)
+            self.stats["message_round_too_far_bad_signature"] += 1
 
-    def _on_vote(self, vote: Vote) -> None:
+    def _signed(self, message: ProposalMessage | Vote) -> bool:
+        """Does the signature verify (and, for a proposal, is it well formed)?"""
+        if isinstance(message, ProposalMessage):
+            return self._admission.proposal(message.proposal) is None
+        return self._keeper.signature_ok(message)
+
+    def _saw_round(self, validator: int | None, round: int) -> None:
+        if validator is not None and round > self._round_of.get(validator, -1):
+            self._round_of[validator] = round
+            self._skip_to = None
+
+    def _buffer_next_height(self, message: ProposalMessage | Vote) -> None:
+        """Peers a step ahead: keep their messages for when we get there.
+
+        Bounded per validator, and only once the signature verifies: a peer
+        can fill its own share, never another validator's. A message dropped
+        here may not come back soon (gossip drops a repeat it has seen), so a
+        byzantine validator must not be able to crowd out honest ones."""
+        config = self.config
+        validator = _validator_round(message)[0]
+        if not 0 <= validator < len(self.validators):
+            self.stats["message_future_unknown_validator"] += 1
+            return
+        kept = self._future.setdefault(validator, [])
+        proposal = isinstance(message, ProposalMessage)
+        if message in kept:
+            self.stats["message_future_duplicate"] += 1
+        elif len(kept) >= config.future_messages_per_validator_max or (
+            proposal and self._future_proposals >= config.future_proposals_max
+        ):
+            self.stats["message_future_dropped"] += 1
+        elif not self._signed(message):
+            self.stats["message_future_bad_signature"] += 1
+        else:
+            kept.append(message)
+            self._future_proposals += proposal
+
+    def _on_vote(self, vote: Vote, *, verified: bool = False) -> None:
         if vote.chain_id != self.chain_id:
             self.stats["vote_wrong_chain"] += 1
             return
         if not self._admit(vote.height, vote.round, vote):
             return
-        result = self._keeper.add(vote)
+        result = self._keeper.add(vote, verified=verified)
         self.stats[f"vote_{result.status.value}"] += 1
         if result.evidence is not None:
             self._emit(ReportEvidence(result.evidence))
+        if result.status is VoteStatus.ADDED or result.status is VoteStatus.EQUIVOCATION:
+            self._saw_round(vote.validator, vote.round)
         if result.status is VoteStatus.ADDED:
             self._wake()
 
@@ -408,17 +487,18 @@ class Core:
         if self.round_step is Step.WAITING:
             self._start_round(0)
 
-    def _on_proposal(self, message: ProposalMessage) -> None:
+    def _on_proposal(self, message: ProposalMessage, *, verified: bool = False) -> None:
         proposal = message.proposal
         if proposal.chain_id != self.chain_id:
             self.stats["proposal_wrong_chain"] += 1
             return
         if not self._admit(proposal.height, proposal.round, message):
             return
-        problem = self._admission.proposal(proposal)
+        problem = None if verified else self._admission.proposal(proposal)
         if problem is not None:
             self.stats[f"proposal_{problem}"] += 1
             return
+        self._saw_round(proposal.validator, proposal.round)
         self._wake()
         self._record_proposal(message, trusted=False)
 
@@ -429,7 +509,9 @@ class Core:
         if value in by_round:
             self.stats["proposal_duplicate"] += 1
             return
-        if len(by_round) >= self.config.proposals_per_round_max:
+        if len(by_round) >= self.config.proposals_per_round_max and not self._endorsed(
+            proposal.round, value
+        ):
             self.stats["proposal_dropped"] += 1
             return
         if by_round:
@@ -442,14 +524,32 @@ class Core:
         elif value not in self._validity:
             self._check_block(message)
 
+    def _endorsed(self, round: int, value: bytes) -> bool:
+        """Did more than 1/3 of the power vote for `value` in `round`? Then an
+        honest validator did, so it is the proposal that matters, however many
+        others an equivocating proposer sent first (and there is at most one
+        such value for each honest validator, so memory stays bounded)."""
+        return any(
+            self.validators.is_one_third(self._keeper.power_for(round, kind, value))
+            for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT)
+        )
+
     def _check_block(self, message: ProposalMessage) -> None:
-        """valid(v), part one: what the core can decide alone; then ask the driver."""
+        """valid(v), part one: what the core can decide alone; then ask the driver.
+
+        The clock check is kept apart: a block that is too far ahead of our
+        clock now may not be later, so it is remembered as early rather than
+        invalid (see `_valid_now`)."""
         value = message.proposal.block_id
-        problem = self._admission.block(message, self.anchor, self._now)
+        problem = self._admission.block(message, self.anchor)
         if problem is not None:
             self.stats[f"block_invalid_{problem}"] += 1
             self._validity[value] = False
             return
+        timestamp_ms = message.proposal.block.header.timestamp_ms
+        if timestamp_ms > self._now + self.config.clock_drift_ms_max:
+            self.stats["block_early"] += 1
+            self._early[value] = timestamp_ms
         self._validity[value] = None
         self._emit(ValidateBlock(self.height, message.proposal.block))
 
@@ -555,7 +655,23 @@ class Core:
         raise AssertionError("consensus rules keep firing")
 
     def _valid(self, value: bytes) -> bool:
+        """valid(v) as a quorum's votes need it (L36, L49): more than 1/3 of the
+        power is honest among them and checked the timestamp on its own clock,
+        so ours is not consulted (a slow clock must not keep a node from
+        deciding what the others decided)."""
         return self._validity.get(value) is True
+
+    def _valid_now(self, value: bytes) -> bool:
+        """valid(v) for our own prevote (L22, L28): also not too far ahead of our clock."""
+        if not self._valid(value):
+            return False
+        timestamp_ms = self._early.get(value)
+        if timestamp_ms is None:
+            return True
+        if timestamp_ms > self._now + self.config.clock_drift_ms_max:
+            return False
+        del self._early[value]
+        return True
 
     def _rule_decide(self) -> bool:
         """L49-L54: a proposal v with 2f+1 precommits for id(v) in any round decides v.
@@ -589,12 +705,28 @@ class Core:
         self._enter_height()  # L54 StartRound(0), when the height starts
 
     def _rule_skip_round(self) -> bool:
-        """L55-L56: f+1 validators in a higher round: go there."""
-        higher = self._keeper.skip_round(self.round)
-        if higher is None:
+        """L55-L56: f+1 validators in a higher round: go there.
+
+        Deviation: "f+1 in round r" is read as "validators holding more than
+        1/3 of the power showed a round of at least r", taking the highest
+        such r. At least one of them is honest and got to r or beyond, so
+        round r has begun; as in the paper, only liveness depends on it. It
+        matters for a node far behind: peers re-send only their latest
+        rounds, which need not be the same round for f+1 of them."""
+        if self._skip_to is None:
+            self._skip_to = self._highest_round_with_a_third()
+        if self._skip_to <= self.round:
             return False
-        self._start_round(higher)  # L56
+        self._start_round(self._skip_to)  # L56
         return True
+
+    def _highest_round_with_a_third(self) -> int:
+        power = 0
+        for validator, round in sorted(self._round_of.items(), key=lambda e: -e[1]):
+            power += self.validators.powers[validator]
+            if self.validators.is_one_third(power):
+                return round
+        return -1
 
     def _rule_prevote_proposal(self) -> bool:
         """L22-L27 (no proof-of-lock round) and L28-L33 (proof of lock in round vr)."""
@@ -610,7 +742,7 @@ class Core:
             acceptable = self.locked_round <= vr or self.locked_value == value  # L29
         else:
             return False  # L28 waits for the polka of round vr
-        chosen = value if self._valid(value) and acceptable else NIL
+        chosen = value if self._valid_now(value) and acceptable else NIL
         self._vote(VoteKind.PREVOTE, chosen)  # L24/L26, L30/L32
         self.round_step = Step.PREVOTE  # L27, L33
         return True
@@ -639,7 +771,7 @@ class Core:
             self._sync_locks()  # persisted with the precommit's signature
             self._vote(VoteKind.PRECOMMIT, value)  # L40
             self.round_step = Step.PRECOMMIT  # L41
-        else:
+        elif (self.valid_value, self.valid_round) != (value, self.round):
             self.valid_value, self.valid_round = value, self.round  # L42-L43
             self._sync_locks()
             if self._signer is not None:  # no signature follows: persist the polka now
@@ -665,3 +797,9 @@ class Core:
         self._fired.add((47, self.round))
         self._schedule_timeout(TimeoutKind.PRECOMMIT, self._timeout_ms(TimeoutKind.PRECOMMIT))
         return True
+
+
+def _validator_round(message: ProposalMessage | Vote) -> tuple[int, int]:
+    if isinstance(message, Vote):
+        return message.validator, message.round
+    return message.proposal.validator, message.proposal.round

@@ -1,4 +1,4 @@
-"""The signer: the last line of defence against double signing (DESIGN 4).
+"""The signer: the last line of defence against double signing.
 
 It remembers the last (height, round, step) it signed, with the signature,
 in a `SigningState` that the core persists (fsynced) before any signature
@@ -11,6 +11,13 @@ the rest of its state forgot. (CometBFT's FilePV follows the same rule.)
 Ed25519 signatures are deterministic, so re-signing identical bytes would
 give the same signature anyway; the stored one is returned so that a signer
 that holds only the state (an HSM, a remote signer) behaves the same.
+
+The state belongs to one height. Entering a higher height starts a fresh
+state there (no lock, no valid value, no votes): a lock is a fact about one
+height's rounds, and one carried into the next height would make the node
+prevote nil on every fresh proposal there. The state also keeps the
+validator's own votes of its last `OWN_VOTE_ROUNDS_KEPT` rounds, so that a
+restarted node can send again every vote peers may still be waiting for.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from sequencer.crypto import (
     verify_signature,
     vote_signing_bytes,
 )
+from sequencer.limits import OWN_VOTES_MAX
 from sequencer.types import (
     NIL,
     CommitCertificate,
@@ -34,7 +42,13 @@ from sequencer.types import (
     VoteKind,
 )
 
-__all__ = ["Signer"]
+__all__ = ["OWN_VOTE_ROUNDS_KEPT", "Signer"]
+
+# Rounds whose own votes the state keeps. Peers in older rounds do not need
+# them: they move on from the later rounds' votes (L55), which are kept.
+# Two votes a round, within the wire bound of the state.
+OWN_VOTE_ROUNDS_KEPT = 8
+assert 2 * OWN_VOTE_ROUNDS_KEPT <= OWN_VOTES_MAX
 
 _STEP_OF_KIND = {VoteKind.PREVOTE: SignStep.PREVOTE, VoteKind.PRECOMMIT: SignStep.PRECOMMIT}
 
@@ -42,23 +56,61 @@ _STEP_OF_KIND = {VoteKind.PREVOTE: SignStep.PREVOTE, VoteKind.PRECOMMIT: SignSte
 class Signer:
     """Signs proposals and votes for one validator, monotonically."""
 
-    __slots__ = ("_chain_id", "_key", "state")
+    __slots__ = ("_chain_id", "_key", "_validator", "state")
 
-    def __init__(self, key: PrivateKey, chain_id: str, state: SigningState | None) -> None:
+    def __init__(
+        self, key: PrivateKey, chain_id: str, state: SigningState | None, validator: int = 0
+    ) -> None:
         self._key = key
         self._chain_id = chain_id
+        self._validator = validator  # its index in the validator set, for its votes
         self.state = state or SigningState(0, 0, SignStep.NONE, NIL, NIL)
 
     @property
     def public_key(self) -> bytes:
         return self._key.public_key
 
+    def enter_height(self, height: int) -> None:
+        """Work on `height` from now on: above the state's, a fresh state there
+        (in memory; persisted with the first signature, so a restart before it
+        still finds the last height's state, which `enter_height` replaces again)."""
+        if height > self.state.height:
+            self.state = SigningState(height, 0, SignStep.NONE, NIL, NIL)
+
     def sign_vote(
         self, kind: VoteKind, height: int, round: int, block_id: bytes
     ) -> tuple[bytes, bool]:
-        """(signature, state changed?); raises `SigningRefusedError`."""
+        """(signature, state changed?); raises `SigningRefusedError`. A new vote
+        joins the state's own votes."""
         message = vote_signing_bytes(self._chain_id, kind, height, round, block_id)
-        return self._sign(height, round, _STEP_OF_KIND[kind], block_id, message)
+        signature, changed = self._sign(height, round, _STEP_OF_KIND[kind], block_id, message)
+        if changed:
+            vote = Vote(self._chain_id, kind, height, round, block_id, self._validator, signature)
+            first = round - OWN_VOTE_ROUNDS_KEPT + 1
+            kept = [v for v in self.state.votes if v.height == height and v.round >= first]
+            self.state = msgspec.structs.replace(self.state, votes=[*kept, vote])
+        return signature, changed
+
+    def own_votes(self) -> list[Vote]:
+        """Own votes of the state's height: the kept ones, or, in a state written
+        before they were kept, the last signed vote rebuilt."""
+        state = self.state
+        if state.votes:
+            return [v for v in state.votes if v.height == state.height]
+        kind = {SignStep.PREVOTE: VoteKind.PREVOTE, SignStep.PRECOMMIT: VoteKind.PRECOMMIT}
+        if state.step not in kind or not state.signature:
+            return []
+        return [
+            Vote(
+                self._chain_id,
+                kind[state.step],
+                state.height,
+                state.round,
+                state.block_id,
+                self._validator,
+                state.signature,
+            )
+        ]
 
     def sign_proposal(
         self, height: int, round: int, pol_round: int, block_id: bytes
@@ -95,7 +147,10 @@ class Signer:
         last = self.state
         wanted = (height, round, step)
         signed = (last.height, last.round, last.step)
-        if wanted < signed:
+        if height > last.height:
+            self.enter_height(height)
+            last = self.state
+        elif wanted < signed:
             raise SigningRefusedError(
                 "regression", f"already signed at {signed}, refusing to sign at {wanted}"
             )

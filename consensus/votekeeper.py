@@ -161,6 +161,12 @@ class VoteKeeper:
             self.rejected[status.value] += 1
         return status
 
+    def signature_ok(self, vote: Vote) -> bool:
+        """Does the vote's signature verify (for a validator of the set)?"""
+        if not 0 <= vote.validator < len(self._validators):
+            return False
+        return self._signature_ok(vote)
+
     def _signature_ok(self, vote: Vote) -> bool:
         message = vote_signing_bytes(
             self._chain_id, vote.kind, vote.height, vote.round, vote.block_id
@@ -225,6 +231,11 @@ class VoteKeeper:
         """2f+1 votes of `kind` for `block_id` (NIL: for nil) in `round`."""
         tally = self._tally(round, kind)
         return tally is not None and self._validators.is_quorum(tally.power_by_value[block_id])
+
+    def power_for(self, round: int, kind: VoteKind, block_id: bytes) -> int:
+        """The voting power counted for `block_id` in votes of `kind` in `round`."""
+        tally = self._tally(round, kind)
+        return 0 if tally is None else tally.power_by_value[block_id]
 
     def has_quorum_any(self, round: int, kind: VoteKind) -> bool:
         tally = self._tally(round, kind)

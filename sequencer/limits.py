@@ -18,6 +18,8 @@ TX_PAYLOAD_BYTES_MAX = 1024 * 1024
 # a hostile block of empty transactions from costing more than its bytes.
 BLOCK_TXS_MAX = 65_536
 VALIDATORS_MAX = 1_024
+# Own votes a signing state keeps (two per round, of its last rounds).
+OWN_VOTES_MAX = 64
 # CometBFT's bound: keeps 3 * power inside a u64 in every implementation.
 TOTAL_VOTING_POWER_MAX = 2**60
 NAME_CHARS_MAX = 64

@@ -21,6 +21,7 @@ from sequencer.limits import (
     CHAIN_ID_CHARS_MAX,
     MERKLE_PATH_HASHES_MAX,
     NAME_CHARS_MAX,
+    OWN_VOTES_MAX,
     TOTAL_VOTING_POWER_MAX,
     TX_PAYLOAD_BYTES_MAX,
     U32_MAX,
@@ -256,6 +257,12 @@ class SigningState(Wire):
     )
     valid_proposal: Proposal | None = None
     valid_parent_certificate: CommitCertificate | None = None
+    # The validator's own votes of the last few rounds of `height`, re-sent
+    # after a restart: a peer that missed one could otherwise wait for it in
+    # that round forever. (Absent in states written before it existed.)
+    votes: Annotated[list[Vote], Meta(max_length=OWN_VOTES_MAX)] = msgspec.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         for name in ("block_id", "locked_block_id", "valid_block_id"):

@@ -44,37 +44,37 @@ from tests.consensus.harness import (
 # ------------------------------------------------------------------ restarts
 
 
-def test_restart_resumes_the_round_with_locks_polka_and_block() -> None:
+def test_restart_resumes_the_round_with_locks_polka_block_and_own_votes() -> None:
     before = Node(0)
     before.feed(*LOCKED_A)
     assert before.persisted is not None
     assert before.persisted.locked_round == 0
     after = Node(0, signing_state=before.persisted)
     core = after.core
-    assert after.state == (1, 0, "PROPOSE")
+    # It prevoted and precommitted A in round 0: it resumes there, past voting.
+    assert after.state == (1, 0, "PRECOMMIT")
     assert (core.locked_round, core.locked_value) == (0, ID["A"])
     assert core._keeper.has_quorum_for(0, PREVOTE, ID["A"])  # the polka came back
     assert ID["A"] in core._blocks  # and so did the block, to re-propose it
-    # Asked to prevote nil where it already precommitted A, it re-sends the
-    # precommit (and, seeing the restored polka, precommits A again: the same
-    # signature, so nothing new to persist).
+    # Both its votes leave again: a peer that missed either may wait for it.
+    started = after.said()
+    assert ("vote", "PREVOTE", 0, "A") in started
+    assert ("vote", "PRECOMMIT", 0, "A") in started
+    assert ("persist",) not in started
+    # Nothing new is signed in that round.
     after.feed(timeout(TimeoutKind.PROPOSE, 0))
-    said = after.said()
-    assert said[0] == ("vote", "PRECOMMIT", 0, "A")
-    assert {d for d in said if d[0] == "vote"} == {("vote", "PRECOMMIT", 0, "A")}
-    assert ("persist",) not in said
-    assert core.stats["signing_refused_regression"] == 1
+    assert after.said() == []
 
 
-def test_restart_reuses_the_stored_signature_for_an_identical_request() -> None:
+def test_a_restarted_validator_sends_its_vote_again_with_the_same_signature() -> None:
     before = Node(0)
     before.feed(proposal("A"), valid("A"))
     original = next(a.message for a in before.actions if isinstance(a, Broadcast))
     after = Node(0, signing_state=before.persisted)
+    resent = [a.message for a in after.actions if isinstance(a, Broadcast)]
+    assert resent == [original]
     after.feed(proposal("A"), valid("A"))
-    assert after.said() == [("validate", "A"), ("vote", "PREVOTE", 0, "A")]  # no persist
-    resent = next(a.message for a in after.actions if isinstance(a, Broadcast))
-    assert resent == original
+    assert after.said() == [("validate", "A")]  # it already prevoted: no new vote
 
 
 def test_a_restarted_proposer_never_proposes_a_second_block() -> None:
@@ -82,9 +82,22 @@ def test_a_restarted_proposer_never_proposes_a_second_block() -> None:
     before.feed(value_ready("A"))
     assert ("proposal", 0, -1, "A") in before.said()
     after = Node(1, signing_state=before.persisted)
+    # It prevoted its own proposal: it resumes past proposing, and asks for no value.
+    assert not [d for d in after.said() if d[0] in ("proposal", "request_value")]
     after.feed(value_ready("B"))
     assert not [d for d in after.said() if d[0] == "proposal"]
-    assert after.core.stats["signing_refused_regression"] == 1
+    assert after.core.stats["value_late"] == 1
+
+
+def test_a_restarted_proposer_that_only_proposed_refuses_a_different_block() -> None:
+    before = Node(1)
+    assert before.core._signer is not None
+    before.core._signer.sign_proposal(1, 0, -1, ID["A"])  # crashed right after signing
+    after = Node(1, signing_state=before.core._signer.state)
+    assert ("request_value", 0) in after.said()
+    after.feed(value_ready("B"))
+    assert not [d for d in after.said() if d[0] == "proposal"]
+    assert after.core.stats["signing_refused_conflict"] == 1
 
 
 def test_a_new_height_clears_the_persisted_lock() -> None:
@@ -271,16 +284,33 @@ def test_an_observer_follows_but_never_signs() -> None:
     assert [a.block for a in actions if isinstance(a, Commit)] == [A]
 
 
-def test_the_next_height_buffer_is_bounded_for_proposals_and_votes() -> None:
+def test_the_next_height_buffer_is_bounded_per_validator() -> None:
     node = Node(0)
     config = node.core.config
-    early_proposal = _height_two(certificate("A"))[1]
-    for _ in range(config.future_proposals_max + 5):
-        node.feed(early_proposal)
-    for round in range(config.future_messages_max):
-        node.feed(vote(PREVOTE, 2, "nil", round=round % 30, height=2))
-    assert len(node.core._future) == config.future_messages_max
-    assert sum(isinstance(m, ProposalMessage) for m in node.core._future) == (
-        config.future_proposals_max
-    )
-    assert node.core.stats["message_future_dropped"] == 5 + config.future_proposals_max
+    early_proposal = _height_two(certificate("A"))[1]  # by validator 2
+    for _ in range(5):
+        node.feed(early_proposal)  # the same one: kept once
+    # Validator 3 floods signed next-height votes: it fills its own share only.
+    for round in range(3 * config.future_messages_per_validator_max):
+        node.feed(vote(PREVOTE, 3, "nil", round=round, height=2))
+    for validator in (1, 2):
+        node.feed(vote(PREVOTE, validator, "nil", height=2))
+    kept = node.core._future
+    assert len(kept[3]) == config.future_messages_per_validator_max
+    assert (len(kept[1]), len(kept[2])) == (1, 2)
+    assert node.core.stats["message_future_dropped"] == 2 * config.future_messages_per_validator_max
+    assert node.core.stats["message_future_duplicate"] == 4
+
+
+def test_unsigned_next_height_messages_are_not_buffered() -> None:
+    node = Node(0)
+    forged = [
+        msgspec.structs.replace(vote(PREVOTE, v, "nil", height=2), signature=bytes(64))
+        for v in (1, 2, 3)
+    ]
+    stranger = msgspec.structs.replace(vote(PREVOTE, 3, "nil", height=2), validator=9)
+    node.feed(*forged, stranger)
+    assert sum(len(kept) for kept in node.core._future.values()) == 0
+    assert node.core.stats["message_future_bad_signature"] == 3
+    assert node.core.stats["message_future_unknown_validator"] == 1
+

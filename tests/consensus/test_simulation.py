@@ -52,6 +52,25 @@ def test_without_faults_every_seed_reaches_the_target_in_round_zero(validators: 
         assert set(result.rounds.values()) == {0}
 
 
+# Seeds that found liveness bugs: a lock carried across heights by a restart
+# (5982), and a restarted node that could not send its earlier votes again
+# (1229, 3014, 3577 under every fault; 5330, 5390, 7131 without byzantine).
+REGRESSION_SEEDS = [
+    (5982, ["loss", "duplicate", "delay", "partition", "crash"]),
+    (1229, ALL),
+    (3014, ALL),
+    (3577, ALL),
+    (5330, ["loss", "duplicate", "delay", "partition", "crash"]),
+    (5390, ["loss", "duplicate", "delay", "partition", "crash"]),
+    (7131, ["loss", "duplicate", "delay", "partition", "crash"]),
+]
+
+
+@pytest.mark.parametrize(("seed", "faults"), REGRESSION_SEEDS)
+def test_seeds_that_once_stalled_stay_live(seed: int, faults: list[str]) -> None:
+    _check(4, range(seed, seed + 1), heights=12, faults=faults)
+
+
 def test_a_byzantine_third_or_more_breaks_agreement_and_the_checker_says_so() -> None:
     """The negative control: the checker can fail."""
     forks = 0
