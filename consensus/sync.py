@@ -1,4 +1,4 @@
-"""Catch-up: when a node is behind, fetch finalized blocks from peers (DESIGN 4).
+"""Catch-up: when a node is behind, fetch finalized blocks from peers.
 
 `CatchUp` is sans-IO: the driver tells it the heights peers work on
 (`observe`, from the messages they send), hands it each response
@@ -128,7 +128,8 @@ class CatchUp:
         self._heights: dict[int, int] = {}  # peer -> highest height it works on
         self._behind_since_ms: int | None = None
         self._in_flight: dict[int, _Request] = {}  # from_height -> request
-        self._held: dict[int, SyncResponse] = {}  # first height -> response
+        # first height -> (the peer that sent it, the response)
+        self._held: dict[int, tuple[int, SyncResponse]] = {}
         self.requests = 0
         self.timeouts = 0
 
@@ -141,6 +142,12 @@ class CatchUp:
         """Drop what `peer` claimed (its blocks did not verify); it counts again
         once it shows a height anew."""
         self._heights.pop(peer, None)
+
+    def busy(self, height: int) -> bool:
+        """Is anything to fetch or to wait for, for a node working on `height`?"""
+        return bool(self._in_flight or self._held) or any(
+            h > height for h in self._heights.values()
+        )
 
     @property
     def in_flight(self) -> int:
@@ -180,8 +187,8 @@ class CatchUp:
             return None
         first = response.blocks[0][0].header.height
         last = response.blocks[-1][0].header.height
-        if peer >= 0:  # a validator; it has every block it sent (if they verify)
-            self.observe(peer, last + 1)
+        # What the response claims (its heights) is not noted: the host notes
+        # what verified (`observe`), or forgets the peer (`forget`).
         request = self._in_flight.get(first)
         solicited = request is not None and request.peer == peer
         if solicited:
@@ -191,13 +198,15 @@ class CatchUp:
         if first <= height:
             return response
         if solicited:
-            self._held[first] = response
+            self._held[first] = (peer, response)
         return None
 
-    def next_ready(self, height: int) -> SyncResponse | None:
-        """A held response that the node, now working on `height`, can apply."""
+    def next_ready(self, height: int) -> tuple[int, SyncResponse] | None:
+        """A held response that the node, now working on `height`, can apply,
+        with the peer that sent it (which a response that does not verify
+        costs its claims)."""
         for first in sorted(self._held):
-            response = self._held[first]
+            _peer, response = self._held[first]
             if response.blocks[-1][0].header.height < height:
                 del self._held[first]  # overtaken
             elif first <= height:
@@ -215,7 +224,7 @@ class CatchUp:
             elif now_ms - request.sent_ms >= self._timeout_ms:
                 del self._in_flight[first]
                 self.timeouts += 1
-        for first, response in list(self._held.items()):
+        for first, (_peer, response) in list(self._held.items()):
             if response.blocks[-1][0].header.height < height:
                 del self._held[first]
 
@@ -230,7 +239,7 @@ class CatchUp:
         """The first height from `cursor` on that no request in flight or held
         response covers."""
         ranges = [(first, first + r.max_blocks - 1) for first, r in self._in_flight.items()]
-        ranges += [(first, r.blocks[-1][0].header.height) for first, r in self._held.items()]
+        ranges += [(first, r.blocks[-1][0].header.height) for first, (_, r) in self._held.items()]
         for first, last in sorted(ranges):
             if first <= cursor <= last:
                 cursor = last + 1

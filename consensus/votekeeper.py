@@ -124,6 +124,9 @@ class VoteKeeper:
         self._chain_id = chain_id
         self._verify = verifier
         self._rounds: dict[int, _RoundVotes] = {}
+        # (round, block) pairs with 2f+1 precommits, kept as they are reached:
+        # the state machine asks after every input.
+        self._decisions: list[tuple[int, bytes]] = []
         self.rejected: Counter[str] = Counter()
         self.evidence: list[Equivocation] = []
 
@@ -219,6 +222,10 @@ class VoteKeeper:
             candidates.append((ThresholdKind.SKIP_ROUND, NIL))
         new = [c for c in candidates if c not in votes.reported]
         votes.reported.update(new)
+        for kind, block_id in new:
+            if kind is ThresholdKind.PRECOMMIT_VALUE:
+                self._decisions.append((round, block_id))
+                self._decisions.sort()
         return [Threshold(kind, round, block_id) for kind, block_id in new]
 
     # ------------------------------------------------------------ queries
@@ -262,12 +269,7 @@ class VoteKeeper:
 
     def decisions(self) -> list[tuple[int, bytes]]:
         """(round, block) pairs with 2f+1 precommits, lowest round first."""
-        found = []
-        for round in sorted(self._rounds):
-            block_id = self.quorum_value(round, VoteKind.PRECOMMIT)
-            if block_id is not None:
-                found.append((round, block_id))
-        return found
+        return self._decisions
 
     def certificate(self, round: int, block_id: bytes) -> CommitCertificate:
         """The commit certificate: every counted precommit for `block_id` in `round`."""

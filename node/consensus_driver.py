@@ -1,75 +1,50 @@
-"""The consensus driver: feeds the pure core, executes its actions in order,
-runs its one timer, and drives catch-up (DESIGN 4 and 8).
+"""The consensus driver: the trio shell of `consensus.host.Host`.
 
-Actions run in the order the core emits them and synchronously, so the
-signing state is fsynced before the broadcast that follows it leaves the
-node. Answers the core asks for (a block to propose, a block's state check)
-are computed at once and fed back through the same input queue.
+The host does the work (it executes the core's actions, keeps its timers,
+drives catch-up); this shell gives it the node's ports (the store and chain,
+the mempool, gossip, the transaction-signature cache), the wall clock, and
+one timer task. The simulator runs the same host over simulated ports, so the
+logic here is only what is trio- or node-specific: reading the clock, waking
+the timer, logging, timing steps for the metrics.
 
-A `StorageError` while executing an action (persisting the signing state,
-committing a block, reading the store) fails the node (`node.health`): the
-remaining actions of that step, among them the broadcast of the signature
-that could not be persisted, are dropped, and the core is never stepped
-again; its in-memory state is ahead of the disk and must not be acted on.
+A `StorageError` while the host executes an action fails the node
+(`node.health`): the host drops the rest of that step, among them the
+broadcast of a signature that could not be persisted, and never steps the
+core again.
 """
 
 from __future__ import annotations
 
 import collections
-import heapq
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-import msgspec
 import trio
 
-from consensus.blocks import build_block, state_problem
-from consensus.core import Core
-from consensus.messages import (
-    BlockValidated,
-    Broadcast,
-    Commit,
-    DecidedBlock,
-    PersistSigningState,
-    ProposalMessage,
-    ReportEvidence,
-    RequestValue,
-    ScheduleTimeout,
-    Step,
-    TimeoutElapsed,
-    TxsAvailable,
-    ValidateBlock,
-    ValueReady,
-)
-from consensus.sync import SYNC_BLOCKS_MAX, CatchUp, RawSyncResponse, SyncRequest, SyncResponse
+from consensus.core import Anchor, Core
+from consensus.host import Host
+from consensus.messages import Equivocation, Input, ProposalMessage, Step
+from consensus.sync import CatchUp, RawSyncResponse, SyncRequest, SyncResponse
 from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
 from node.chain import Chain
 from node.health import StorageHealth
 from node.messages import encode_consensus, encode_sync
-from sequencer.crypto import (
-    proposal_signing_bytes,
-    verify_signature,
-    verify_transaction,
-    vote_signing_bytes,
-)
-from sequencer.ids import block_id, tx_id
-from sequencer.types import Block, Transaction, Vote
+from sequencer.crypto import verify_transaction
+from sequencer.ids import tx_id
+from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
 from storage.errors import StorageError
 
-__all__ = ["ConsensusDriver", "wall_ms"]
+__all__ = ["ConsensusDriver", "verified_cache", "wall_ms"]
 
 log = logging.getLogger("sequencer.consensus")
 
-SYNC_POLL_S = 0.1
-SYNC_PATIENCE_MS = 300
-SYNC_PROBE_MS = 1_000
-# A sync response stays well inside one gossip message (4 MiB).
-SYNC_RESPONSE_BYTES_MAX = 3 * 1024 * 1024
-EVIDENCE_KEPT_MAX = 64
+# The timer task sleeps at most this long, so a clock offset set by a chaos
+# run (which moves consensus time, not trio's) is noticed soon.
+TIMER_SLEEP_S_MAX = 1.0
 
 
 def wall_ms() -> int:
@@ -89,56 +64,90 @@ class ConsensusDriver:
         health: StorageHealth | None = None,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
-        """`clock` gives the consensus time in Unix milliseconds (a chaos run
+        """`peer_keys[i]` is validator i's public key (b"" for this node);
+        `clock` gives the consensus time in Unix milliseconds (a chaos run
         offsets it to jump one node's clock)."""
-        self.core = core
         self.health = StorageHealth() if health is None else health
+        self.chain = chain
+        self.gossip = gossip
         self._clock = clock
         # Set by the node to its cache of verified transactions.
         self.remember_verified: Callable[[Transaction], None] = lambda tx: None
-        self.chain = chain
-        self.gossip = gossip
-        self._peer_keys = peer_keys  # validator index -> public key (b"" for us)
-        self._validator_of = {key: index for index, key in enumerate(peer_keys) if key}
-        self._rng = rng
-        self._is_verified = is_verified
-        self._inputs: collections.deque[object] = collections.deque()
-        self._busy = False
-        self._timers: list[tuple[int, int, TimeoutElapsed]] = []
-        self._timer_sequence = 0
-        self._timer_changed = trio.Event()
-        self.catchup = CatchUp(rng, patience_ms=SYNC_PATIENCE_MS)
-        self._commit_unsynced = False  # while applying a sync response
-        self._unsynced_commits = 0
-        self.peer_heights: dict[int, int] = {}
-        self.evidence: collections.deque[object] = collections.deque(maxlen=EVIDENCE_KEPT_MAX)
-        self.counts: collections.Counter[str] = collections.Counter()
+        self.host = Host(
+            core,
+            chain=_ChainPort(chain),
+            mempool=_MempoolPort(chain),
+            network=_GossipPort(gossip, self),
+            transactions=_TransactionsPort(is_verified, self),
+            peers=[key or None for key in peer_keys],
+            rng=rng,
+            storage_errors=(StorageError,),
+            on_failure=self._failed,
+        )
+        self.host.on_evidence = self._evidence
+        self.host.on_synced = self._synced
+        self.host.on_block_rejected = self._rejected
         self.on_step: Callable[[str, float], None] = lambda step, seconds: None
         self._position: tuple[int, int, Step] | None = None
         self._position_since = 0.0
+        self._wake = trio.Event()
+        self._txs_waiting = False
+
+    # ------------------------------------------------------------------ the host's view
+
+    @property
+    def core(self) -> Core:
+        return self.host.core
+
+    @property
+    def counts(self) -> collections.Counter[str]:
+        return self.host.counts
+
+    @property
+    def evidence(self) -> collections.deque[Equivocation]:
+        return self.host.evidence
+
+    @property
+    def catchup(self) -> CatchUp:
+        return self.host.catchup
+
+    @property
+    def peer_heights(self) -> dict[int, int]:
+        return self.host.peer_heights
+
+    @property
+    def behind(self) -> bool:
+        return self.host.behind
+
+    def claimed_height(self) -> int:
+        return self.host.claimed_height()
 
     # ------------------------------------------------------------------ inputs
 
     def start(self) -> None:
-        self._execute_all(self.core.start(self._clock()))
+        self.host.start(self._clock())
+        self._stepped()
 
-    def feed(self, event: object) -> None:
-        """Step the core with `event` and everything its actions feed back."""
-        if self.health.failed:
-            return  # the core is ahead of the disk: never step it again
-        self._inputs.append(event)
-        if self._busy:
-            return  # the loop below is already running further up the stack
-        self._busy = True
-        try:
-            while self._inputs and not self.health.failed:
-                self._execute_all(self.core.step(self._inputs.popleft(), self._clock()))
-        finally:
-            self._busy = False
-        if self.health.failed:
-            self._inputs.clear()
-            self._timers.clear()
-            return
+    def feed(self, event: Input) -> None:
+        self.host.feed(event, self._clock())
+        self._stepped()
+
+    def on_message(self, message: ProposalMessage | Vote) -> None:
+        self.host.on_message(message, self._clock())
+        self._stepped()
+
+    def on_sync(self, message: SyncRequest | SyncResponse, peer: bytes) -> None:
+        self.host.on_sync(message, peer, self._clock())
+        self._stepped()
+
+    def txs_available(self) -> None:
+        """The mempool has transactions: wake the timer task, which steps the
+        core (not the caller: a `POST /tx` does not build a block)."""
+        self._txs_waiting = True
+        self._wake.set()
+
+    def _stepped(self) -> None:
+        self._wake.set()  # the host's next timer may have moved
         self._time_step()
 
     def _time_step(self) -> None:
@@ -152,296 +161,119 @@ class ConsensusDriver:
             self.on_step(self._position[2].name.lower(), now - self._position_since)
         self._position, self._position_since = position, now
 
-    def on_message(self, message: ProposalMessage | Vote) -> None:
-        if isinstance(message, Vote):
-            validator, height = message.validator, message.height
-        else:
-            validator, height = message.proposal.validator, message.proposal.height
-        if self._is_news(validator, height) and self._signed_by(validator, message):
-            self._observe(validator, height)
-        self.feed(message)
+    # ------------------------------------------------------------------ the one timer
 
-    def on_sync(self, message: SyncRequest | SyncResponse, peer: bytes) -> None:
-        if isinstance(message, SyncRequest):
-            if self.health.failed:
-                return
-            try:
-                response = self._serve(message)
-            except StorageError as error:
-                self.health.fail("reading blocks for a peer", error)
-                return
-            if response is not None:
-                self.gossip.send_nowait(peer, Topic.SYNC, encode_sync(response))
-            return
-        validator = self._validator_of.get(peer, -1)  # -1: not a validator
-        height = self.core.height
-        response = self.catchup.received(validator, message, height)
-        while response is not None:
-            self._apply(response)
-            response = self.catchup.next_ready(self.core.height)
-        # The heights a response claims prove nothing until its certificates
-        # verify (the core checks them); a peer whose blocks for our height do
-        # not verify loses the height it claimed, and catch-up asks someone
-        # else until it claims one again.
-        first = message.blocks[0][0].header.height if message.blocks else None
-        if first == height and self.core.height == height and validator >= 0:
-            self.counts["sync_responses_refused"] += 1
-            self.catchup.forget(validator)
-            self.peer_heights.pop(validator, None)
-        self._request_blocks()  # pipelined: the next range leaves at once
+    async def run(self) -> None:
+        """The host's timers and catch-up polls, and waiting transactions."""
+        while True:
+            if self._wake.is_set():
+                self._wake = trio.Event()
+            if self._txs_waiting:
+                self._txs_waiting = False
+                self.host.txs_available(self._clock())
+                self._time_step()
+            due = self.host.next_timer_ms()
+            delay_s = TIMER_SLEEP_S_MAX if due is None else (due - self._clock()) / 1000
+            with trio.move_on_after(min(TIMER_SLEEP_S_MAX, max(0.0, delay_s))):
+                await self._wake.wait()
+            due = self.host.next_timer_ms()
+            now = self._clock()
+            if due is not None and due <= now:
+                self.host.on_timer(now)
+                self._time_step()
 
-    def _apply(self, response: SyncResponse) -> None:
-        """Feed a response's blocks to the core, storing them unsynced; then one
-        synced write makes them all durable. Signatures stay safe: the signing
-        state is written synced, and LevelDB syncs its log in order, so any
-        later signature finds these blocks durable before it leaves the node."""
-        parent = response.parent_certificate
-        first = self.core.height
-        self._commit_unsynced = True
-        try:
-            for block, certificate in response.blocks:
-                height = self.core.height
-                if block.header.height == height:
-                    self.feed(DecidedBlock(block, certificate, parent))
-                    if self.core.height == height:
-                        break  # refused (counted by the core): the rest cannot follow
-                elif block.header.height > height:
-                    break
-                # Each block's last_commit_id names the peer's certificate of
-                # the block before, which is the one in this response.
-                parent = certificate
-        finally:
-            self._commit_unsynced = False
-            if self._unsynced_commits:
-                self._unsynced_commits = 0
-                self.chain.sync()
-        if self.core.height > first:
-            log.info("synced heights %d..%d from a peer", first, self.core.height - 1)
+    # ------------------------------------------------------------------ reports
 
-    def txs_available(self) -> None:
-        self.feed(TxsAvailable())
+    def _failed(self, what: str, error: Exception) -> None:
+        assert isinstance(error, StorageError)
+        self.health.fail(what, error)
 
-    @property
-    def behind(self) -> bool:
-        """Peers work on heights beyond the next one: we are catching up."""
-        return self.claimed_height() > self.core.height + 1
+    def _evidence(self, evidence: Equivocation) -> None:
+        log.warning("equivocation by validator %d", evidence.first.validator)
 
-    def claimed_height(self) -> int:
-        """The highest height that validators holding more than 1/3 of the power
-        work on: at least one of them is honest, so one byzantine validator
-        signing a vote at height 10**12 cannot keep this node "behind"."""
-        validators = self.core.validators
-        power = 0
-        for validator, height in sorted(self.peer_heights.items(), key=lambda e: -e[1]):
-            power += validators.powers[validator]
-            if validators.is_one_third(power):
-                return height
-        return 0
+    def _synced(self, first: int, last: int) -> None:
+        log.info("synced heights %d..%d from a peer", first, last)
 
-    def _is_news(self, validator: int, height: int) -> bool:
-        """Would this (validator, height) raise what we know of a peer?"""
-        if not (0 <= validator < len(self._peer_keys) and self._peer_keys[validator]):
-            return False  # ourselves, or no validator at all: nothing to track
-        return height > self.core.height and height > self.peer_heights.get(validator, 0)
+    def _rejected(self, block: Block, problem: str) -> None:
+        log.info("block %d rejected: %s", block.header.height, problem)
 
-    def _signed_by(self, validator: int, message: ProposalMessage | Vote) -> bool:
-        """The signature check the core skips for messages of heights it does
-        not work on yet: without it anyone could claim a validator is ahead."""
-        chain_id = self.core.chain_id
-        if isinstance(message, Vote):
-            signed = vote_signing_bytes(
-                chain_id, message.kind, message.height, message.round, message.block_id
-            )
-            signature = message.signature
-        else:
-            p = message.proposal
-            signed = proposal_signing_bytes(chain_id, p.height, p.round, p.pol_round, p.block_id)
-            signature = p.signature
-        if verify_signature(self._peer_keys[validator], signed, signature):
-            return True
-        self.counts["height_claims_unsigned"] += 1
-        return False
 
-    def _observe(self, validator: int, height: int) -> None:
-        self.catchup.observe(validator, height)
-        if height > self.peer_heights.get(validator, 0):
-            self.peer_heights[validator] = height
+# ---------------------------------------------------------------------- the node's ports
 
-    # ----------------------------------------------------------------- actions
 
-    def _execute_all(self, actions: list[object]) -> None:
-        for action in actions:
-            if self.health.failed:
-                return  # above all, no Broadcast of a signature that is not on disk
-            try:
-                self._execute(action)
-            except StorageError as error:
-                self.health.fail(_failed_action(action), error)
+class _ChainPort:
+    """The host's chain port over `node.chain.Chain` and its store."""
 
-    def _execute(self, action: object) -> None:
-        if isinstance(action, PersistSigningState):
-            started = time.perf_counter()
-            self.chain.store.save_signing_state(action.state)
-            self.chain.on_storage_write("signing_state", time.perf_counter() - started)
-        elif isinstance(action, Broadcast):
-            self._broadcast(action.message)
-        elif isinstance(action, ScheduleTimeout):
-            self._schedule(action)
-        elif isinstance(action, RequestValue):
-            self._inputs.append(self._build(action))
-        elif isinstance(action, ValidateBlock):
-            self._inputs.append(self._validate(action.block))
-        elif isinstance(action, Commit):
-            sync = not self._commit_unsynced
-            self.chain.commit(
-                action.block, action.certificate, action.parent_certificate, sync=sync
-            )
-            self._unsynced_commits += not sync
-            self.counts["blocks_committed"] += 1
-            if self.chain.mempool.statistics().get("pending", 0):
-                self._inputs.append(TxsAvailable())
-        elif isinstance(action, ReportEvidence):
-            self.evidence.append(action.evidence)
-            self.counts["equivocations"] += 1
-            log.warning("equivocation by validator %d", action.evidence.first.validator)
+    def __init__(self, chain: Chain) -> None:
+        self._chain = chain
+        self.next_nonce = chain.store.next_nonce
+        self.state_root = chain.state_root
+        self.anchor: Callable[[], Anchor] = chain.anchor
+        self.sync = chain.sync
 
-    def _broadcast(self, message: ProposalMessage | Vote) -> None:
-        try:
-            self.gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(message))
-        except BacklogFullError:
-            # Rebroadcast repairs this; a vote must not wait behind transactions.
-            self.counts["broadcast_dropped"] += 1
+    def height(self) -> int:
+        return self._chain.store.height()
 
-    def _build(self, request: RequestValue) -> ValueReady:
-        chain = self.chain
-        selected = chain.mempool.select(request.max_gas, request.max_txs)
-        block, _ = build_block(
-            chain_id=chain.genesis.chain_id,
-            height=request.height,
-            round=request.round,
-            proposer=request.proposer,
-            timestamp_ms=max(self._clock(), request.timestamp_ms_min),
-            parent_id=request.parent_id,
-            last_commit_id=request.last_commit_id,
-            parent_state_root=chain.state_root(),
-            txs=[entry.tx for entry in selected],
-            next_nonce=chain.store.next_nonce,
-        )
-        return ValueReady(request.height, request.round, block)
+    def commit(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        parent_certificate: CommitCertificate | None,
+        *,
+        sync: bool,
+    ) -> None:
+        self._chain.commit(block, certificate, parent_certificate, sync=sync)
 
-    def _validate(self, block: Block) -> BlockValidated:
-        problem = state_problem(
-            block,
-            parent_state_root=self.chain.state_root(),
-            next_nonce=self.chain.store.next_nonce,
-            is_verified=self._is_verified,
-            verify=self._verify_counted,
-        )
-        if problem is not None:
-            log.info("block %d rejected: %s", block.header.height, problem)
-        return BlockValidated(block_id(block.header), problem is None, problem or "")
+    def save_signing_state(self, state: SigningState) -> None:
+        started = time.perf_counter()
+        self._chain.store.save_signing_state(state)
+        self._chain.on_storage_write("signing_state", time.perf_counter() - started)
 
-    def _verify_counted(self, tx: Transaction) -> bool:
-        self.counts["block_txs_verified"] += 1
+    def finalized_encoded(self, first: int, last: int) -> Iterable[tuple[bytes, bytes]]:
+        return self._chain.store.finalized_bytes(first, last)
+
+    def certificate_encoded(self, height: int) -> bytes | None:
+        return self._chain.store.certificate_bytes(height)
+
+
+class _MempoolPort:
+    def __init__(self, chain: Chain) -> None:
+        self._mempool = chain.mempool
+
+    def select(self, max_gas: int, max_txs: int) -> list[Transaction]:
+        return [entry.tx for entry in self._mempool.select(max_gas, max_txs)]
+
+    def has_pending(self) -> bool:
+        return self._mempool.statistics().get("pending", 0) > 0
+
+
+class _TransactionsPort:
+    def __init__(self, is_verified: Callable[[bytes], bool], driver: ConsensusDriver) -> None:
+        self.is_verified = is_verified
+        self._driver = driver
+
+    def verify(self, tx: Transaction) -> bool:
         if not verify_transaction(tx):
             return False
-        self.remember_verified(tx)  # its gossip may still arrive: not again
+        self._driver.remember_verified(tx)  # its gossip may still arrive: not again
         return True
 
-    # ------------------------------------------------------------------ timers
 
-    def _schedule(self, action: ScheduleTimeout) -> None:
-        self._timer_sequence += 1
-        timeout = TimeoutElapsed(action.kind, action.height, action.round)
-        heapq.heappush(
-            self._timers, (self._clock() + action.delay_ms, self._timer_sequence, timeout)
-        )
-        self._timer_changed.set()
+class _GossipPort:
+    def __init__(self, gossip: GossipNode, driver: ConsensusDriver) -> None:
+        self._gossip = gossip
+        self._driver = driver
 
-    async def run_timers(self) -> None:
-        while True:
-            if self._timer_changed.is_set():
-                self._timer_changed = trio.Event()
-            delay_s = (self._timers[0][0] - self._clock()) / 1000 if self._timers else 3600.0
-            with trio.move_on_after(max(0.0, delay_s)):
-                await self._timer_changed.wait()
-            now = self._clock()
-            while self._timers and self._timers[0][0] <= now:
-                _at, _sequence, timeout = heapq.heappop(self._timers)
-                self.feed(timeout)
+    def broadcast(self, message: ProposalMessage | Vote) -> None:
+        try:
+            self._gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(message))
+        except BacklogFullError:
+            # Rebroadcast repairs this; a vote must not wait behind transactions.
+            self._driver.counts["broadcast_dropped"] += 1
 
-    # ---------------------------------------------------------------- catch-up
-
-    async def run_catchup(self) -> None:
-        """Fetch blocks from peers seen ahead (requests also leave as soon as a
-        response is applied; this loop starts catch-up, and re-asks ranges
-        whose answer timed out); and, since idle peers send nothing (no
-        transactions, no heights), ask one at random now and then whether it
-        has blocks we lack (a restarted or late node learns so)."""
-        probe_at = 0
-        while True:
-            await trio.sleep(SYNC_POLL_S)
-            if self.health.failed:
-                continue  # nothing fetched could be stored
-            if self._request_blocks():
-                continue
-            now = self._clock()
-            # The probe runs even while requests are out: the peers seen ahead
-            # may be a byzantine validator claiming heights it cannot serve.
-            if now >= probe_at:
-                probe_at = now + SYNC_PROBE_MS
-                peers = [i for i, key in enumerate(self._peer_keys) if key]
-                if peers:
-                    request = SyncRequest(self.core.height, SYNC_BLOCKS_MAX)
-                    self._request(self._rng.choice(peers), request)
-
-    def _request_blocks(self) -> bool:
-        """Send what catch-up asks for now; whether it asked for anything."""
-        wanted = self.catchup.poll(self.core.height, self._clock())
-        for validator, request in wanted:
-            self._request(validator, request)
-        return bool(wanted)
-
-    def _request(self, validator: int, request: SyncRequest) -> None:
-        if 0 <= validator < len(self._peer_keys) and self._peer_keys[validator]:
-            self.counts["sync_requests"] += 1
-            # A fresh nonce: an identical earlier request would be dropped as seen.
-            request = msgspec.structs.replace(request, nonce=self._rng.getrandbits(64))
-            message = encode_sync(request)
-            self.gossip.send_nowait(self._peer_keys[validator], Topic.SYNC, message)
-
-    def _serve(self, request: SyncRequest) -> RawSyncResponse | None:
-        """Up to `max_blocks` finalized blocks, within one gossip message, from
-        their stored encodings (nothing decoded, nothing re-encoded)."""
-        store = self.chain.store
-        tip = store.height()
-        if request.from_height > tip:
-            return None
-        last = min(tip, request.from_height + request.max_blocks - 1)
-        blocks: list[tuple[msgspec.Raw, msgspec.Raw]] = []
-        size = 0
-        for block, certificate in store.finalized_bytes(request.from_height, last):
-            size += len(block) + len(certificate)
-            if blocks and size > SYNC_RESPONSE_BYTES_MAX:
-                break
-            blocks.append((msgspec.Raw(block), msgspec.Raw(certificate)))
-        parent = None
-        if request.from_height > 1:
-            raw = store.certificate_bytes(request.from_height - 1)
-            assert raw is not None, "a stored block has a stored certificate below it"
-            parent = msgspec.Raw(raw)
-        self.counts["sync_served_blocks"] += len(blocks)
-        return RawSyncResponse(parent, blocks)
-
-
-def _failed_action(action: object) -> str:
-    """What the node was doing when a storage error hit `action`, for the log and /health."""
-    if isinstance(action, PersistSigningState):
-        state = action.state
-        return f"persisting the signing state (height {state.height}, round {state.round})"
-    if isinstance(action, Commit):
-        return f"committing the block at height {action.block.header.height}"
-    return f"reading the store for consensus ({type(action).__name__})"
+    def send(self, peer: object, message: SyncRequest | RawSyncResponse) -> None:
+        assert isinstance(peer, bytes)
+        self._gossip.send_nowait(peer, Topic.SYNC, encode_sync(message))
 
 
 def verified_cache(

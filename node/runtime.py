@@ -234,11 +234,8 @@ class Node:
                 nursery.start_soon(self._read_transactions, self.gossip.subscribe(Topic.TX, 65_536))
                 nursery.start_soon(self._read_consensus, self.gossip.subscribe(Topic.CONSENSUS))
                 nursery.start_soon(self._read_sync, self.gossip.subscribe(Topic.SYNC))
-                self.consensus.start()
-                if self.mempool.statistics()["pending"]:
-                    self.consensus.txs_available()
-                nursery.start_soon(self.consensus.run_timers)
-                nursery.start_soon(self.consensus.run_catchup)
+                self.consensus.start()  # it steps the core for pending transactions
+                nursery.start_soon(self.consensus.run)
                 nursery.start_soon(self._announce_restored)
                 if self.batcher is not None:
                     nursery.start_soon(self._run_batcher, self.batcher)

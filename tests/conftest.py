@@ -1,4 +1,5 @@
-"""Test-wide settings: hypothesis profiles and the `--runslow` switch.
+"""Test-wide settings: hypothesis profiles, the `--runslow` switch, and the
+simulator's seed range.
 
 Profiles (HYPOTHESIS_PROFILE): `dev` (default), `ci` (derandomized, chosen
 when CI=true, so CI failures replay exactly), `soak` (many more examples).
@@ -7,6 +8,7 @@ when CI=true, so CI failures replay exactly), `soak` (many more examples).
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -24,6 +26,15 @@ settings.register_profile("soak", max_examples=5_000, deadline=None)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev")
 )
+
+
+# The simulator tests draw their seeds from a new range each run (so that runs
+# add up to many seeds); the header prints it, `SIM_SEED_BASE=K` replays it.
+SIM_SEED_BASE = int(os.environ.get("SIM_SEED_BASE") or random.randrange(10**6, 10**9))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"simulator seeds: SIM_SEED_BASE={SIM_SEED_BASE} (set it to replay this run's seeds)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -143,7 +143,7 @@ def test_an_early_response_is_held_until_the_node_reaches_it() -> None:
     assert sync.poll(1, PATIENCE + 1) == []  # held + in flight fill the window
     first = response(1, 10)
     assert sync.received(0, first, 1) is first
-    assert sync.next_ready(11) is later
+    assert sync.next_ready(11) == (0, later)
     assert sync.held == 0
     # 21..30 is still in flight: the next request starts after it.
     assert froms(sync.poll(21, PATIENCE + 2)) == [31, 41]
@@ -252,7 +252,8 @@ def test_outstanding_work_never_exceeds_the_window() -> None:
                 while ready is not None:
                     last = ready.blocks[-1][0].header.height
                     height = max(height, last + 1)
-                    ready = sync.next_ready(height)
+                    held = sync.next_ready(height)
+                    ready = None if held is None else held[1]
             assert sync.in_flight + sync.held <= window
         assert height >= target, seed
 
@@ -267,3 +268,13 @@ def test_a_raw_response_encodes_as_the_typed_one() -> None:
     )
     assert encode(raw) == encode(typed)
     assert encode(RawSyncResponse(None, [])) == encode(SyncResponse(None, []))
+
+
+def test_what_a_response_claims_is_not_believed() -> None:
+    # A lying server sends one real block and junk claiming a far height: the
+    # node must not keep asking it for heights nobody has shown.
+    sync = catchup()
+    assert sync.received(3, response(5, 900), 5) is not None  # applied (and judged) by the host
+    assert started(sync, height=6) == []
+    sync.observe(3, 7)  # what the host notes once blocks verified
+    assert froms(started(sync, height=6, now=PATIENCE)) == [6]

@@ -7,9 +7,10 @@ import random
 from collections import deque
 
 from consensus.core import Core
+from consensus.host import HostConfig
 from consensus.sync import SYNC_BLOCKS_MAX, SyncRequest
 from node.chain import Chain
-from node.consensus_driver import SYNC_PATIENCE_MS, ConsensusDriver, wall_ms
+from node.consensus_driver import ConsensusDriver, wall_ms
 from node.messages import decode_sync
 from sequencer.certificate import ValidatorSet
 from sequencer.mempool import Mempool, MempoolConfig
@@ -83,8 +84,8 @@ def test_a_node_behind_fetches_every_block_pipelined_with_one_fsync_per_response
     client.catchup.observe(0, BLOCKS + 1)
     client.peer_heights[0] = BLOCKS + 1
     assert client.catchup.poll(1, wall_ms()) == []
-    for _peer, request in client.catchup.poll(1, wall_ms() + SYNC_PATIENCE_MS):
-        client._request(0, request)
+    for _peer, request in client.catchup.poll(1, wall_ms() + HostConfig().sync_patience_ms):
+        client.host._request(0, request)
     in_flight_at_start = len(wire)
     assert in_flight_at_start > 1  # pipelined: several ranges asked at once
 

@@ -12,7 +12,7 @@ def test_repeated_requests_for_one_height_are_distinct_messages() -> None:
     sent: list[bytes] = []
     rig.gossip.send_nowait = lambda peer, topic, data: sent.append(data)  # type: ignore[method-assign]
     for _ in range(3):
-        rig.driver._request(2, SyncRequest(5, 64))
+        rig.driver.host._request(2, SyncRequest(5, 64))
     assert len(set(sent)) == 3  # identical bytes would be dropped as seen by the peer
     for data in sent:
         request = decode_sync(data)

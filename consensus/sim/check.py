@@ -1,10 +1,12 @@
-"""The simulator's judge: the invariants every run must keep (DESIGN 13.2),
-and the memoized signature verifier the simulated nodes share.
+"""The simulator's judge: the invariants every run must keep, and the
+memoized signature verifier the simulated nodes share.
 
 Safety: agreement (no two honest nodes finalize different blocks at a height),
 every certificate valid against the genesis validators, no honest validator
-signs two different messages for one (height, round, step). Liveness is
-checked by the run itself once the faults have healed.
+signs two different messages for one (height, round, step), and every
+commit applies to the committing node's stored chain. Liveness is checked by
+the run (`run.py`): while at most f validators are faulty, and after the
+faults heal.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from __future__ import annotations
 from consensus.messages import ProposalMessage
 from sequencer.certificate import ValidatorSet, verify_certificate
 from sequencer.crypto import (
-    proposal_signing_bytes,
     tx_signing_bytes,
     verify_signature,
-    vote_signing_bytes,
 )
 from sequencer.errors import CertificateError
 from sequencer.ids import block_id
@@ -56,9 +56,18 @@ class Verifier:
 class Checker:
     """Safety and liveness invariants, checked as the run goes."""
 
-    def __init__(self, validators: ValidatorSet, honest: set[int], verifier: Verifier) -> None:
+    def __init__(
+        self,
+        validators: ValidatorSet,
+        honest: set[int],
+        verifier: Verifier,
+        honest_validators: set[int] | None = None,
+    ) -> None:
+        """`honest`: the honest nodes (observers too); `honest_validators`:
+        the validator indices whose signatures must never conflict."""
         self._validators = validators
         self._honest = honest
+        self._honest_validators = honest if honest_validators is None else honest_validators
         self._verify = verifier
         self.finalized: dict[int, tuple[bytes, int]] = {}  # height -> (block, first node)
         self.rounds: dict[int, int] = {}  # height -> round of the first certificate seen
@@ -111,23 +120,23 @@ class Checker:
             self.violation(f"certificate: node {node} height {height}: {exc}")
 
     def on_signed(self, message: ProposalMessage | Vote) -> None:
-        """Record what an honest validator signed; two different bytes at one step conflict.
+        """Record what an honest validator signed; two different signatures at
+        one (height, round, step) conflict (Ed25519 signatures are
+        deterministic: the same bytes always get the same signature).
 
         Nodes also relay other validators' votes, so the signer is the
         message's validator, not the node that sends it."""
-        validator = message.validator if isinstance(message, Vote) else message.proposal.validator
-        if validator not in self._honest:
-            return
         if isinstance(message, Vote):
-            step = int(message.kind) + 1
-            signed = vote_signing_bytes(
-                CHAIN_ID, message.kind, message.height, message.round, message.block_id
-            )
-            where = (validator, message.height, message.round, step)
+            validator = message.validator
+            where = (validator, message.height, message.round, int(message.kind) + 1)
+            signature = message.signature
         else:
             p = message.proposal
-            signed = proposal_signing_bytes(CHAIN_ID, p.height, p.round, p.pol_round, p.block_id)
+            validator = p.validator
             where = (validator, p.height, p.round, 1)
-        previous = self._signed.setdefault(where, signed)
-        if previous != signed:
+            signature = p.signature
+        if validator not in self._honest_validators:
+            return
+        previous = self._signed.setdefault(where, signature)
+        if previous != signature:
             self.violation(f"conflicting signatures: validator {validator} at {where[1:]}")

@@ -1,0 +1,119 @@
+"""The simulated network: per-link loss, duplication, latency (which reorders),
+partitions and one-way cuts, and each node's seen-cache.
+
+The seen-cache is the node's gossip behaviour that matters to consensus: a
+node drops a message whose bytes it delivered within `SEEN_TTL_MS`, so a
+re-sent copy of a message its core once dropped (too early, say) does not
+come back for minutes. A crash empties it. Catch-up messages carry a nonce
+or are fresh objects, so only consensus messages are deduplicated.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from consensus.messages import ProposalMessage
+from sequencer.types import Vote
+
+__all__ = ["SEEN_TTL_MS", "Links", "Network"]
+
+SEEN_TTL_MS = 120_000  # the node's gossip default
+SEEN_PRUNE_AT = 50_000
+
+
+class Links:
+    """What goes wrong on the links right now (changed by the fault plan)."""
+
+    __slots__ = ("blocked", "duplicate", "latency_ms", "loss", "spike", "spike_ms")
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.duplicate = 0.0
+        self.latency_ms = (1, 5)
+        self.spike = 0.0  # the chance of a latency spike ...
+        self.spike_ms = 0  # ... of up to this much
+        self.blocked: set[tuple[int, int]] = set()  # (source, destination) cut
+
+
+def message_key(message: object) -> object | None:
+    """What the seen-cache knows a consensus message by (None: not deduplicated).
+
+    A vote is its own key; a proposal carries a block (unhashable lists), so
+    it is known by its signature and the object (re-sends re-use the object,
+    which the cache holds, so the identity stays unique)."""
+    if isinstance(message, Vote):
+        return message
+    if isinstance(message, ProposalMessage):
+        return (message.proposal.signature, id(message))
+    return None
+
+
+class Network:
+    """Links between `size` nodes; `receivers[i](source, message)` delivers to node i."""
+
+    def __init__(self, queue: Any, rng: random.Random, size: int) -> None:
+        self._queue = queue
+        self._rng = rng
+        self.size = size
+        self.links = Links()
+        self.receivers: list[Callable[[int, Any], None]] = []
+        self._seen: list[dict[object, tuple[int, object]]] = [{} for _ in range(size)]
+        self.sent = 0
+        self.dropped = 0
+        self.deduplicated = 0
+
+    def partition(self, links: Iterable[tuple[int, int]]) -> None:
+        self.links.blocked = set(links)
+
+    def forget(self, node: int) -> None:
+        """A crash: the node's seen-cache is gone."""
+        self._seen[node] = {}
+
+    def send(self, source: int, destination: int, message: object) -> None:
+        key = message_key(message)
+        if key is not None:
+            # A copy its destination already delivered would be dropped there
+            # (unless it crashes while the copy flies, which is no different
+            # from a loss): do not even put it on the wire. Re-sends of
+            # every vote of the last rounds make most of the traffic.
+            entry = self._seen[destination].get(key)
+            if entry is not None and self._queue.now_ms - entry[0] < SEEN_TTL_MS:
+                self.deduplicated += 1
+                return
+        self.sent += 1
+        links = self.links
+        rng = self._rng
+        if (source, destination) in links.blocked or (links.loss and rng.random() < links.loss):
+            self.dropped += 1
+            return
+        copies = 2 if links.duplicate and rng.random() < links.duplicate else 1
+        low, high = links.latency_ms
+        for _ in range(copies):
+            delay = low + int(rng.random() * (high - low + 1))
+            if links.spike and rng.random() < links.spike:
+                delay += int(rng.random() * links.spike_ms)
+            self._queue.after(delay, self._deliver, (source, destination, message))
+
+    def broadcast(self, source: int, message: object) -> None:
+        for destination in range(self.size):
+            if destination != source:
+                self.send(source, destination, message)
+
+    def _deliver(self, packet: tuple[int, int, object]) -> None:
+        source, destination, message = packet
+        key = message_key(message)
+        if key is not None:
+            seen = self._seen[destination]
+            now = self._queue.now_ms
+            entry = seen.get(key)
+            if entry is not None and now - entry[0] < SEEN_TTL_MS:
+                self.deduplicated += 1
+                return
+            seen[key] = (now, message)
+            if len(seen) > SEEN_PRUNE_AT:
+                self._seen[destination] = {
+                    k: e for k, e in seen.items() if now - e[0] < SEEN_TTL_MS
+                }
+        self.receivers[destination](source, message)
