@@ -137,6 +137,7 @@ class Core:
         self._future: dict[int, list[ProposalMessage | Vote]] = {}  # validator -> messages
         self._future_proposals = 0
         self._now = 0
+        self._quiet = False  # the input changed nothing the rules read
         self.anchor = anchor
         self._reset_height(anchor.height + 1)
         self._handlers: dict[type, Callable] = {
@@ -185,9 +186,15 @@ class Core:
     def _begin(self, now_ms: int) -> None:
         self._now = now_ms
         self._actions = []
+        self._quiet = False
 
     def _finish(self) -> list[Action]:
-        self._run_rules()
+        # The rules are a function of the state, and none fired when they were
+        # last evaluated: an input that changed nothing (a duplicate, a stale
+        # or refused message: most of what a node receives) cannot make one
+        # fire. Only validity for our prevote also depends on the clock.
+        if not (self._quiet and not self._early):
+            self._run_rules()
         actions, self._actions = self._actions, []
         return actions
 
@@ -233,6 +240,7 @@ class Core:
                     self._on_vote(message, verified=True)
                 else:
                     self._on_proposal(message, verified=True)
+        self._quiet = False  # a new height: the rules must look
 
     def _resume(self, state: SigningState) -> None:
         """Resume a height after a restart: the locks and their polkas, the valid
@@ -288,6 +296,7 @@ class Core:
         reached in it (past PROPOSE it has voted, so it does not propose)."""
         self.round = round  # L12
         self.round_step = Step.PROPOSE  # L13
+        self._quiet = False
         self._awaiting_value = False
         self._schedule_timeout(TimeoutKind.REBROADCAST, self.config.rebroadcast_ms)
         if resume is not Step.PROPOSE:
@@ -440,6 +449,7 @@ class Core:
         if validator is not None and round > self._round_of.get(validator, -1):
             self._round_of[validator] = round
             self._skip_to = None
+            self._quiet = False
 
     def _buffer_next_height(self, message: ProposalMessage | Vote) -> None:
         """Peers a step ahead: keep their messages for when we get there.
@@ -468,6 +478,7 @@ class Core:
             self._future_proposals += proposal
 
     def _on_vote(self, vote: Vote, *, verified: bool = False) -> None:
+        self._quiet = True  # unless the vote changes something below
         if vote.chain_id != self.chain_id:
             self.stats["vote_wrong_chain"] += 1
             return
@@ -478,6 +489,7 @@ class Core:
         if result.evidence is not None:
             self._emit(ReportEvidence(result.evidence))
         if result.status is VoteStatus.ADDED or result.status is VoteStatus.EQUIVOCATION:
+            self._quiet = False
             self._saw_round(vote.validator, vote.round)
         if result.status is VoteStatus.ADDED:
             self._wake()
@@ -488,6 +500,7 @@ class Core:
             self._start_round(0)
 
     def _on_proposal(self, message: ProposalMessage, *, verified: bool = False) -> None:
+        self._quiet = True  # unless it is recorded below
         proposal = message.proposal
         if proposal.chain_id != self.chain_id:
             self.stats["proposal_wrong_chain"] += 1
@@ -498,6 +511,7 @@ class Core:
         if problem is not None:
             self.stats[f"proposal_{problem}"] += 1
             return
+        self._quiet = False
         self._saw_round(proposal.validator, proposal.round)
         self._wake()
         self._record_proposal(message, trusted=False)

@@ -167,10 +167,10 @@ class Host:
         """When `on_timer` is next due (None: never, the host has failed)."""
         if self.failed:
             return None
-        due = [self._sync_at] if self._sync_at is not None else []
-        if self._timers:
-            due.append(self._timers[0][0])
-        return min(due, default=None)
+        due = self._sync_at
+        if self._timers and (due is None or self._timers[0][0] < due):
+            due = self._timers[0][0]
+        return due
 
     def on_timer(self, now_ms: int) -> None:
         """Fire every timeout due by `now_ms`, and poll catch-up when due."""

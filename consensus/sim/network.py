@@ -72,7 +72,15 @@ class Network:
         self._seen[node] = {}
 
     def send(self, source: int, destination: int, message: object) -> None:
+        self._send(source, destination, message, message_key(message))
+
+    def broadcast(self, source: int, message: object) -> None:
         key = message_key(message)
+        for destination in range(self.size):
+            if destination != source:
+                self._send(source, destination, message, key)
+
+    def _send(self, source: int, destination: int, message: object, key: object) -> None:
         if key is not None:
             # A copy its destination already delivered would be dropped there
             # (unless it crashes while the copy flies, which is no different
@@ -85,7 +93,10 @@ class Network:
         self.sent += 1
         links = self.links
         rng = self._rng
-        if (source, destination) in links.blocked or (links.loss and rng.random() < links.loss):
+        if links.blocked and (source, destination) in links.blocked:
+            self.dropped += 1
+            return
+        if links.loss and rng.random() < links.loss:
             self.dropped += 1
             return
         copies = 2 if links.duplicate and rng.random() < links.duplicate else 1
@@ -94,16 +105,10 @@ class Network:
             delay = low + int(rng.random() * (high - low + 1))
             if links.spike and rng.random() < links.spike:
                 delay += int(rng.random() * links.spike_ms)
-            self._queue.after(delay, self._deliver, (source, destination, message))
+            self._queue.after(delay, self._deliver, (source, destination, message, key))
 
-    def broadcast(self, source: int, message: object) -> None:
-        for destination in range(self.size):
-            if destination != source:
-                self.send(source, destination, message)
-
-    def _deliver(self, packet: tuple[int, int, object]) -> None:
-        source, destination, message = packet
-        key = message_key(message)
+    def _deliver(self, packet: tuple[int, int, object, object]) -> None:
+        source, destination, message, key = packet
         if key is not None:
             seen = self._seen[destination]
             now = self._queue.now_ms
