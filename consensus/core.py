@@ -448,8 +448,10 @@ class Core:
     def _saw_round(self, validator: int | None, round: int) -> None:
         if validator is not None and round > self._round_of.get(validator, -1):
             self._round_of[validator] = round
-            self._skip_to = None
-            self._quiet = False
+            # Only rounds above ours can move L55's target (ours only grows).
+            if round > self.round:
+                self._skip_to = None
+                self._quiet = False
 
     def _buffer_next_height(self, message: ProposalMessage | Vote) -> None:
         """Peers a step ahead: keep their messages for when we get there.

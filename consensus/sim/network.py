@@ -60,6 +60,10 @@ class Network:
         self.links = Links()
         self.receivers: list[Callable[[int, Any], None]] = []
         self._seen: list[dict[object, tuple[int, object]]] = [{} for _ in range(size)]
+        # key -> (epoch, oldest sighting): every node had it then (a crash starts
+        # a new epoch). Spares a lookup per destination on every re-send.
+        self._everywhere: dict[object, tuple[int, int]] = {}
+        self._epoch = 0
         self.sent = 0
         self.dropped = 0
         self.deduplicated = 0
@@ -68,28 +72,62 @@ class Network:
         self.links.blocked = set(links)
 
     def forget(self, node: int) -> None:
-        """A crash: the node's seen-cache is gone."""
+        """A crash: the node's seen-cache is gone (and with it every "everywhere")."""
         self._seen[node] = {}
+        self._epoch += 1
 
     def send(self, source: int, destination: int, message: object) -> None:
-        self._send(source, destination, message, message_key(message))
+        key = message_key(message)
+        if key is not None and self._has(destination, key):
+            self.deduplicated += 1
+            return
+        self._send(source, destination, message, key)
 
     def broadcast(self, source: int, message: object) -> None:
+        """To every other node. Like gossip's publish, the sender notes the
+        message as seen, so copies relayed back to it are dropped."""
         key = message_key(message)
+        if key is None:
+            for destination in range(self.size):
+                if destination != source:
+                    self._send(source, destination, message, None)
+            return
+        now = self._queue.now_ms
+        full = self._everywhere.get(key)
+        if full is not None and full[0] == self._epoch and now - full[1] < SEEN_TTL_MS:
+            self.deduplicated += self.size - 1
+            return  # every node has it: the usual fate of a re-sent vote
+        if not self._has(source, key):
+            self._note(source, key, message)
+        oldest: int | None = now
         for destination in range(self.size):
-            if destination != source:
-                self._send(source, destination, message, key)
+            if destination == source:
+                continue
+            entry = self._seen[destination].get(key)
+            if entry is not None and now - entry[0] < SEEN_TTL_MS:
+                self.deduplicated += 1
+                if oldest is not None:
+                    oldest = min(oldest, entry[0])
+                continue
+            oldest = None  # this copy flies: not everywhere yet
+            self._send(source, destination, message, key)
+        if oldest is not None:
+            self._everywhere[key] = (self._epoch, min(oldest, self._seen[source][key][0]))
+
+    def _has(self, node: int, key: object) -> bool:
+        entry = self._seen[node].get(key)
+        return entry is not None and self._queue.now_ms - entry[0] < SEEN_TTL_MS
+
+    def _note(self, node: int, key: object, message: object) -> None:
+        seen = self._seen[node]
+        now = self._queue.now_ms
+        seen[key] = (now, message)
+        if len(seen) > SEEN_PRUNE_AT:
+            self._seen[node] = {k: e for k, e in seen.items() if now - e[0] < SEEN_TTL_MS}
+            if len(self._everywhere) > SEEN_PRUNE_AT:
+                self._everywhere = {}
 
     def _send(self, source: int, destination: int, message: object, key: object) -> None:
-        if key is not None:
-            # A copy its destination already delivered would be dropped there
-            # (unless it crashes while the copy flies, which is no different
-            # from a loss): do not even put it on the wire. Re-sends of
-            # every vote of the last rounds make most of the traffic.
-            entry = self._seen[destination].get(key)
-            if entry is not None and self._queue.now_ms - entry[0] < SEEN_TTL_MS:
-                self.deduplicated += 1
-                return
         self.sent += 1
         links = self.links
         rng = self._rng
@@ -110,15 +148,8 @@ class Network:
     def _deliver(self, packet: tuple[int, int, object, object]) -> None:
         source, destination, message, key = packet
         if key is not None:
-            seen = self._seen[destination]
-            now = self._queue.now_ms
-            entry = seen.get(key)
-            if entry is not None and now - entry[0] < SEEN_TTL_MS:
+            if self._has(destination, key):
                 self.deduplicated += 1
                 return
-            seen[key] = (now, message)
-            if len(seen) > SEEN_PRUNE_AT:
-                self._seen[destination] = {
-                    k: e for k, e in seen.items() if now - e[0] < SEEN_TTL_MS
-                }
+            self._note(destination, key, message)
         self.receivers[destination](source, message)

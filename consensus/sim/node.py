@@ -65,6 +65,7 @@ class SimNode:
         self.verified: set[bytes] = set()
         self.restarts = 0
         self._armed_ms: int | None = None  # the sim time of the pending wake-up
+        self._armed_due = 0  # ... and the host's timer (its clock) it is for
         self._countdown: int | None = None  # crash after this many port calls
         self.crash_on: str | None = None  # crash right after the next write of this kind
         self.lose_unsynced = False
@@ -79,6 +80,8 @@ class SimNode:
     def now(self) -> int:
         """This node's clock, in Unix-like milliseconds."""
         t = self.sim.queue.now_ms
+        if not self._drift:
+            return t + self._skew_ms
         return t + self._skew_ms + int(self._drift * (t - self.sim.genesis_ms))
 
     def _to_sim(self, node_ms: int) -> int:
@@ -196,13 +199,14 @@ class SimNode:
         if not self.alive or self.host is None:
             return
         due = self.host.next_timer_ms()
-        if due is None:
-            return
+        if due is None or (self._armed_ms is not None and due == self._armed_due):
+            return  # unchanged: the wake-up for it is already on its way
         now = self.sim.queue.now_ms
         at = now if due <= self.now() else max(now + 1, self._to_sim(due))
         if self._armed_ms is not None and self._armed_ms <= at:
             return
         self._armed_ms = at
+        self._armed_due = due
         self.sim.queue.at(at, self._wake, self.incarnation)
 
     # ---------------------------------------------------------------- crash points
