@@ -261,32 +261,31 @@ class Core:
         self._start_round(state.round, step)
 
     def _restore_locks(self, state: SigningState) -> None:
-        """The lock and valid value of a stored state, if the state justifies
-        them: their polka is of this height and reaches a quorum, and the
-        valid proposal is of this height. A state written before locks were
-        reset between heights may carry the last height's; such locks are
-        dropped (a lock of this height is always stored with its polka)."""
-        for vote in state.polka:
-            self._keeper.add(vote)  # verified again: the store is not a peer, but cheap
-        locked = state.locked_round == -1 or self._keeper.has_quorum_for(
-            state.locked_round, VoteKind.PREVOTE, state.locked_block_id
-        )
-        valid = state.valid_round == -1 or self._keeper.has_quorum_for(
-            state.valid_round, VoteKind.PREVOTE, state.valid_block_id
-        )
+        """The lock and valid value of a stored state, unless the state shows
+        they belong to another height: a state written before locks were reset
+        between heights may carry the last height's lock, with its polka (of
+        that height) and its valid proposal. Such locks are dropped. Any other
+        lock is kept even if its polka does not add up (a damaged store):
+        keeping a lock can cost liveness, dropping a real one could cost safety."""
         proposal = state.valid_proposal
-        if proposal is not None and (
-            proposal.height != self.height or proposal.block_id != state.valid_block_id
-        ):
-            valid = False
-        if not (locked and valid):
+        stale = any(vote.height != state.height for vote in state.polka) or (
+            proposal is not None and proposal.height != state.height
+        )
+        if stale:
             self.stats["signing_state_locks_dropped"] += 1
-            assert self._signer is not None
             self._sync_locks()  # what the next signature persists: no stale lock
             return
+        for vote in state.polka:
+            self._keeper.add(vote)  # verified again: cheap, and the store may be damaged
+        for round, value in (
+            (state.locked_round, state.locked_block_id),
+            (state.valid_round, state.valid_block_id),
+        ):
+            if round >= 0 and not self._keeper.has_quorum_for(round, VoteKind.PREVOTE, value):
+                self.stats["signing_state_lock_unjustified"] += 1
         self.locked_round, self.locked_value = state.locked_round, state.locked_block_id
         self.valid_round, self.valid_value = state.valid_round, state.valid_block_id
-        if proposal is not None:
+        if proposal is not None and proposal.block_id == state.valid_block_id:
             value = proposal.block_id
             self._blocks[value] = ProposalMessage(proposal, state.valid_parent_certificate)
             self._validity[value] = True  # validated before it became valid
@@ -361,7 +360,14 @@ class Core:
         proposal = Proposal(
             self.chain_id, self.height, self.round, pol_round, value, self.index, signature, block
         )
-        message = ProposalMessage(proposal, parent_certificate)
+        pol = []
+        if pol_round >= 0:  # the proof of lock travels with the proposal
+            pol = [
+                vote
+                for vote in self._keeper.votes(pol_round, VoteKind.PREVOTE)
+                if vote.block_id == value
+            ]
+        message = ProposalMessage(proposal, parent_certificate, pol)
         self._emit(Broadcast(message))
         self._own_proposals[self.round] = message
         self._record_proposal(message, trusted=True)
@@ -486,6 +492,9 @@ class Core:
             return
         if not self._admit(vote.height, vote.round, vote):
             return
+        self._count_vote(vote, verified=verified)
+
+    def _count_vote(self, vote: Vote, *, verified: bool) -> None:
         result = self._keeper.add(vote, verified=verified)
         self.stats[f"vote_{result.status.value}"] += 1
         if result.evidence is not None:
@@ -516,7 +525,29 @@ class Core:
         self._quiet = False
         self._saw_round(proposal.validator, proposal.round)
         self._wake()
+        self._add_proof_of_lock(message)
         self._record_proposal(message, trusted=False)
+
+    def _add_proof_of_lock(self, message: ProposalMessage) -> None:
+        """Count the prevotes a proposal carries for its pol_round (each verified,
+        and only those that are what they claim to prove)."""
+        proposal = message.proposal
+        if not message.pol:
+            return
+        if proposal.pol_round < 0 or len(message.pol) > len(self.validators):
+            self.stats["proposal_pol_refused"] += 1
+            return
+        for vote in message.pol:
+            if (
+                vote.kind is VoteKind.PREVOTE
+                and vote.height == proposal.height
+                and vote.round == proposal.pol_round
+                and vote.block_id == proposal.block_id
+                and vote.chain_id == self.chain_id
+            ):
+                self._count_vote(vote, verified=False)
+            else:
+                self.stats["proposal_pol_vote_refused"] += 1
 
     def _record_proposal(self, message: ProposalMessage, *, trusted: bool) -> None:
         proposal = message.proposal

@@ -11,9 +11,12 @@ in order (STYLE rule 1). Actions that produce an answer (`RequestValue`,
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Annotated
 
-from msgspec import Struct
+import msgspec
+from msgspec import Meta, Struct
 
+from sequencer.limits import VALIDATORS_MAX
 from sequencer.types import Block, CommitCertificate, Proposal, SigningState, Vote, Wire
 
 __all__ = [
@@ -49,10 +52,19 @@ class ProposalMessage(Wire):
     the block's `last_commit_id` names one of them. The proposer attaches
     that one (None at height 1), validators check it, and it becomes the
     canonical certificate of the parent height (as CometBFT's LastCommit).
+
+    A proposal with a proof-of-lock round carries that proof: the prevotes
+    of `pol_round` for its block (empty otherwise). Validators that missed
+    them could not accept the value others are locked on (L28), and re-sent
+    copies of the votes do not help: gossip drops a message it delivered in
+    the last minutes, even one the core could not use yet (it came too early).
     """
 
     proposal: Proposal
     parent_certificate: CommitCertificate | None
+    pol: Annotated[list[Vote], Meta(max_length=VALIDATORS_MAX)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class Equivocation(Wire):

@@ -26,9 +26,17 @@ from tests.consensus.harness import (
     make_block,
     proposal,
     timeout,
+    valid,
+    vote,
     votes,
 )
 
+# Validator 3 prevoted A in round 0 with 0 and 1: it is locked on A.
+LOCKED_A_BY_THREE = [
+    proposal("A"),
+    BlockValidated(ID["A"], True),
+    *votes(PREVOTE, [0, 1], "A"),
+]
 AFTER_A = Anchor(1, ID["A"], A.header.timestamp_ms, certificate("A"))
 
 
@@ -233,3 +241,46 @@ def test_an_unendorsed_extra_proposal_is_still_dropped() -> None:
         node.feed(signed_proposal(make_block(timestamp_ms=5_000 + i)))
     assert node.core.stats["proposal_dropped"] == 3
     assert len(node.core._proposals[0]) == limit
+
+
+def test_a_proposal_carries_its_proof_of_lock_to_a_node_that_missed_it() -> None:
+    # The node never saw round 0's polka for A (say it came too early, and
+    # gossip will not deliver those votes again for minutes).
+    def at_round_two() -> Node:
+        node = Node(0)
+        node.feed(*votes(PREVOTE, [1, 2], "nil", round=2))  # f+1 in round 2: go there (L55)
+        assert node.state == (1, 2, "PROPOSE")
+        return node
+
+    bare = proposal("A", round=2, pol_round=0)
+    without = at_round_two()
+    without.feed(bare, valid("A"))
+    assert [d for d in without.said() if d[0] == "vote"] == []  # L28 waits for the polka
+    carried = ProposalMessage(bare.proposal, None, votes(PREVOTE, [1, 2, 3], "A", round=0))
+    node = at_round_two()
+    node.feed(carried, valid("A"))
+    assert ("vote", "PREVOTE", 2, "A") in node.said()  # L28-L30
+
+
+def test_a_proof_of_lock_that_proves_something_else_is_not_counted() -> None:
+    node = Node(0)
+    node.feed(*votes(PREVOTE, [1, 2], "nil", round=2))
+    bare = proposal("A", round=2, pol_round=0)
+    wrong = [*votes(PREVOTE, [1], "B", round=0), *votes(PREVOTE, [2], "A", round=1)]
+    wrong.append(vote(PRECOMMIT, 3, "A", round=0))
+    node.feed(ProposalMessage(bare.proposal, None, wrong), valid("A"))
+    assert node.core.stats["proposal_pol_vote_refused"] == 3
+    assert not node.core._keeper.votes(0, PREVOTE)
+
+
+def test_a_re_proposal_attaches_the_polka_it_names() -> None:
+    node = Node(3)  # the proposer of (1, 2)
+    node.feed(*LOCKED_A_BY_THREE, *votes(PREVOTE, [0, 1], "nil", round=2))
+    sent = [
+        a.message
+        for a in node.actions
+        if isinstance(a, Broadcast) and isinstance(a.message, ProposalMessage)
+    ]
+    assert sent
+    assert sent[0].proposal.pol_round == 0
+    assert {v.validator for v in sent[0].pol} == {0, 1, 3}
