@@ -7,7 +7,7 @@ Validity is split in two, by what the check needs:
   and gas limits, tx root). Pure; the core runs it on every proposal.
 - `state_problem`: what needs the chain state (each sender's next nonce, the
   state root) and the signatures of transactions the caller has not verified
-  yet (a node verifies each transaction once, on entry; DESIGN 14). The
+  yet (a node verifies each transaction once, on entry). The
   driver runs it when the core asks (`ValidateBlock`).
 
 Both return None for a valid block, or a short reason code (stable, for

@@ -1,4 +1,4 @@
-"""Proposer selection: weighted round-robin over the genesis order (DESIGN 4).
+"""Proposer selection: weighted round-robin over the genesis order.
 
 The proposer of (height, round) is entry `(height + round) % total_power` of
 one cycle of a smooth weighted round-robin (each validator appears `power`
