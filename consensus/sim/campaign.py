@@ -201,6 +201,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="seed fraction per --validators entry (default: 1, 0.5, 0.25, 0.1 for 4, 7, 10, 16)",
     )
+    parser.add_argument(
+        "--class-scale",
+        nargs="*",
+        default=[],
+        metavar="CLASS=F",
+        help="seed fraction per fault class (default 1 each), e.g. all=0.25 crash=0.4: "
+        "spend the hours where a seed is cheap without dropping a class",
+    )
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--heights", type=int, default=12)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -211,6 +219,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--scale needs one fraction per --validators entry")
     if args.seeds < 1 or args.jobs < 1 or args.heights < 1:
         parser.error("--seeds, --jobs and --heights must be positive")
+    class_scale = {}
+    for item in args.class_scale:
+        name, _, value = item.partition("=")
+        if name not in FAULT_CLASSES:
+            known = ", ".join(FAULT_CLASSES)
+            parser.error(f"--class-scale: unknown class {name!r} (one of {known})")
+        try:
+            fraction = float(value)
+        except ValueError:
+            parser.error(f"--class-scale: {item!r} is not CLASS=FRACTION")
+        if not fraction > 0:
+            parser.error(f"--class-scale: the fraction of {name} must be positive")
+        class_scale[name] = fraction
+    args.class_scale = class_scale
     return args
 
 
@@ -225,20 +247,22 @@ def main(argv: list[str]) -> int:
         for c in args.classes
     }
     counts = {
-        n: max(1, int(args.seeds * fraction))
+        (n, c): max(1, int(args.seeds * fraction * args.class_scale.get(c, 1.0)))
         for n, fraction in zip(args.validators, scale, strict=True)
+        for c in args.classes
     }
     load_state(args.state, rows, args.heights)
     tasks = [
         (n, c, start, count, args.heights)
         for (n, c), row in rows.items()
-        for start, count in chunks(args.first_seed, counts[n])
+        for start, count in chunks(args.first_seed, counts[(n, c)])
         if start not in row.done_chunks
     ]
-    # The big clusters first: their chunks are the longest, so they are not left
-    # to run alone at the end.
-    tasks.sort(key=lambda t: -t[0])
-    total = sum(counts[n] for n, _ in rows)
+    # Rows advance together (a campaign stopped early covers every row in
+    # proportion), and within a round the big clusters go first: their chunks
+    # are the longest, so they are not left to run alone at the end.
+    tasks.sort(key=lambda t: ((t[2] - args.first_seed) / counts[(t[0], t[1])], -t[0]))
+    total = sum(counts.values())
     done = sum(r.seeds for r in rows.values())
     print(
         f"[campaign] {total:,} seeds in {len(rows)} rows; {done:,} done before; "
