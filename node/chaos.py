@@ -1,23 +1,30 @@
 """Chaos runs: a devnet of real node processes under steady signed load,
-perturbed from a seed, then healed and audited (DESIGN 13).
+perturbed from a seed, then healed and audited.
 
     python3 scripts/chaos.py                          # 4 validators, 60 s, random seed
     python3 scripts/chaos.py --validators 7 --duration 300 --seed 42 --out chaos.json
     python3 scripts/chaos.py --disk                   # also fill one node's disk (root)
 
-The plan (`node.chaos_plan`) is printed as it runs. Partitions, loss,
+The plan (`node.chaos_plan`) is printed as it runs; it includes restarts at
+the moments that once wedged a cluster (a node restarted twice while the
+chain is idle, a node killed the moment it commits). Partitions, loss,
 duplication and clock jumps go through each node's chaos control
 (`node.chaos_control`: `chaos.json` in its home, then SIGUSR1); kill -9,
 pauses and restarts through the processes; a full disk through a small
 tmpfs mounted on one node's data directory and a ballast file.
+
+During the run, liveness is checked whenever it is owed (no split, the load
+running, at most f nodes faulty, which the plan guarantees): the highest
+height among the nodes that are not faulty must grow at least every
+`--stall-bound` seconds. The longest such stall is reported.
 
 After the last episode everything is healed and checked (`node.audit`):
 identical block ids at every height on every node, every certificate valid
 against genesis, no validator's precommits for two blocks at one
 (height, round) and no equivocation reported by any node, every
 acknowledged (202) transaction finalized exactly once, all nodes within
-`CONVERGED_HEIGHTS` of each other within `CONVERGE_S` of healing, and node
-0's file L1 contiguous and matching the chain. One summary line; exit
+`CONVERGED_HEIGHTS` of each other within `CONVERGE_S` of healing, no stall
+beyond the bound, and node 0's file L1 contiguous and matching the chain. One summary line; exit
 status 1 on any violation; the seed replays the plan.
 """
 
@@ -62,6 +69,13 @@ PROGRESS_S = 5.0
 DISK_BYTES = 256 * 1024 * 1024
 BALLAST = "ballast"
 EQUIVOCATION_LOG = "equivocation by validator"
+STALL_BOUND_S = 20.0
+IDLE_QUIET_S = 1.5  # no height change for this long: the chain is idle
+IDLE_WAIT_S = 10.0
+ANSWER_WAIT_S = 30.0
+COMMIT_WAIT_S = 10.0
+COMMIT_POLL_S = 0.01
+REJOIN_S = 2.0  # after an idle restart: time to rejoin (and vote) before the next
 
 
 class ChaosNet:
@@ -204,6 +218,37 @@ def controls_for(active: Sequence[Episode], size: int) -> list[dict[str, Any]]:
     return controls
 
 
+class StallWatch:
+    """How long the height stood still while liveness was owed.
+
+    `observe` is called at each poll with whether liveness is owed and the
+    best height of the correct nodes; it returns True once per stall, when
+    the stall passes `bound_s`. Time not owed does not count: the clock
+    restarts when liveness is owed again.
+    """
+
+    def __init__(self, bound_s: float) -> None:
+        self.bound_s = bound_s
+        self.longest_s = 0.0
+        self._since: float | None = None  # owed, and the height last grew then
+        self._height = -1
+        self._reported = False
+
+    def observe(self, now: float, *, owed: bool, height: int) -> bool:
+        if not owed:
+            self._since = None
+            return False
+        if self._since is None or height > self._height:
+            self._since, self._height, self._reported = now, height, False
+            return False
+        stalled = now - self._since
+        self.longest_s = max(self.longest_s, stalled)
+        if stalled > self.bound_s and not self._reported:
+            self._reported = True
+            return True
+        return False
+
+
 class Run:
     """One chaos run: the plan executed against a `ChaosNet` under load."""
 
@@ -219,6 +264,11 @@ class Run:
         self.converged_s: float | None = None
         self.load: SteadyLoad | None = None
         self.final_ids: set[str] = set()
+        self.client: httpx.AsyncClient | None = None
+        self.nursery: trio.Nursery | None = None
+        self.scripts: dict[int, trio.Event] = {}  # episode id -> its restarts are done
+        self.stall = StallWatch(args.stall_bound)
+        self.stalls: list[str] = []  # each stall beyond the bound, described
 
     def say(self, text: str) -> None:
         print(f"[chaos {time.monotonic() - self.started:7.1f} s] {text}", flush=True)
@@ -226,7 +276,9 @@ class Run:
     async def execute(self, load: SteadyLoad, client: httpx.AsyncClient) -> None:
         self.started = time.monotonic()
         self.load = load
+        self.client = client
         async with trio.open_nursery() as nursery:
+            self.nursery = nursery
             nursery.start_soon(self._monitor, client)
             nursery.start_soon(self._progress)
             async with trio.open_nursery() as loading:
@@ -264,6 +316,11 @@ class Run:
         if e.kind == "kill":
             self.chaos.expected_down.add(e.nodes[0])
             self.chaos.kill(e.nodes[0])
+        elif e.kind in ("restart_idle", "restart_after_commit"):
+            done = self.scripts[id(e)] = trio.Event()
+            script = self._restart_idle if e.kind == "restart_idle" else self._restart_after_commit
+            assert self.nursery is not None
+            self.nursery.start_soon(script, e, done)
         elif e.kind == "pause":
             self.chaos.pause(e.nodes[0])
         elif e.kind == "disk":
@@ -277,6 +334,14 @@ class Run:
         node = e.nodes[0] if e.nodes else -1
         if e.kind == "kill":
             self.chaos.restart(node)
+        elif e.kind in ("restart_idle", "restart_after_commit"):
+            await self.scripts.pop(id(e)).wait()  # each of its steps is bounded
+            for n in e.nodes:
+                if not self.chaos.alive(n):
+                    self.chaos.restart(n)
+            if e.kind == "restart_idle":
+                assert self.load is not None
+                self.load.resume()
         elif e.kind == "pause":
             self.chaos.resume(node)
         elif e.kind == "disk":
@@ -286,6 +351,84 @@ class Run:
         self.say(f"healed {e.kind}")
         nodes = e.nodes if e.nodes else tuple(range(self.chaos.size))
         self.pending.append((time.monotonic(), nodes, max(self.chaos.heights)))
+
+    async def _restart_idle(self, e: Episode, done: trio.Event) -> None:
+        """Stop the load, wait for the chain to fall idle, then kill -9 and
+        restart the episode's nodes together, twice."""
+        try:
+            assert self.load is not None
+            self.load.hold()
+            await self._until_idle()
+            for attempt in (1, 2):
+                self._kill_for_restart(e.nodes)
+                for n in e.nodes:
+                    self.chaos.restart(n)
+                self.say(f"restart_idle: nodes {list(e.nodes)} restarted ({attempt} of 2)")
+                await self._until_answering(e.nodes)
+                await trio.sleep(REJOIN_S)
+        finally:
+            done.set()
+
+    async def _restart_after_commit(self, e: Episode, done: trio.Event) -> None:
+        """Twice: kill -9 the node the moment its height grows; restart it."""
+        node = e.nodes[0]
+        try:
+            for attempt in (1, 2):
+                height = await self._status_height(node)
+                deadline = time.monotonic() + COMMIT_WAIT_S
+                grown = None
+                while time.monotonic() < deadline:
+                    now = await self._status_height(node)
+                    if height is None:
+                        height = now
+                    elif now is not None and now > height:
+                        grown = now
+                        break
+                    await trio.sleep(COMMIT_POLL_S)
+                self._kill_for_restart((node,))
+                self.chaos.restart(node)
+                when = f"right after committing height {grown}" if grown else "(no commit seen)"
+                self.say(f"restart_after_commit: node {node} restarted {when} ({attempt} of 2)")
+                await self._until_answering((node,))
+        finally:
+            done.set()
+
+    def _kill_for_restart(self, nodes: Sequence[int]) -> None:
+        for n in nodes:
+            self.chaos.expected_down.add(n)
+            self.chaos.kill(n)
+
+    async def _status_height(self, node: int) -> int | None:
+        assert self.client is not None
+        try:
+            response = await self.client.get(f"{self.chaos.net.urls[node]}/status", timeout=1.0)
+            return int(response.json()["height"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    async def _until_idle(self) -> None:
+        """Until nothing is in flight and no node's height moved for a while."""
+        assert self.load is not None
+        deadline = time.monotonic() + IDLE_WAIT_S
+        last: list[int | None] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            heights = [await self._status_height(n) for n in range(self.chaos.size)]
+            if heights != last or self.load.in_flight:
+                last, quiet_since = heights, time.monotonic()
+            elif time.monotonic() - quiet_since >= IDLE_QUIET_S:
+                self.say(f"restart_idle: the chain is idle at heights {heights}")
+                return
+            await trio.sleep(0.1)
+        self.say("restart_idle: the chain did not fall idle; restarting anyway")
+
+    async def _until_answering(self, nodes: Sequence[int]) -> None:
+        deadline = time.monotonic() + ANSWER_WAIT_S
+        while time.monotonic() < deadline:
+            if all([await self._status_height(n) is not None for n in nodes]):
+                return
+            await trio.sleep(0.1)
+        self.say(f"nodes {list(nodes)} not answering {ANSWER_WAIT_S:.0f} s after a restart")
 
     def _apply_controls(self) -> None:
         for node, control in enumerate(controls_for(self.active, self.chaos.size)):
@@ -359,6 +502,7 @@ class Run:
                 for node in range(self.chaos.size):
                     nursery.start_soon(self._poll, client, node)
             self._check_recoveries()
+            self._check_liveness()
             await trio.sleep(POLL_S)
 
     async def _poll(self, client: httpx.AsyncClient, node: int) -> None:
@@ -372,10 +516,13 @@ class Run:
             return
         if node in chaos.paused or not chaos.alive(node):
             return
+        process = chaos.net.processes[node]
         try:
             status = (await client.get(f"{chaos.net.urls[node]}/status", timeout=1.0)).json()
         except (httpx.HTTPError, ValueError):
             return
+        if chaos.net.processes[node] is not process:
+            return  # the answer came from a process killed since: the new one may not be up
         chaos.heights[node] = int(status["height"])
         chaos.equivocations[node] = max(chaos.equivocations[node], int(status["equivocations"]))
         if chaos.needs_signal[node] and chaos.alive(node):
@@ -391,6 +538,27 @@ class Run:
             else:
                 waiting.append((healed, nodes, height))
         self.pending = waiting
+
+    def _liveness_owed(self) -> bool:
+        load = self.load
+        if load is None or load.held or load.stopped:
+            return False
+        return not any(e.safety_only or e.kind == "restart_idle" for e in self.active)
+
+    def _check_liveness(self) -> None:
+        faulty = {n for e in self.active for n in e.nodes}
+        correct = [n for n in range(self.chaos.size) if n not in faulty]
+        height = max((self.chaos.heights[n] for n in correct), default=0)
+        now = time.monotonic()
+        if self.stall.observe(now, owed=self._liveness_owed(), height=height):
+            active = ", ".join(e.describe() for e in self.active) or "nothing"
+            text = (
+                f"STALL: height {height} for over {self.stall.bound_s:g} s at "
+                f"{now - self.started:.1f} s into the run while at most f nodes were "
+                f"faulty (active: {active})"
+            )
+            self.stalls.append(text)
+            self.say(text)
 
     async def _progress(self) -> None:
         while True:
@@ -424,6 +592,7 @@ def check(run: Run, chaos: ChaosNet) -> dict[str, Any]:
     problems += l1_certificates + chaos.unexpected_exits
     if equivocations:
         problems.append(f"{equivocations} equivocations reported by the nodes")
+    problems += run.stalls
     if not converged:
         problems.append(
             f"nodes not within {CONVERGED_HEIGHTS} heights {CONVERGE_S} s after healing"
@@ -435,6 +604,7 @@ def check(run: Run, chaos: ChaosNet) -> dict[str, Any]:
         and not l1_certificates
         and not equivocations
         and converged
+        and not run.stalls
         and healthy,
         "forks": report.forks,
         "lost": report.lost,
@@ -453,6 +623,9 @@ def check(run: Run, chaos: ChaosNet) -> dict[str, Any]:
         "l1_verified_height": l1.verified_height,
         "l1_ok": l1.ok and not l1_certificates,
         "longest_recovery_s": round(max(run.recoveries, default=0.0), 1),
+        "longest_stall_s": round(run.stall.longest_s, 1),
+        "stall_bound_s": run.args.stall_bound,
+        "stalls_over_bound": len(run.stalls),
         "converged_s": None if run.converged_s is None else round(run.converged_s, 1),
         "restarts": chaos.restarts,
         "unexpected_exits": len(chaos.unexpected_exits),
@@ -471,6 +644,7 @@ def summary_line(result: dict[str, Any], seed: int, args: argparse.Namespace) ->
         f"faults injected: {result['faults_injected']}, "
         f"acknowledged: {result['acknowledged']}, finalized: {result['finalized']}, "
         f"longest recovery: {result['longest_recovery_s']} s, "
+        f"longest stall: {result['longest_stall_s']} s (bound {result['stall_bound_s']:g} s), "
         f"converged in: {result['converged_s']} s, "
         f"L1: {'ok' if result['l1_ok'] else 'FAILED'} ({result['l1_batches']} batches) "
         f"-> {'OK' if result['ok'] else 'VIOLATION'}"
@@ -491,6 +665,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of chaos")
     parser.add_argument("--seed", type=int, help="plan seed (default: random, printed)")
     parser.add_argument("--rate", type=float, default=100.0, help="offered tx/s (default 100)")
+    parser.add_argument(
+        "--stall-bound",
+        type=float,
+        default=STALL_BOUND_S,
+        help="seconds the height may stand still while liveness is owed "
+        f"(default {STALL_BOUND_S:g})",
+    )
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--dir", help="devnet directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the devnet directory")
@@ -500,6 +681,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration < 10 or args.duration > 24 * 3600:
         parser.error("--duration must be 10..86400 seconds")
+    if not 1 <= args.stall_bound <= 3_600:
+        parser.error("--stall-bound must be 1..3600 seconds")
     if not 1 <= args.rate <= 2_000:
         parser.error("--rate must be 1..2000 tx/s")
     return args

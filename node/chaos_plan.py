@@ -1,10 +1,17 @@
-"""The perturbations of a chaos run, planned from a seed (DESIGN 13).
+"""The perturbations of a chaos run, planned from a seed.
 
 `plan(seed, validators, duration_s)` is pure: the same arguments give the
 same episodes, so a run replays from its seed. Each `Episode` starts, lasts,
 and heals by `duration_s`:
 
     kill       kill -9 one node; restart it at the end
+    restart_after_commit
+               kill -9 one node the moment its height grows, restart it
+               at once; twice
+    restart_idle
+               stop the load and wait until no block is being made, then
+               kill -9 and restart f nodes together, twice; the load
+               resumes at the end
     pause      SIGSTOP one node; SIGCONT at the end
     isolate    one node cut off from every peer, both ways
     one_way    one node cannot send to its peers ("out") or hear them ("in")
@@ -14,10 +21,14 @@ and heals by `duration_s`:
     clock      one node's consensus clock jumps by +-`clock_offset_ms`
     disk       one node's data filesystem fills up (optional, root only)
 
+The two restart kinds place restarts where restarts used to wedge a
+cluster: while it is idle, and right after a commit.
+
 Bounds: at most f = (n - 1) / 3 nodes are faulty at any time, so the
 network stays live; `split` faults every node, so it runs alone (safety
-only: no side can finalize); at most one network-wide episode (`loss`,
-`duplicate`) at a time.
+only: no side can finalize); `restart_idle` runs alone too (it stops the
+load for everyone); at most one network-wide episode (`loss`, `duplicate`)
+at a time.
 """
 
 from __future__ import annotations
@@ -27,12 +38,15 @@ import random
 
 __all__ = ["KINDS", "Episode", "faulty_at", "max_faulty", "plan"]
 
-NODE_KINDS = ("kill", "pause", "isolate", "one_way", "clock", "disk")
+NODE_KINDS = ("kill", "restart_after_commit", "pause", "isolate", "one_way", "clock", "disk")
 NETWORK_KINDS = ("loss", "duplicate")
-EXCLUSIVE_KINDS = ("split",)
+EXCLUSIVE_KINDS = ("split", "restart_idle")  # each runs with no other episode
+SAFETY_ONLY_KINDS = ("split",)  # no liveness is owed while it lasts
 KINDS = NODE_KINDS + NETWORK_KINDS + EXCLUSIVE_KINDS
 WEIGHTS = {
     "kill": 3,
+    "restart_after_commit": 2,
+    "restart_idle": 2,
     "pause": 2,
     "isolate": 2,
     "one_way": 2,
@@ -45,6 +59,8 @@ WEIGHTS = {
 WARMUP_S = 3.0
 GAP_S = (0.5, 3.0)
 LENGTH_S = (2.0, 8.0)
+# Long enough for the chain to fall idle and for two restarts of a node.
+RESTART_IDLE_LENGTH_S = (10.0, 16.0)
 CLOCK_OFFSET_MS = (1_000, 5_000)
 LOSS = (0.1, 0.35)
 DUPLICATION = (0.2, 0.5)
@@ -69,6 +85,10 @@ class Episode:
     def exclusive(self) -> bool:
         return self.kind in EXCLUSIVE_KINDS
 
+    @property
+    def safety_only(self) -> bool:
+        return self.kind in SAFETY_ONLY_KINDS
+
     def describe(self) -> str:
         if self.kind == "split":
             rest = tuple(i for i in self.nodes if i not in self.side)
@@ -80,6 +100,8 @@ class Episode:
             what = f"one_way node {self.nodes[0]} cannot {verb}"
         elif self.kind == "clock":
             what = f"clock node {self.nodes[0]} {self.clock_offset_ms:+d} ms"
+        elif self.kind == "restart_idle":
+            what = f"restart_idle nodes {list(self.nodes)}"
         else:
             what = f"{self.kind} node {self.nodes[0]}"
         return f"{what} for {self.end_s - self.start_s:.1f} s"
@@ -106,7 +128,7 @@ def plan(
     while True:
         t += rng.uniform(*GAP_S)
         kind = rng.choices(kinds, weights)[0]
-        length = rng.uniform(*LENGTH_S)
+        length = rng.uniform(*(RESTART_IDLE_LENGTH_S if kind == "restart_idle" else LENGTH_S))
         start = _first_free(episodes, kind, t, f, disk_node)
         if start + length > duration_s:
             break
@@ -150,6 +172,9 @@ def _episode(
     if kind == "split":
         side = tuple(sorted(rng.sample(everyone, validators // 2)))
         return Episode(start, end, kind, everyone, side=side)
+    if kind == "restart_idle":
+        f = (validators - 1) // 3
+        return Episode(start, end, kind, tuple(sorted(rng.sample(everyone, f))))
     if kind in NETWORK_KINDS:
         low, high = LOSS if kind == "loss" else DUPLICATION
         return Episode(start, end, kind, (), probability=round(rng.uniform(low, high), 3))
@@ -173,5 +198,5 @@ def faulty_at(episodes: list[Episode], t: float) -> set[int]:
 
 def max_faulty(episodes: list[Episode], *, liveness_only: bool = True) -> int:
     """The most nodes faulty at once (without `split`, which is safety only)."""
-    considered = [e for e in episodes if not (liveness_only and e.exclusive)]
+    considered = [e for e in episodes if not (liveness_only and e.safety_only)]
     return max((len(faulty_at(considered, e.start_s)) for e in considered), default=0)

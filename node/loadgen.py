@@ -471,6 +471,9 @@ class SteadyLoad:
         self._retry_s = retry_s
         self._give_up_s = give_up_s
         self._stopping_at: float | None = None
+        self._resumed = trio.Event()
+        self._resumed.set()
+        self.in_flight = 0  # transactions sent and not yet answered for good
         self.acknowledged: set[bytes] = set()
         self.known: set[bytes] = set()  # answered "already have it"
         self.abandoned: set[bytes] = set()  # still unanswered when the run ended
@@ -482,6 +485,24 @@ class SteadyLoad:
         if self._stopping_at is None:
             self._stopping_at = time.monotonic()
 
+    def hold(self) -> None:
+        """Send no new transactions until `resume` (those in flight go on)."""
+        if self._resumed.is_set():
+            self._resumed = trio.Event()
+
+    def resume(self) -> None:
+        if not self._resumed.is_set():
+            self._next_due = time.monotonic()  # no burst for the time held
+            self._resumed.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping_at is not None
+
+    @property
+    def held(self) -> bool:
+        return not self._resumed.is_set()
+
     async def run(self) -> None:
         self._next_due = time.monotonic()
         async with trio.open_nursery() as nursery:
@@ -492,11 +513,19 @@ class SteadyLoad:
         for signed in queue:
             if self._stopping_at is not None:
                 return
+            await self._resumed.wait()
             await self._ticket()
+            while not self._resumed.is_set():  # held while waiting for the ticket
+                await self._resumed.wait()
+                await self._ticket()
             if self._stopping_at is not None:
                 return
             self.offered += 1
-            await self._deliver(signed)
+            self.in_flight += 1
+            try:
+                await self._deliver(signed)
+            finally:
+                self.in_flight -= 1
 
     async def _ticket(self) -> None:
         now = time.monotonic()

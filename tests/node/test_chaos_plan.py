@@ -76,3 +76,19 @@ def test_every_kind_appears_and_parameters_are_in_range() -> None:
 
 def test_a_single_validator_gets_only_network_faults() -> None:
     assert {e.kind for e in plan(1, 1, 300.0)} <= {"loss", "duplicate"}
+
+
+@pytest.mark.parametrize("validators", [4, 7])
+def test_restart_moments_are_planned_within_the_bounds(validators: int) -> None:
+    f = (validators - 1) // 3
+    episodes = [e for seed in SEEDS for e in plan(seed, validators, 300.0)]
+    idle = [e for e in episodes if e.kind == "restart_idle"]
+    after_commit = [e for e in episodes if e.kind == "restart_after_commit"]
+    assert idle
+    assert after_commit
+    for e in idle:  # f nodes at once, alone, long enough for two restarts
+        assert len(e.nodes) == f
+        assert e.exclusive
+        assert not e.safety_only
+        assert e.end_s - e.start_s >= 10.0
+    assert all(len(e.nodes) == 1 for e in after_commit)
