@@ -1,4 +1,4 @@
-"""The UDP gossip network (DESIGN 5): libp2p-style identities, sealed
+"""The UDP gossip network: libp2p-style identities, sealed
 datagrams, reliable links, mesh gossip, fault injection.
 
     identity.py   peer ids of Ed25519 keys          multiaddr.py  /ip4/.../udp/N/p2p/ID

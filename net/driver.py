@@ -1,5 +1,5 @@
 """The trio shell around the gossip core: one UDP socket, one timer, bounded
-queues (DESIGN 5; the aioquic pattern).
+queues (the aioquic pattern).
 
     node = GossipNode(key, listen=("127.0.0.1", 26601), peers=[...])
     async with trio.open_nursery() as nursery:

@@ -1,5 +1,5 @@
 """Fault injection in the transport: loss, duplication, delay, reordering and
-partitions, on real sockets, switchable at run time (DESIGN 5).
+partitions, on real sockets, switchable at run time.
 
 `FaultInjector` is pure: it takes `now` and a seeded `random.Random`, and
 tells the driver when to put each outgoing datagram on the wire (never, once,

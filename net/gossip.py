@@ -1,4 +1,4 @@
-"""The sans-IO gossip core (DESIGN 5), in the shape of aioquic's connection:
+"""The sans-IO gossip core, in the shape of aioquic's connection:
 
     receive_datagram(data, address, now_ms)     a datagram from the socket
     publish(topic, data, now_ms) -> id          gossip to every node

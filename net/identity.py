@@ -1,4 +1,4 @@
-"""libp2p-style peer identities for Ed25519 keys (DESIGN 5).
+"""libp2p-style peer identities for Ed25519 keys.
 
 The peer id of a key is the identity multihash of its protobuf-encoded public
 key, written in base58btc (libp2p peer-ids spec). An Ed25519 key encodes to

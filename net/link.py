@@ -12,7 +12,7 @@ rejects replays and knows which counters are missing; it reports them in
 flight, declares a packet lost when later ones were acknowledged without it
 (or after a delay), and queues its frames again under a new counter, as QUIC
 does. A probe (`Ping`) after a quiet spell elicits an `Ack` that reveals a
-lost tail. This is the "lazy repair" of DESIGN 5: a message lost on one link
+lost tail. This is "lazy repair": a message lost on one link
 still arrives, whole, at the cost of one round trip, and costs nothing when
 nothing is lost.
 """

@@ -1,4 +1,4 @@
-"""Multiaddrs of gossip peers, in their textual form only (DESIGN 5).
+"""Multiaddrs of gossip peers, in their textual form only.
 
 Peers talk plain UDP, so the only addresses accepted are
 

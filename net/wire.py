@@ -1,4 +1,4 @@
-"""The datagram format of the gossip network (DESIGN 5).
+"""The datagram format of the gossip network.
 
 Every datagram is sealed to one link (sender -> receiver) with
 ChaCha20-Poly1305 (IETF, 12-byte nonce). The clear header is authenticated as

@@ -1,4 +1,4 @@
-"""Safety checks over the chains a devnet's nodes serve (DESIGN 13, chaos).
+"""Safety checks over the chains a devnet's nodes serve.
 
 `fetch_blocks` reads a node's finalized blocks over RPC; `audit` takes every
 node's blocks and the acknowledged transaction ids and counts:

@@ -1,7 +1,7 @@
 """What the RPC layer needs from a running node, and the stable error codes.
 
 The Starlette app (`node.rpc`) is written against `Backend`; the node runtime
-implements it. Error codes are part of the API (DESIGN 9): wallets match on
+implements it. Error codes are part of the API: wallets match on
 `error.code`, so a code is never renamed and its HTTP status never changes.
 """
 
@@ -85,7 +85,7 @@ class SubmitResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Finalized:
-    """A finality event: one per height, in height order (DESIGN 4)."""
+    """A finality event: one per height, in height order."""
 
     block: Block
     certificate: CommitCertificate

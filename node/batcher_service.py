@@ -1,4 +1,4 @@
-"""The node's L1 batch poster (DESIGN 11): finality events in, batches out.
+"""The node's L1 batch poster: finality events in, batches out.
 
     chain.finalized  ->  feeder (BatchBuilder)  ->  bounded channel  ->  poster  ->  sink
                                                                           |

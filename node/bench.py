@@ -1,4 +1,4 @@
-"""End-to-end benchmark of a fresh 4-node devnet (DESIGN 14).
+"""End-to-end benchmark of a fresh 4-node devnet.
 
     python3 scripts/bench.py                       # every run, table + bench.json
     python3 scripts/bench.py --only saturation --only rate

@@ -1,5 +1,5 @@
 """The finalized chain as the node sees it: committing decided blocks and
-telling subscribers, one event per height in height order (DESIGN 4).
+telling subscribers, one event per height in height order.
 
 Subscribers read from the store, not from a queue: a slow subscriber (an SSE
 client, the batch builder) falls behind without holding memory and catches

@@ -1,4 +1,4 @@
-"""Run-time fault control of a running node, for chaos runs (DESIGN 13).
+"""Run-time fault control of a running node, for chaos runs.
 
 Off unless the config says `[chaos] control = true` (or the environment
 `SEQUENCER_CHAOS_CONTROL=true`). Then the node reads `chaos.json` in its home

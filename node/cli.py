@@ -1,4 +1,4 @@
-"""The `sequencer` command line (DESIGN 12).
+"""The `sequencer` command line.
 
 Each subcommand is a function `(args) -> exit status`. Errors the user can
 fix (`SequencerError`) print one line to stderr and exit 1; usage errors

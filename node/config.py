@@ -1,4 +1,4 @@
-"""The node's configuration: `<home>/config.toml` (DESIGN 12).
+"""The node's configuration: `<home>/config.toml`.
 
 The file is read with `tomllib` and converted by msgspec into the typed,
 frozen structs below, which forbid unknown keys; then the values msgspec
@@ -113,7 +113,7 @@ class NodeSection(_Section):
     key_file: PathText = "key.json"
     genesis_file: PathText = "genesis.json"
     data_dir: PathText = "data"  # the LevelDB directory
-    journal: bool = True  # journal accepted transactions (DESIGN 6)
+    journal: bool = True  # journal accepted transactions
 
 
 class RpcSection(_Section):
@@ -198,7 +198,7 @@ class P2PSection(_Section):
 
 
 class BatcherSection(_Section):
-    """The L1 batch poster (DESIGN 11); a devnet enables it on node 0."""
+    """The L1 batch poster; a devnet enables it on node 0."""
 
     enabled: bool = False
     sink: Literal["file", "ethereum"] = "file"
@@ -593,7 +593,7 @@ def dump_config(config: NodeConfig) -> str:
     lists of strings, nested tables). Mirrored tables list only the keys
     that differ from their library defaults.
     """
-    lines = ["# Node configuration (DESIGN 12); paths are relative to this file's directory."]
+    lines = ["# Node configuration; paths are relative to this file's directory."]
     _write_table(lines, "", msgspec.to_builtins(config))
     return "\n".join(lines) + "\n"
 

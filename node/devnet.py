@@ -1,4 +1,4 @@
-"""The files of a local devnet, as `cometbft testnet` writes them (DESIGN 12).
+"""The files of a local devnet, as `cometbft testnet` writes them.
 
     <out>/devnet.json            the manifest (`DevnetLayout`); written last,
                                  so its presence means the devnet is complete
@@ -346,7 +346,7 @@ def _config_text(
             "peers": [node.p2p for position, node in enumerate(nodes) if position != index],
             "gossip": gossip,
         },
-        # Node 0 posts batch commitments to the file L1 under its home (DESIGN 11).
+        # Node 0 posts batch commitments to the file L1 under its home.
         "batcher": {"enabled": index == 0},
     }
     # Through the same checks as a file on disk: a bad override fails here,

@@ -1,5 +1,5 @@
 """Logs to stderr: human-readable by default, one JSON object per line with
-`--log-format json` (DESIGN 8)."""
+`--log-format json`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""What nodes send each other over gossip, per topic (DESIGN 5).
+"""What nodes send each other over gossip, per topic.
 
-    tx          b"T" + an array of transactions (each DESIGN 3.1), at most
+    tx          b"T" + an array of transactions (each as in `sequencer.types`), at most
                 TX_BATCH_MAX: the transactions a node acknowledged together
                 travel as one message, not one each
     consensus   b"P" + ProposalMessage  |  b"V" + Vote

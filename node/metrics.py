@@ -1,4 +1,4 @@
-"""The node's Prometheus metrics (DESIGN 10): one registry per node.
+"""The node's Prometheus metrics: one registry per node.
 
 Two kinds. Events are counted and timed where they happen (submissions,
 commits, storage writes: counters and histograms). State that already lives

@@ -37,7 +37,7 @@ def _hex(chars: int | None = None) -> Schema:
 
 
 def _hex_in(byte_count: int) -> Schema:
-    """Input hex: an optional 0x, any case (DESIGN 3)."""
+    """Input hex: an optional 0x, any case."""
     return {"type": "string", "pattern": f"^(0[xX])?[0-9a-fA-F]{{{2 * byte_count}}}$"}
 
 

@@ -1,4 +1,4 @@
-"""Prometheus for a devnet (DESIGN 10, 12): a scrape config and a server process.
+"""Prometheus for a devnet: a scrape config and a server process.
 
     text = prometheus_config(layout, scrape_interval_s=1)   # scrapes every node
     with PrometheusServer(config_path, data_dir) as server:  # a free loopback port

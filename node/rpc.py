@@ -1,4 +1,4 @@
-"""The node's HTTP API: a Starlette app over a `Backend` (DESIGN 9).
+"""The node's HTTP API: a Starlette app over a `Backend`.
 
     POST /tx                                  one transaction object → 202 {"tx_id"}
     POST /txs                                 array of them → 200 {"results": [...]}, in order

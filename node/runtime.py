@@ -1,4 +1,4 @@
-"""The node: every subsystem in one trio nursery (DESIGN 8).
+"""The node: every subsystem in one trio nursery.
 
     gossip (UDP)  ->  tx / consensus / sync readers  ->  ingest, consensus driver
     RPC (Hypercorn + Starlette)  ->  ingest.submit   ->  mempool + journal + gossip

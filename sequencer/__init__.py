@@ -1,4 +1,4 @@
-"""Domain model and pure logic of the sequencer (DESIGN sections 2 and 3).
+"""Domain model and pure logic of the sequencer.
 
 Types (`types`), the canonical codec and JSON forms (`codec`), identifiers
 (`ids`), Ed25519 keys and signatures (`crypto`), RFC 6962 Merkle trees with

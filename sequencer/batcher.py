@@ -1,4 +1,4 @@
-"""The L1 batch builder (DESIGN 11): which finalized blocks go in which batch.
+"""The L1 batch builder: which finalized blocks go in which batch.
 
 Pure: no I/O and no clock (`now_ms` is an argument), so the node drives it
 and tests replay it exactly. The node feeds finalized blocks in height order
@@ -18,8 +18,8 @@ Closing rules, whichever comes first:
 - `max_age_ms`: measured from the `now_ms` at which the batch's first block
   was added; checked by `tick` and also at the end of every `add`.
 
-Batch numbers start at 0 and heights are contiguous across batches from 1
-(DESIGN 3.6). The counters move when a batch *closes*, not when it is posted:
+Batch numbers start at 0 and heights are contiguous across batches from 1.
+The counters move when a batch *closes*, not when it is posted:
 the L1 is the record of what is done. After a restart the node reads the
 sink (`Sink.posted`), builds with `BatchBuilder.resume(last batch number,
 last height)` and re-adds blocks from `last_height + 1`. Blocks that were in
@@ -89,7 +89,7 @@ class BatchConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Batch:
-    """A closed batch: the commitment of DESIGN 3.6 and what goes on the L1."""
+    """A closed batch: its commitment and what goes on the L1."""
 
     commitment: BatchCommitment
     encoding: bytes  # encode_batch(commitment): the bytes posted to the L1

@@ -1,4 +1,4 @@
-"""Validator sets and the commit-certificate check (DESIGN 3.4, normative).
+"""Validator sets and the commit-certificate check.
 
 A certificate is valid iff its indices are strictly increasing (so distinct),
 every index names a validator, every signature verifies as a *precommit* for

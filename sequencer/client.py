@@ -1,4 +1,4 @@
-"""A wallet's client of the node's HTTP API (DESIGN 9), sync and async.
+"""A wallet's client of the node's HTTP API, sync and async.
 
     wallet = Wallet(load_key("wallet.json"), chain_id="devnet-1")
     with Client("http://127.0.0.1:26600") as client:
@@ -510,7 +510,7 @@ class Client:
         return self._call(_status_op())
 
     def block(self, height: int | Literal["latest"], full: bool = False) -> dict[str, Any]:
-        """The block as JSON (DESIGN 9); with `full`, its transactions as well."""
+        """The block as JSON; with `full`, its transactions as well."""
         return self._call(_block_op(height, full))
 
     def wait_final(

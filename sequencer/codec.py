@@ -1,4 +1,4 @@
-"""Canonical binary codec and JSON forms (DESIGN section 3, normative).
+"""Canonical binary codec and JSON forms.
 
 Binary: MessagePack as msgspec writes it; structures are arrays in field
 order (`types.Wire`). `decode(data, cls)` is the only way bytes from outside

@@ -1,4 +1,4 @@
-"""Ed25519 keys, key files, signing bytes and signatures (DESIGN 3.1, 3.4).
+"""Ed25519 keys, key files, signing bytes and signatures.
 
 Signing bytes are normative:
 
@@ -8,7 +8,7 @@ Signing bytes are normative:
 
 `verify_*` functions return a bool and never raise on hostile input.
 Verification costs tens of microseconds, the largest per-transaction cost of
-the system: callers verify a transaction once, on entry (DESIGN 14).
+the system: callers verify a transaction once, on entry.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class CertificateError(SequencerError):
 class ClientError(SequencerError):
     """An RPC call that failed (`sequencer.client`).
 
-    `code` is either the node's stable error code (DESIGN 9, `{"error": {"code",
+    `code` is either the node's stable error code (`{"error": {"code",
     "message"}}`) or one of the client's own: `unreachable` (no HTTP answer),
     `timeout` (waiting gave up), `bad_response` (an answer that does not parse
     or contradicts the request) and `bad_proof` (a proof that does not check

@@ -1,4 +1,4 @@
-"""Reading and writing `genesis.json` (DESIGN 3.5)."""
+"""Reading and writing `genesis.json`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identifiers and derived values of DESIGN section 3 (normative).
+"""Identifiers and derived values (normative: wallets and rollups recompute them).
 
 All hashes are BLAKE3-256 over canonical encodings (`codec.encode`).
 """
@@ -89,15 +89,17 @@ _BatchArray = tuple[Literal["seq/batch/v1"], ChainId, U64, Height, Height, Bytes
 
 def encode_batch(batch: BatchCommitment) -> bytes:
     """The bytes posted to L1: msgpack([tag, chain_id, number, first, last, root, qc])."""
-    return encode([
-        BATCH_TAG,
-        batch.chain_id,
-        batch.batch_number,
-        batch.first_height,
-        batch.last_height,
-        batch.blocks_root,
-        batch.last_commit_id,
-    ])
+    return encode(
+        [
+            BATCH_TAG,
+            batch.chain_id,
+            batch.batch_number,
+            batch.first_height,
+            batch.last_height,
+            batch.blocks_root,
+            batch.last_commit_id,
+        ]
+    )
 
 
 def decode_batch(data: bytes) -> BatchCommitment:

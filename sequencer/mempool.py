@@ -1,4 +1,4 @@
-"""A gas-priced mempool with per-sender nonce order (DESIGN 6).
+"""A gas-priced mempool with per-sender nonce order.
 
 Pure: time is an argument, nothing is read from a clock or a disk. The rules
 follow geth's legacypool:
@@ -15,7 +15,7 @@ follow geth's legacypool:
   pays strictly more; a newcomer that would only be queued may evict only
   queued transactions, never executable ones (geth's rule against future
   transactions pushing out pending ones).
-- `select(max_gas, max_txs)` returns the block order of DESIGN 3.3: highest gas
+- `select(max_gas, max_txs)` returns the block order: highest gas
   price first, arrival order among equals, each sender's nonces in order
   (geth's price-and-nonce heap).
 

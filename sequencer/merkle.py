@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle trees with BLAKE3 (DESIGN 3.2, normative).
+"""RFC 6962 Merkle trees with BLAKE3.
 
     empty tree   blake3(b"")
     leaf         blake3(0x00 || item)

@@ -1,4 +1,4 @@
-"""The domain model of DESIGN section 3, as typed msgspec structs.
+"""The domain model, as typed msgspec structs.
 
 Every structure is encoded as a MessagePack **array in field order**
 (`array_like=True`); the field order below is normative and must not change.
@@ -143,7 +143,7 @@ class ValidatorInfo(Wire):
 
 
 class ConsensusParams(Wire):
-    """Consensus parameters; timeouts grow by their delta each round (DESIGN 4)."""
+    """Consensus parameters; timeouts grow by their delta each round."""
 
     timeout_propose_ms: U64 = 300
     timeout_propose_delta_ms: U64 = 100
@@ -233,7 +233,7 @@ class SigningState(Wire):
 
     The last signed (height, round, step) with its block id and signature (to
     re-sign an identical request with the stored signature), and the
-    Tendermint lock and valid value (DESIGN 4). Persisted and fsynced before a
+    Tendermint lock and valid value. Persisted and fsynced before a
     signature leaves the node.
 
     `polka` holds the prevotes that justified the lock and the valid value, and

@@ -1,4 +1,4 @@
-"""The node's store (DESIGN 7): finalized chain, indexes and signing state.
+"""The node's store: finalized chain, indexes and signing state.
 
 `Store` is the typed API (`store.py`), written once against the `KV`
 protocol (`kv.py`) and run over LevelDB (`LevelDBKV`, `leveldb.py`) on a

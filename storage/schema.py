@@ -1,4 +1,4 @@
-"""The key schema of the store (DESIGN 7).
+"""The key schema of the store.
 
 One flat key space; the first byte of a key is its kind. Integers in keys
 are fixed-width big-endian, so byte order is numeric order and a height

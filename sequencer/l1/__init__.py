@@ -1,4 +1,4 @@
-"""L1 sinks for batch commitments (DESIGN 11): `file` (JSON lines under the
+"""L1 sinks for batch commitments: `file` (JSON lines under the
 node home) and `ethereum` (JSON-RPC, e.g. a local anvil). See `base.py`."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The L1 sink interface (DESIGN 11): where batch commitments are posted.
+"""The L1 sink interface: where batch commitments are posted.
 
-A sink posts the encoding of a batch (DESIGN 3.6) and reads back everything
+A sink posts the encoding of a batch and reads back everything
 posted, so that a restarted builder neither repeats nor skips a batch and
 `sequencer l1 verify` can check the L1 against the chain. Sinks are async
 (trio, through anyio-neutral libraries such as httpx) and raise only
@@ -58,5 +58,4 @@ class Sink(Protocol):
         """Every batch on the L1 from this sequencer, in batch-number order."""
         ...
 
-    async def aclose(self) -> None:
-        ...
+    async def aclose(self) -> None: ...

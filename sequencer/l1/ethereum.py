@@ -1,4 +1,4 @@
-"""The `ethereum` sink (DESIGN 11): batch commitments as transactions on an Ethereum chain.
+"""The `ethereum` sink: batch commitments as transactions on an Ethereum chain.
 
     sink = EthereumSink("http://127.0.0.1:8545", key_hex, inbox, "devnet-1", confirmations=2)
     reference = await sink.post(batch, encode_batch(batch))   # the transaction hash
@@ -6,7 +6,7 @@
     await sink.aclose()
 
 A batch is one transaction from the poster's account to the batch inbox
-address, no value, calldata `0x01 || encoding` (DESIGN 3.6), signed with
+address, no value, calldata `0x01 || encoding`, signed with
 eth-account, with the fees of `jsonrpc.EthereumRpc.fees_now` (EIP-1559 when
 the chain has a base fee, legacy otherwise) and gas from `eth_estimateGas`
 plus 20%. All JSON-RPC goes through `jsonrpc.EthereumRpc`.
@@ -88,7 +88,7 @@ __all__ = ["BUMPS_MAX", "CALLDATA_PREFIX", "EthereumSink", "EthereumSinkStatisti
 
 log = logging.getLogger("sequencer.l1.ethereum")
 
-CALLDATA_PREFIX = b"\x01"  # DESIGN 3.6: the version byte before the encoding
+CALLDATA_PREFIX = b"\x01"  # the version byte before the encoding
 BUMPS_MAX = 16  # fee replacements per nonce: 1.125^16 is about 6.6 times the first fees
 GAS_MARGIN_DIVISOR = 5  # gas limit = estimate + estimate / 5
 FEE_BUMP_PERCENT_MIN = 10.0  # geth refuses a replacement that raises fees by less

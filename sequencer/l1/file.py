@@ -1,9 +1,9 @@
-"""The `file` sink (DESIGN 11): an append-only JSON-lines "L1" under the node home.
+"""The `file` sink: an append-only JSON-lines "L1" under the node home.
 
 One line per batch, in batch-number order:
 
     {"batch_number": 0, "first_height": 1, "last_height": 3,
-     "commitment": "<hex blake3 of the encoding>", "encoding": "<hex of DESIGN 3.6>"}
+     "commitment": "<hex blake3 of the encoding>", "encoding": "<hex of the batch encoding>"}
 
 A line is final once `post` returns: it is written with one `write`, then the
 file is fsynced (and its directory, when `post` created the file). A crash in
@@ -21,7 +21,7 @@ process writes the file (the configured poster); several are not supported.
 `post` refuses, with `L1ConflictError`, a batch whose number is already in
 the file with another encoding, and a batch that does not extend the file
 (next batch number, first height right after the last line's): the file
-would no longer be a chain of batches (DESIGN 3.6), and retrying cannot help.
+would no longer be a chain of batches, and retrying cannot help.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ethereum JSON-RPC for the `ethereum` sink (DESIGN 11): the node behind a URL.
+"""Ethereum JSON-RPC for the `ethereum` sink: the node behind a URL.
 
     rpc = EthereumRpc("http://127.0.0.1:8545", request_timeout_s=5.0)
     head = await rpc.head()

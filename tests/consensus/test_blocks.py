@@ -1,4 +1,4 @@
-"""Block validity: a table of structural and state problems (DESIGN 3.3)."""
+"""Block validity: a table of structural and state problems."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A 4-validator devnet of real node processes on loopback (DESIGN 13, node tier)."""
+"""A 4-validator devnet of real node processes on loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus against a real devnet (DESIGN 10, 12): a real `prometheus` scrapes
+"""Prometheus against a real devnet: a real `prometheus` scrapes
 every node, `promtool` lints every node's `/metrics` and our configs, and
 `sequencer devnet up --prometheus` runs and stops one with the nodes.
 

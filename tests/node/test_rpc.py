@@ -3,7 +3,7 @@
 Requests go through Starlette's TestClient on trio, the event loop Hypercorn
 serves the app on. Every answer is also checked against the app's own
 OpenAPI document (`Api`), so the document stays true for schemathesis.
-Shapes are DESIGN 9's, field by field; blocks and certificates are decoded
+Shapes are the API's, field by field; blocks and certificates are decoded
 back and compared with what was committed.
 """
 

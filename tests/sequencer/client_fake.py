@@ -1,4 +1,4 @@
-"""A fake node serving the DESIGN 9 shapes for the wallet client tests:
+"""A fake node serving the API's shapes for the wallet client tests:
 submitted transactions and nonces in dicts, a few admission rules, and a
 commit into a block of its own (a real Merkle tree, so proofs are genuine)
 after N polls."""
@@ -41,7 +41,7 @@ def refusal(code: ErrorCode, message: str = "refused") -> httpx.Response:
 
 
 class FakeNode:
-    """Just enough of a node: the DESIGN 9 routes over plain dicts."""
+    """Just enough of a node: the API's routes over plain dicts."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""The L1 batch builder (DESIGN 11) and `check_batches`: closing rules as a
+"""The L1 batch builder and `check_batches`: closing rules as a
 table, contiguity under hypothesis, commitments recomputed independently on a
 realistic signed chain, pinned vectors, replay, order, resume, verification."""
 

@@ -1,4 +1,4 @@
-"""Commit certificates: a table of valid and invalid certificates (DESIGN 3.4)."""
+"""Commit certificates: a table of valid and invalid certificates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wallet client against a fake node serving the DESIGN 9 shapes.
+"""The wallet client against a fake node serving the API's shapes.
 
 `FakeNode` keeps a dict of submitted transactions and the senders' nonces,
 applies a few admission rules, and commits a transaction into a block of its

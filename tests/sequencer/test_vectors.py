@@ -1,4 +1,4 @@
-"""Normative vectors of DESIGN section 3, with expected bytes written out by hand.
+"""Normative vectors of the wire formats, with expected bytes written out by hand.
 
 The expected encodings below are derived from the MessagePack spec, not from
 our encoder, so a change in field order, integer width or str/bin choice fails.
