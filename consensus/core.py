@@ -29,6 +29,7 @@ from consensus.messages import (
     Action,
     BlockValidated,
     Broadcast,
+    BroadcastVotes,
     Commit,
     DecidedBlock,
     Input,
@@ -50,6 +51,7 @@ from consensus.votekeeper import Verifier, VoteKeeper, VoteStatus
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, verify_signature
 from sequencer.ids import block_id, commit_id
+from sequencer.limits import VOTE_BUNDLE_MAX
 from sequencer.types import (
     NIL,
     ZERO_ID,
@@ -671,17 +673,19 @@ class Core:
         CometBFT's gossip re-sends votes for the same reasons.
         """
         first = max(0, self.round - self.config.rebroadcast_rounds)
+        votes: list[Vote] = []
         for round in range(first, self.round + 1):
             if round in self._own_proposals:
                 self._emit(Broadcast(self._own_proposals[round]))
             for kind in (VoteKind.PREVOTE, VoteKind.PRECOMMIT):
-                for vote in self._keeper.votes(round, kind):
-                    self._emit(Broadcast(vote))
+                votes.extend(self._keeper.votes(round, kind))
         pol_rounds = {self.locked_round, self.valid_round}
         pol_rounds.update(p.pol_round for p in self._proposals.get(self.round, {}).values())
         for round in sorted(r for r in pol_rounds if 0 <= r < first):
-            for vote in self._keeper.votes(round, VoteKind.PREVOTE):
-                self._emit(Broadcast(vote))
+            votes.extend(self._keeper.votes(round, VoteKind.PREVOTE))
+        # One fresh message: gossip would drop each vote re-sent as it was.
+        for start in range(0, len(votes), VOTE_BUNDLE_MAX):
+            self._emit(BroadcastVotes(votes[start : start + VOTE_BUNDLE_MAX]))
         self._schedule_timeout(TimeoutKind.REBROADCAST, self.config.rebroadcast_ms)
 
     # ------------------------------------------------------------ the upon rules

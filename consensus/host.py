@@ -33,6 +33,7 @@ from consensus.core import Core
 from consensus.messages import (
     BlockValidated,
     Broadcast,
+    BroadcastVotes,
     Commit,
     DecidedBlock,
     Equivocation,
@@ -274,6 +275,8 @@ class Host:
             self._chain.save_signing_state(action.state)
         elif isinstance(action, Broadcast):
             self._network.broadcast(action.message)
+        elif isinstance(action, BroadcastVotes):
+            self._network.broadcast_votes(action.votes)
         elif isinstance(action, ScheduleTimeout):
             self._timer_sequence += 1
             timeout = TimeoutElapsed(action.kind, action.height, action.round)

@@ -23,6 +23,7 @@ __all__ = [
     "Action",
     "BlockValidated",
     "Broadcast",
+    "BroadcastVotes",
     "Commit",
     "DecidedBlock",
     "Equivocation",
@@ -159,6 +160,15 @@ class PersistSigningState(_Action):
 
 class Broadcast(_Action):
     message: ProposalMessage | Vote
+
+
+class BroadcastVotes(_Action):
+    """Re-send votes to every node as one fresh message. Gossip drops a copy of
+    a message it already delivered (for minutes), so re-sending a vote as it
+    was cannot reach a node whose core dropped the first copy (it was heights
+    ahead then, say); a bundle with a fresh envelope can."""
+
+    votes: list[Vote]
 
 
 class ScheduleTimeout(_Action):

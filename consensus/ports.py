@@ -89,6 +89,10 @@ class NetworkPort(Protocol):
         """Gossip to every node; may drop (the core re-sends what matters)."""
         ...
 
+    def broadcast_votes(self, votes: list[Vote]) -> None:
+        """Re-send votes to every node in one message that gossip has not seen."""
+        ...
+
     def send(self, peer: Peer, message: SyncRequest | RawSyncResponse) -> None:
         """One message to one peer (catch-up); may drop."""
         ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable
 
@@ -32,7 +33,7 @@ from net.errors import BacklogFullError
 from net.wire import Topic
 from node.chain import Chain
 from node.health import StorageHealth
-from node.messages import encode_consensus, encode_sync
+from node.messages import VoteBundle, encode_consensus, encode_sync
 from sequencer.crypto import verify_transaction
 from sequencer.ids import tx_id
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
@@ -269,6 +270,13 @@ class _GossipPort:
             self._gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(message))
         except BacklogFullError:
             # Rebroadcast repairs this; a vote must not wait behind transactions.
+            self._driver.counts["broadcast_dropped"] += 1
+
+    def broadcast_votes(self, votes: list[Vote]) -> None:
+        bundle = VoteBundle(nonce=secrets.token_bytes(16), votes=votes)
+        try:
+            self._gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(bundle))
+        except BacklogFullError:
             self._driver.counts["broadcast_dropped"] += 1
 
     def send(self, peer: object, message: SyncRequest | RawSyncResponse) -> None:

@@ -3,7 +3,9 @@
     tx          b"T" + an array of transactions (each as in `sequencer.types`), at most
                 TX_BATCH_MAX: the transactions a node acknowledged together
                 travel as one message, not one each
-    consensus   b"P" + ProposalMessage  |  b"V" + Vote
+    consensus   b"P" + ProposalMessage  |  b"V" + Vote  |  b"B" + VoteBundle
+                (re-sent votes under a fresh nonce: gossip drops a message
+                it delivered before, even one the core could not use then)
     sync        b"Q" + SyncRequest      |  b"R" + SyncResponse   (direct, not relayed)
 
 One kind byte in front of the canonical msgpack encoding keeps decoding typed
@@ -20,10 +22,12 @@ from consensus.messages import ProposalMessage
 from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
 from sequencer.codec import decode, encode
 from sequencer.errors import DecodeError
-from sequencer.types import Transaction, Vote
+from sequencer.limits import VOTE_BUNDLE_MAX
+from sequencer.types import Transaction, Vote, Wire
 
 __all__ = [
     "TX_BATCH_MAX",
+    "VoteBundle",
     "decode_consensus",
     "decode_sync",
     "decode_txs",
@@ -36,14 +40,22 @@ __all__ = [
 TX_BATCH_MAX = 1_000
 _TxBatch = Annotated[list[Transaction], Meta(min_length=1, max_length=TX_BATCH_MAX)]
 
-_CONSENSUS: dict[bytes, type] = {b"P": ProposalMessage, b"V": Vote}
+
+class VoteBundle(Wire):
+    """Votes re-sent together; `nonce` makes each bundle a message gossip has not seen."""
+
+    nonce: Annotated[bytes, Meta(min_length=8, max_length=32)]
+    votes: Annotated[list[Vote], Meta(min_length=1, max_length=VOTE_BUNDLE_MAX)]
+
+
+_CONSENSUS: dict[bytes, type] = {b"P": ProposalMessage, b"V": Vote, b"B": VoteBundle}
 _SYNC: dict[bytes, type] = {b"Q": SyncRequest, b"R": SyncResponse}
 _KIND_OF = {cls: kind for table in (_CONSENSUS, _SYNC) for kind, cls in table.items()}
 # A response put together from stored bytes encodes exactly as a typed one.
 _KIND_OF[RawSyncResponse] = b"R"
 
 
-def encode_consensus(message: ProposalMessage | Vote) -> bytes:
+def encode_consensus(message: ProposalMessage | Vote | VoteBundle) -> bytes:
     return _KIND_OF[type(message)] + encode(message)
 
 
@@ -51,7 +63,7 @@ def encode_sync(message: SyncRequest | SyncResponse | RawSyncResponse) -> bytes:
     return _KIND_OF[type(message)] + encode(message)
 
 
-def decode_consensus(data: bytes) -> ProposalMessage | Vote:
+def decode_consensus(data: bytes) -> ProposalMessage | Vote | VoteBundle:
     return _decode(data, _CONSENSUS)
 
 

@@ -40,7 +40,14 @@ from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
 from node.health import StorageHealth
 from node.ingest import Ingest, JournalWriter
-from node.messages import TX_BATCH_MAX, decode_consensus, decode_sync, decode_txs, encode_txs
+from node.messages import (
+    TX_BATCH_MAX,
+    VoteBundle,
+    decode_consensus,
+    decode_sync,
+    decode_txs,
+    encode_txs,
+)
 from node.metrics import NodeMetrics
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
@@ -297,7 +304,11 @@ class Node:
             except DecodeError:
                 self.consensus.counts["malformed"] += 1
                 continue
-            self.consensus.on_message(message)
+            if isinstance(message, VoteBundle):
+                for vote in message.votes:
+                    self.consensus.on_message(vote)
+            else:
+                self.consensus.on_message(message)
 
     async def _read_sync(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
         async for delivery in channel:

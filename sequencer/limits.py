@@ -20,6 +20,8 @@ BLOCK_TXS_MAX = 65_536
 VALIDATORS_MAX = 1_024
 # Own votes a signing state keeps (two per round, of its last rounds).
 OWN_VOTES_MAX = 64
+# Votes re-sent in one gossip message (about 200 bytes each: under 0.5 MiB).
+VOTE_BUNDLE_MAX = 2_048
 # CometBFT's bound: keeps 3 * power inside a u64 in every implementation.
 TOTAL_VOTING_POWER_MAX = 2**60
 NAME_CHARS_MAX = 64

@@ -84,6 +84,13 @@ class ByzantinePort(HonestPort):
     def _everyone(self, message: object) -> None:
         self.node.sim.network.broadcast(self.node.index, message)
 
+    def broadcast_votes(self, votes: list[Vote]) -> None:
+        """Re-sent votes go out as they are (its own included): the behaviours
+        act on first sends, where they can mislead."""
+        self.node.port_call()
+        if self.behaviour != "silent":
+            self.node.sim.network.broadcast_fresh(self.node.index, votes)
+
     def broadcast(self, message: ProposalMessage | Vote) -> None:
         self.node.port_call()
         if self.behaviour == "silent":

@@ -50,6 +50,13 @@ def message_key(message: object) -> object | None:
     return None
 
 
+class _Bundle:
+    __slots__ = ("messages",)
+
+    def __init__(self, messages: list[object]) -> None:
+        self.messages = messages
+
+
 class Network:
     """Links between `size` nodes; `receivers[i](source, message)` delivers to node i."""
 
@@ -114,6 +121,14 @@ class Network:
         if oldest is not None:
             self._everywhere[key] = (self._epoch, min(oldest, self._seen[source][key][0]))
 
+    def broadcast_fresh(self, source: int, messages: list[object]) -> None:
+        """Messages in one fresh envelope (a vote bundle): the seen-caches
+        neither drop them nor learn them, as gossip treats the bundle's
+        inner votes. Lost, duplicated and delayed as one message."""
+        for destination in range(self.size):
+            if destination != source:
+                self._send(source, destination, _Bundle(messages), None)
+
     def _has(self, node: int, key: object) -> bool:
         entry = self._seen[node].get(key)
         return entry is not None and self._queue.now_ms - entry[0] < SEEN_TTL_MS
@@ -147,6 +162,10 @@ class Network:
 
     def _deliver(self, packet: tuple[int, int, object, object]) -> None:
         source, destination, message, key = packet
+        if isinstance(message, _Bundle):
+            for inner in message.messages:
+                self.receivers[destination](source, inner)
+            return
         if key is not None:
             if self._has(destination, key):
                 self.deduplicated += 1

@@ -272,6 +272,11 @@ class HonestPort:
         node.sim.checker.on_signed(message)
         node.sim.network.broadcast(node.index, message)
 
+    def broadcast_votes(self, votes: list[Vote]) -> None:
+        node = self.node
+        node.port_call()
+        node.sim.network.broadcast_fresh(node.index, votes)
+
     def send(self, peer: object, message: SyncRequest | RawSyncResponse) -> None:
         node = self.node
         node.port_call()

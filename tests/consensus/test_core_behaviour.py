@@ -313,4 +313,3 @@ def test_unsigned_next_height_messages_are_not_buffered() -> None:
     assert sum(len(kept) for kept in node.core._future.values()) == 0
     assert node.core.stats["message_future_bad_signature"] == 3
     assert node.core.stats["message_future_unknown_validator"] == 1
-

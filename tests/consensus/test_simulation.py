@@ -85,6 +85,28 @@ def test_seeds_that_once_stalled_stay_live(seed: int, faults: str) -> None:
     _check(4, range(seed, seed + 1), heights=12, faults=faults)
 
 
+# Seeds the campaigns of this simulator found, with what they found:
+# - 1000249 (N = 4, partition) and 1000090 (N = 7, all): a node whose gossip
+#   had dropped a round's prevotes as too early could never accept the value
+#   the others were locked on (fixed: a proposal carries its proof of lock);
+# - 3002738 and 3003102 (N = 4, partition): a node cut off for a while caught
+#   up by catch-up, but the votes of its new height had reached it while it
+#   was heights behind; gossip dropped every re-sent copy as seen, for
+#   minutes, so it never heard the round the others were in (fixed: re-sent
+#   votes travel in a fresh bundle).
+CAMPAIGN_SEEDS = [
+    (4, 1000249, "partition"),
+    (7, 1000090, "all"),
+    (4, 3002738, "partition"),
+    (4, 3003102, "partition"),
+]
+
+
+@pytest.mark.parametrize(("validators", "seed", "faults"), CAMPAIGN_SEEDS)
+def test_seeds_the_campaigns_found_stay_live(validators: int, seed: int, faults: str) -> None:
+    _check(validators, range(seed, seed + 1), heights=12, faults=faults)
+
+
 @pytest.mark.parametrize("validators", [1, 2, 4, 7])
 def test_without_faults_every_seed_reaches_the_target_in_round_zero(validators: int) -> None:
     for seed in range(10):

@@ -19,7 +19,7 @@ from node.consensus_driver import ConsensusDriver
 from node.errors import ConfigError
 from node.health import StorageHealth
 from node.ingest import Ingest, JournalWriter
-from node.messages import decode_consensus
+from node.messages import VoteBundle, decode_consensus
 from node.runtime import open_kv
 from sequencer.crypto import sign_transaction
 from sequencer.mempool import Mempool, MempoolConfig
@@ -244,3 +244,20 @@ def test_a_malformed_fault_variable_stops_the_node_before_it_opens_the_store(
     plain = open_kv(tmp_path / "db", {})
     plain.close()
     assert not isinstance(plain, FaultyKV)
+
+
+def test_a_rebroadcast_goes_out_as_a_fresh_bundle_each_time(rig: Rig) -> None:
+    """Gossip drops a message it delivered before, so re-sent votes must not
+    be byte-identical to their first copies, nor to the last re-send."""
+    rig.driver.feed(proposal("A"))
+    rig.driver.feed(votes(PREVOTE, [1], "A")[0])
+    first_copies = list(rig.gossip.published)
+    rig.driver.feed(TimeoutElapsed(TimeoutKind.REBROADCAST, 1, 0))
+    rig.driver.feed(TimeoutElapsed(TimeoutKind.REBROADCAST, 1, 0))
+    bundles = [m for m in rig.gossip.published if isinstance(m, VoteBundle)]
+    assert len(bundles) == 2
+    assert bundles[0].nonce != bundles[1].nonce
+    assert bundles[0].votes == bundles[1].votes
+    resent = {(v.validator, v.kind.name) for v in bundles[0].votes}
+    assert resent == {(ME, "PREVOTE"), (1, "PREVOTE")}  # ours and the one relayed
+    assert not any(isinstance(m, VoteBundle) for m in first_copies)
