@@ -41,13 +41,28 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low(default: int = 32_768) -> int:
+    """The lowest port the kernel hands out as a connection's source port."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def free_base_port(nodes: int, stride: int = 10, extra: tuple[int, ...] = ()) -> int:
     """A devnet base port whose rpc (base + stride i) and p2p (+1) ports, and
     base + stride i + each of `extra`, are all free (other devnets may run on
-    this machine: never assume the default ports)."""
+    this machine: never assume the default ports).
+
+    The ports lie below the kernel's ephemeral range: while a node is down
+    (killed by a test, restarting), any outgoing connection on the machine
+    could otherwise take its port as a source port, and the node could not
+    bind it again."""
     rng = random.Random()
+    span = stride * nodes + max((0, 1, *extra)) + 1
+    high = max(_ephemeral_low(), 20_000 + span + stride)
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000, stride)
+        base = rng.randrange(20_000, high - span, stride)
         ports = [base + stride * i + k for i in range(nodes) for k in (0, 1, *extra)]
         if all(_port_free(port) for port in ports):
             return base
