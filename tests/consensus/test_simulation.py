@@ -42,7 +42,7 @@ def _check(validators: int, seeds: range, heights: int, faults: str) -> None:
     )
 
 
-# (validators, class, seeds): about 300 seeds a run, over every class.
+# (validators, class, seeds): about 280 seeds a run, over every class.
 RANDOM_RANGES = [
     (4, "all", 60),
     (4, "crash", 40),
@@ -50,11 +50,11 @@ RANDOM_RANGES = [
     (4, "byzantine", 30),
     (4, "clock", 20),
     (4, "network", 20),
-    (7, "all", 30),
+    (7, "all", 20),
     (7, "crash", 15),
     (7, "byzantine", 15),
     (10, "all", 8),
-    (16, "all", 4),
+    (16, "all", 2),
 ]
 
 
