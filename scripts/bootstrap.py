@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,15 +67,25 @@ def _run(args: list[str | Path]) -> None:
         raise BootstrapError(f"command failed ({result.returncode}): {' '.join(map(str, args))}")
 
 
+# The test tools install while the virtual environment does (scripts/test.py):
+# one apt-get at a time (dpkg allows no more), and one package-list update.
+_APT_LOCK = threading.Lock()
+_apt_updated = False
+
+
 def _apt_install(package: str) -> bool:
     """Install a Debian package when we can (root with apt-get); report whether we tried."""
+    global _apt_updated
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         return False
-    say(f"installing the system package {package} (apt-get)")
-    subprocess.run(["apt-get", "update", "-qq"], check=False)
-    # No recommended packages: prometheus would pull in exporters that start services.
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
-    return subprocess.run(install).returncode == 0
+    with _APT_LOCK:
+        say(f"installing the system package {package} (apt-get)")
+        if not _apt_updated:
+            subprocess.run(["apt-get", "update", "-qq"], check=False)
+            _apt_updated = True
+        # No recommended packages: prometheus would pull in exporters that start services.
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+        return subprocess.run(install).returncode == 0
 
 
 def ensure_test_tools() -> None:

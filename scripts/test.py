@@ -4,6 +4,7 @@
     python3 scripts/test.py              # ruff, then the default pytest run
     python3 scripts/test.py -k merkle    # extra arguments go to pytest
     python3 scripts/test.py --runslow    # include the long (soak) tests
+    TEST_WORKERS=1 python3 scripts/test.py   # one pytest process (default: 2 workers)
 
 The first run creates .venv from requirements.lock (see scripts/bootstrap.py)
 and installs the system tools some tests need when missing (apt-get): npm, to
@@ -16,23 +17,52 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 from bootstrap import ROOT, BootstrapError, ensure_test_tools, ensure_venv, say
 
 
 def main(argv: list[str]) -> int:
+    # System tools (apt-get) install while the virtual environment does (pip).
+    tools_error: list[BootstrapError] = []
+
+    def tools() -> None:
+        try:
+            ensure_test_tools()
+        except BootstrapError as exc:
+            tools_error.append(exc)
+
+    tools_thread = threading.Thread(target=tools, name="test-tools")
+    tools_thread.start()
     try:
         python = str(ensure_venv())
-        ensure_test_tools()
     except BootstrapError as exc:
         say(f"error: {exc}")
+        return 1
+    finally:
+        tools_thread.join()
+    if tools_error:
+        say(f"error: {tools_error[0]}")
         return 1
     say("ruff check")
     lint = subprocess.run([python, "-m", "ruff", "check", "--quiet", "."], cwd=ROOT)
     if lint.returncode != 0:
         return lint.returncode
     os.chdir(ROOT)
-    os.execv(python, [python, "-m", "pytest", *argv])
+    os.execv(python, [python, "-m", "pytest", *_workers(argv), *argv])
+
+
+def _workers(argv: list[str]) -> list[str]:
+    """Two pytest workers (pytest-xdist) unless the arguments choose: the
+    pure-code tiers run beside the node tests, which wait on real processes
+    more than they compute. Node tests stay on one worker, one at a time
+    (see tests/conftest.py): their clusters would contend for the CPU."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist")) for arg in argv):
+        return []
+    workers = os.environ.get("TEST_WORKERS") or str(min(2, os.cpu_count() or 1))
+    if workers in ("0", "1"):
+        return []
+    return ["-n", workers, "--dist", "loadgroup"]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,6 +32,8 @@ settings.load_profile(
 # The simulator tests draw their seeds from a new range each run (so that runs
 # add up to many seeds); the header prints it, `SIM_SEED_BASE=K` replays it.
 SIM_SEED_BASE = int(os.environ.get("SIM_SEED_BASE") or random.randrange(10**6, 10**9))
+# pytest-xdist workers inherit it, so that all draw from the range the header shows.
+os.environ["SIM_SEED_BASE"] = str(SIM_SEED_BASE)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -41,10 +44,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 
 
+# Tests that run real node processes share one pytest-xdist worker, one at a
+# time: two clusters at once would contend for the CPU (and their timeouts).
+PROCESS_TESTS = Path(__file__).parent / "node"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow"):
-        return
+    runslow = config.getoption("--runslow")
     skip = pytest.mark.skip(reason="slow: run with --runslow")
     for item in items:
-        if "slow" in item.keywords:
+        if item.path.is_relative_to(PROCESS_TESTS):
+            item.add_marker(pytest.mark.xdist_group("node-processes"))
+        if not runslow and "slow" in item.keywords:
             item.add_marker(skip)
