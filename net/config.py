@@ -61,9 +61,15 @@ class GossipConfig:
     reassembly_bytes_max_per_peer: int = 16 * 1024 * 1024
     ping_interval_ms: float = 1_000.0
     peer_timeout_ms: float = 5_000.0
+    # At most this many messages partly received from one peer at a time.
+    reassembly_partials_max_per_peer: int = 64
     # Token bucket on the authenticated bytes each peer may send us.
     peer_bytes_per_s: int = 64 * 1024 * 1024
     peer_burst_bytes: int = 16 * 1024 * 1024
+    # And on its frames: a datagram of many tiny frames costs a frame's work
+    # (hash, seen-cache, delivery, relay) per frame, whatever its bytes.
+    peer_frames_per_s: int = 20_000
+    peer_burst_frames: int = 20_000
     # Housekeeping period: probes, pings, expiries.
     tick_ms: float = 5.0
 
@@ -89,6 +95,12 @@ class GossipConfig:
         )
         _check_range("peer_burst_bytes", self.peer_burst_bytes, self.datagram_bytes_max, 2**34)
         _check_range("peer_bytes_per_s", self.peer_bytes_per_s, 1, 2**34)
+        _check_range(
+            "reassembly_partials_max_per_peer", self.reassembly_partials_max_per_peer, 1, 65_536
+        )
+        # A burst must hold one datagram's worth of the smallest frames.
+        _check_range("peer_burst_frames", self.peer_burst_frames, 1_024, 2**31)
+        _check_range("peer_frames_per_s", self.peer_frames_per_s, 1, 2**31)
         for name in (
             "flush_interval_ms",
             "ack_delay_ms",

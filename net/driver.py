@@ -8,11 +8,14 @@ queues (the aioquic pattern).
         await node.publish(Topic.TX, data)
 
 Only this module reads the clock and touches the socket. It drains the socket
-in bursts, hands each burst to the core, then sends what the core wants sent
+into one bounded queue per sending peer, hands the core a burst taken from
+those queues in turn (`net.fair`), then sends what the core wants sent
 (acknowledgements, relays) at once; a timer task covers flush intervals,
-probes and pings. Subscribers get each message once through bounded memory
-channels; a subscriber that falls behind loses messages (counted) rather
-than stalling the network for everyone.
+probes and pings. A peer that floods us fills and loses only its own queue:
+the datagrams of the others still get their turn. Subscribers get each
+message once, the same way: a bounded queue per peer, read in turn
+(`net.subscription`); a subscriber that falls behind loses messages
+(counted) rather than stalling the network for everyone.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ import trio
 
 from net.config import GossipConfig
 from net.errors import BacklogFullError, NetError
+from net.fair import FairQueue
 from net.faults import FaultConfig, FaultInjector
-from net.gossip import Delivery, Gossip, PeerAddress
+from net.gossip import Gossip, PeerAddress
 from net.multiaddr import Multiaddr
 from net.peer import PeerState
+from net.subscription import Subscription
 from net.wire import Topic
 from sequencer.crypto import PrivateKey
 
@@ -44,9 +49,16 @@ _RECEIVE_BYTES = 65_536
 # Per wake-up, so subscribers and publishers get their turn between bursts.
 _BURST_DATAGRAMS = 256
 _BURST_BYTES = 1024 * 1024
+# Reading the socket costs little beside handling a datagram, so each wake-up
+# reads far more than a burst: what waits in the kernel's buffer (first in,
+# first out over every peer) moves to the per-peer queues, where a flood
+# displaces only its sender's datagrams.
+_DRAIN_DATAGRAMS = 4_096
+INBOX_DATAGRAMS_PER_PEER = 1_024
 _OUTBOX_DATAGRAMS_MAX = 65_536
 _SOCKET_BUFFER_BYTES = 16 * 1024 * 1024
 SUBSCRIBER_CAPACITY = 4_096
+SUBSCRIBER_BYTES_PER_PEER = 32 * 1024 * 1024
 
 
 class PeerStatus:
@@ -83,9 +95,8 @@ class GossipNode:
         self._session = session if session is not None else time.time_ns() // 1_000
         self._core: Gossip | None = None
         self._socket: socket.socket | None = None
-        self._subscribers: dict[Topic, list[trio.MemorySendChannel[Delivery]]] = (
-            collections.defaultdict(list)
-        )
+        self._subscribers: dict[Topic, list[Subscription]] = collections.defaultdict(list)
+        self._inbox: FairQueue[tuple[bytes, tuple[str, int]]] = FairQueue(INBOX_DATAGRAMS_PER_PEER)
         self._delayed: list[tuple[float, int, bytes, tuple[str, int]]] = []
         self._delayed_sequence = 0
         self._outbox: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
@@ -126,17 +137,23 @@ class GossipNode:
                 task_status.started(self.listen_address)
         finally:
             self._socket.close()
-            for channels in self._subscribers.values():
-                for channel in channels:
-                    channel.close()
+            for subscriptions in self._subscribers.values():
+                for subscription in subscriptions:
+                    subscription.end()
 
     def subscribe(
-        self, topic: Topic, capacity: int = SUBSCRIBER_CAPACITY
-    ) -> trio.MemoryReceiveChannel[Delivery]:
-        """Messages of `topic` from now on, each once; closing the channel unsubscribes."""
-        send, receive = trio.open_memory_channel[Delivery](capacity)
-        self._subscribers[Topic(topic)].append(send)
-        return receive
+        self,
+        topic: Topic,
+        capacity: int = SUBSCRIBER_CAPACITY,
+        bytes_per_peer: int = SUBSCRIBER_BYTES_PER_PEER,
+    ) -> Subscription:
+        """Messages of `topic` from now on, each once, at most `capacity`
+        messages and `bytes_per_peer` bytes waiting per peer (a message
+        larger than that still gets through an empty queue); closing the
+        subscription unsubscribes."""
+        subscription = Subscription(capacity, bytes_per_peer)
+        self._subscribers[Topic(topic)].append(subscription)
+        return subscription
 
     # ------------------------------------------------------------- publishing
 
@@ -179,6 +196,8 @@ class GossipNode:
         stats.update(self._faults.statistics())
         stats.update(self.counts)
         stats["outbox_datagrams"] = len(self._outbox)
+        stats["inbox_datagrams"] = len(self._inbox)
+        stats["dropped_inbox_full"] = self._inbox.dropped
         return stats
 
     def peers(self) -> list[PeerStatus]:
@@ -204,31 +223,50 @@ class GossipNode:
     async def _receive_loop(self) -> None:
         assert self._socket is not None
         assert self._core is not None
-        sock, core, faults = self._socket, self._core, self._faults
+        sock, core, inbox = self._socket, self._core, self._inbox
         while True:
-            await trio.lowlevel.wait_readable(sock)
+            if inbox:
+                await trio.lowlevel.checkpoint()  # our turn is over; more is queued
+            else:
+                await trio.lowlevel.wait_readable(sock)
+            self._drain(sock)
             now_ms = self._now_ms()
             burst_bytes = 0
             for _ in range(_BURST_DATAGRAMS):
-                if burst_bytes >= _BURST_BYTES:
+                if not inbox or burst_bytes >= _BURST_BYTES:
                     break
-                try:
-                    data, address = sock.recvfrom(_RECEIVE_BYTES)
-                except BlockingIOError:
-                    break
-                except OSError as error:  # e.g. ICMP errors reported on the socket
-                    self.counts["receive_errors"] += 1
-                    if error.errno in (errno.EBADF, errno.ENOTSOCK):
-                        raise
-                    continue
+                data, address = inbox.get()
                 burst_bytes += len(data)
-                if faults.inbound(data):
-                    core.receive_datagram(data, address[:2], now_ms)
+                core.receive_datagram(data, address, now_ms)
             self._deliver()
             self._transmit(now_ms)
             self._wake.set()
             if not self._backlog_full():
                 self._backlog_drained.set()
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Move what the kernel holds to the per-peer queues, up to `_DRAIN_DATAGRAMS`."""
+        core, faults, inbox = self._running_core(), self._faults, self._inbox
+        for _ in range(_DRAIN_DATAGRAMS):
+            try:
+                data, address = sock.recvfrom(_RECEIVE_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as error:  # e.g. ICMP errors reported on the socket
+                self.counts["receive_errors"] += 1
+                if error.errno in (errno.EBADF, errno.ENOTSOCK):
+                    raise
+                continue
+            if not faults.inbound(data):
+                continue
+            # By the sender tag the header claims: a forged one lands in that
+            # peer's queue, and fails authentication there at little cost.
+            # Oversized datagrams go to the core at once, which drops them.
+            source = core.claimed_peer(data)
+            if source is None or len(data) > self.config.datagram_bytes_max:
+                core.receive_datagram(data, address[:2], self._now_ms())
+                continue
+            inbox.put(source, (data, address[:2]), len(data))
 
     async def _timer_loop(self) -> None:
         assert self._core is not None
@@ -308,16 +346,14 @@ class GossipNode:
 
     def _deliver(self) -> None:
         for delivery in self._running_core().deliveries():
-            channels = self._subscribers.get(delivery.topic)
-            if not channels:
+            subscriptions = self._subscribers.get(delivery.topic)
+            if not subscriptions:
                 continue
-            for channel in list(channels):
-                try:
-                    channel.send_nowait(delivery)
-                except trio.WouldBlock:
+            for subscription in list(subscriptions):
+                if subscription.closed:
+                    subscriptions.remove(subscription)
+                elif not subscription.offer(delivery):
                     self.counts["subscriber_dropped"] += 1
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    channels.remove(channel)
 
 
 def _bind(listen: tuple[str, int]) -> socket.socket:

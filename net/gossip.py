@@ -45,7 +45,10 @@ from net.wire import (
     message_id,
 )
 
-__all__ = ["Delivery", "Gossip", "PeerAddress"]
+__all__ = ["DIRECT_TOPICS", "Delivery", "Gossip", "PeerAddress"]
+
+# Topics of point-to-point requests and answers: never published, never relayed.
+DIRECT_TOPICS = frozenset({Topic.SYNC})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ def _fragment_overhead_bytes() -> int:
 
 
 _FRAGMENT_OVERHEAD_BYTES = _fragment_overhead_bytes()
+# Where the sender tag sits in a datagram's header (after the version byte).
+HEADER_TAG = slice(1, 1 + SENDER_TAG_BYTES)
 
 
 class Gossip:
@@ -119,6 +124,8 @@ class Gossip:
 
         Publishing an id seen before sends it again: that is how a node
         re-announces a message to peers that may have missed it."""
+        if topic in DIRECT_TOPICS:
+            raise NetConfigError(f"{topic.name} messages go to one peer (`send`), never gossip")
         id_ = self._check_size(topic, data)
         self._seen.add(id_, now_ms)
         frames, size = self._frames(id_, topic, self.tag, True, data)
@@ -199,6 +206,9 @@ class Gossip:
             peer.received_packet(counter, horizon, False, now_ms)
             self.counts["dropped_malformed"] += 1
             return
+        if not peer.admit_frames(len(frames), now_ms):
+            self.counts["dropped_frame_rate_limited"] += 1
+            return  # not marked received either
         eliciting = False
         ping: Ping | None = None
         for frame in frames:
@@ -211,6 +221,13 @@ class Gossip:
             # peer spoofing its source address could aim at someone else).
             peer.queue_control(encode_frame(Pong(ping.nonce, self._alive_tags())), False)
         peer.received_packet(counter, horizon, eliciting, now_ms)
+
+    def claimed_peer(self, data: bytes) -> bytes | None:
+        """The configured peer whose sender tag `data`'s header carries, or
+        None (too short, or nobody we know): a cheap look, before anything
+        is checked, for the driver to queue datagrams per peer."""
+        tag = data[HEADER_TAG]
+        return tag if len(tag) == SENDER_TAG_BYTES and tag in self._peers else None
 
     def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, int, bytes]:
         """(peer, counter, horizon, payload), or (None, 0, 0, b"") after counting the drop."""
@@ -293,6 +310,10 @@ class Gossip:
         if len(data) > self._config.message_bytes_max:
             self.counts["dropped_oversized_message"] += 1
             return
+        reason = self._refused_origin(peer, topic, origin, relay)
+        if reason is not None:
+            self.counts["dropped_" + reason] += 1
+            return
         if id_ is None:
             id_ = message_id(topic, data)
         if not self._seen.add(id_, now_ms):
@@ -307,6 +328,21 @@ class Gossip:
         if targets:
             frames, size = self._frames(id_, topic, origin, True, data)
             self.counts["messages_relayed"] += self._queue(targets, frames, size, topic, now_ms)
+
+    def _refused_origin(self, peer: Peer, topic: Topic, origin: bytes, relay: bool) -> str | None:
+        """Why a message may not come this way, or None. A peer speaks for
+        itself, or relays what a configured node published: nothing else is
+        delivered or relayed on (a byzantine peer must not make us forward
+        junk under invented origins)."""
+        if not relay:
+            return None if origin == peer.tag else "forged_origin"
+        if topic in DIRECT_TOPICS:
+            return "not_relayable"
+        if origin == self.tag:
+            return "own_origin"  # ours, come back: we published it
+        if origin not in self._peers:
+            return "unknown_origin"
+        return None
 
     def _relay_targets(self, origin: bytes, sender: bytes, now_ms: float) -> list[Peer]:
         """Our mesh neighbours minus those the origin and the sender reach (`net.mesh`)."""
@@ -398,6 +434,8 @@ class Gossip:
         stats["seen_cache_ids"] = len(self._seen)
         stats["backlog_bytes"] = self.backlog_bytes()
         stats["reassembly_bytes"] = sum(p.reassembler.bytes_held for p in self._peers.values())
+        stats["reassembly_partials"] = sum(len(p.reassembler) for p in self._peers.values())
+        stats["reassembly_evicted"] = sum(p.reassembler.evicted for p in self._peers.values())
         rtts = [p.rtt_ms for p in self._peers.values() if p.rtt_ms is not None]
         stats["rtt_ms_max"] = max(rtts) if rtts else math.nan
         return stats

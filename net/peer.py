@@ -57,7 +57,9 @@ class Peer:
         self._ack_needed = False
         self._ack_due = math.inf
         self._eliciting_since_ack = 0
-        self.reassembler = Reassembler(config.reassembly_bytes_max_per_peer)
+        self.reassembler = Reassembler(
+            config.reassembly_bytes_max_per_peer, config.reassembly_partials_max_per_peer
+        )
         # Liveness, and who this peer says it hears from.
         self.state = PeerState.NEW
         self.last_heard_ms = now_ms
@@ -65,8 +67,8 @@ class Peer:
         self.rtt_ms: float | None = None
         self.reported_alive: frozenset[bytes] = frozenset()
         self.reported_at_ms = -math.inf
-        self._tokens = float(config.peer_burst_bytes)
-        self._tokens_at_ms = now_ms
+        self._bytes = _Bucket(config.peer_bytes_per_s, config.peer_burst_bytes, now_ms)
+        self._frames = _Bucket(config.peer_frames_per_s, config.peer_burst_frames, now_ms)
 
     # ----------------------------------------------------------------- outbound
 
@@ -164,16 +166,11 @@ class Peer:
 
     def admit(self, size: int, now_ms: float) -> bool:
         """Spend `size` bytes of this peer's rate budget; False when over it."""
-        config = self._config
-        elapsed_s = max(0.0, now_ms - self._tokens_at_ms) / 1000.0
-        self._tokens = min(
-            float(config.peer_burst_bytes), self._tokens + elapsed_s * config.peer_bytes_per_s
-        )
-        self._tokens_at_ms = now_ms
-        if self._tokens < size:
-            return False
-        self._tokens -= size
-        return True
+        return self._bytes.take(size, now_ms)
+
+    def admit_frames(self, count: int, now_ms: float) -> bool:
+        """Spend `count` frames of this peer's frame budget; False when over it."""
+        return self._frames.take(count, now_ms)
 
     def start_session(self, session: int, cipher: ChaCha20Poly1305) -> None:
         """The peer (re)started: what we knew of its previous session is void."""
@@ -266,3 +263,24 @@ class Peer:
     @property
     def backlog_bytes(self) -> int:
         return self.pending_bytes + self.window.bytes_in_flight
+
+
+class _Bucket:
+    """A token bucket: `rate` per second, at most `burst` saved up."""
+
+    __slots__ = ("_at_ms", "_burst", "_rate", "_tokens")
+
+    def __init__(self, rate: float, burst: float, now_ms: float) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at_ms = now_ms
+
+    def take(self, amount: float, now_ms: float) -> bool:
+        elapsed_s = max(0.0, now_ms - self._at_ms) / 1000.0
+        self._tokens = min(self._burst, self._tokens + elapsed_s * self._rate)
+        self._at_ms = now_ms
+        if self._tokens < amount:
+            return False
+        self._tokens -= amount
+        return True

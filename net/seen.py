@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 __all__ = ["SeenCache"]
 
 
 class SeenCache:
-    """Remembers ids for `ttl_ms` and at most `capacity` of them, oldest out first."""
+    """Remembers ids for `ttl_ms` and at most `capacity` of them, oldest out first.
+
+    Every operation is O(1). An `OrderedDict` is a linked list over a hash
+    table, so finding and removing its oldest entry costs the same however
+    many entries went before. (A plain dict does not: deleting from its front
+    leaves dead slots that every later "first key" lookup walks over, so a
+    full cache under churn, which a peer flooding fresh ids causes, cost tens
+    of microseconds per id.)"""
 
     __slots__ = ("_capacity", "_ids", "_ttl_ms", "evicted")
 
@@ -14,8 +23,8 @@ class SeenCache:
         assert capacity > 0
         self._capacity = capacity
         self._ttl_ms = ttl_ms
-        # A dict keeps insertion order, which is arrival order: the first key is the oldest.
-        self._ids: dict[bytes, float] = {}
+        # Insertion order is arrival order: the first entry is the oldest.
+        self._ids: OrderedDict[bytes, float] = OrderedDict()
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -26,20 +35,21 @@ class SeenCache:
 
     def add(self, id_: bytes, now_ms: float) -> bool:
         """Record `id_`; False if it was already there (a duplicate)."""
-        if id_ in self._ids:
+        ids = self._ids
+        if id_ in ids:
             return False
-        self._ids[id_] = now_ms
-        self._trim(now_ms)
+        ids[id_] = now_ms
+        if len(ids) > self._capacity:
+            ids.popitem(last=False)
+            self.evicted += 1
+        self._expire(now_ms)
         return True
 
-    def _trim(self, now_ms: float) -> None:
+    def _expire(self, now_ms: float) -> None:
         ids = self._ids
-        while len(ids) > self._capacity:
-            del ids[next(iter(ids))]
-            self.evicted += 1
         cutoff = now_ms - self._ttl_ms
         while ids:
-            oldest = next(iter(ids))
-            if ids[oldest] >= cutoff:
-                break
+            oldest, added_ms = next(iter(ids.items()))
+            if added_ms >= cutoff:
+                return
             del ids[oldest]

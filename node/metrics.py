@@ -192,7 +192,9 @@ class _StateCollector(Collector):
         yield messages
         yield sizes
         dropped = CounterMetricFamily(
-            "sequencer_gossip_datagrams_dropped", "Datagrams dropped, by reason", labels=["reason"]
+            "sequencer_gossip_datagrams_dropped",
+            "Datagrams and messages dropped, by reason",
+            labels=["reason"],
         )
         for key, value in sorted(stats.items()):
             if key.startswith("dropped_"):

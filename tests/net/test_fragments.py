@@ -11,11 +11,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from net.fragments import Reassembler, fragment_message, join
+from net.fragments import (
+    CHUNK_OVERHEAD_BYTES,
+    PARTIAL_OVERHEAD_BYTES,
+    Reassembler,
+    fragment_message,
+    join,
+)
 from net.wire import Fragment, Topic, message_id
 
 ORIGIN = b"origin00"
 MESSAGE_BYTES_MAX = 10_000
+
+
+def cost(data: int, chunks: int, partials: int) -> int:
+    """What `data` bytes in `chunks` chunks of `partials` partials count as held."""
+    return data + CHUNK_OVERHEAD_BYTES * chunks + PARTIAL_OVERHEAD_BYTES * partials
 
 
 def pieces(data: bytes, chunk_bytes: int, topic: Topic = Topic.SYNC) -> tuple[bytes, list]:
@@ -85,7 +96,8 @@ def test_bytes_held_counts_distinct_pieces(case: tuple) -> None:
         if len(arrived) == len(fragments):
             break
         assert reassembler.add(fragments[index], MESSAGE_BYTES_MAX, 0.0) is None
-        assert reassembler.bytes_held == sum(len(fragments[i].data) for i in arrived)
+        data = sum(len(fragments[i].data) for i in arrived)
+        assert reassembler.bytes_held == cost(data, len(arrived), 1)
 
 
 def test_a_fragment_after_completion_starts_over() -> None:
@@ -96,7 +108,7 @@ def test_a_fragment_after_completion_starts_over() -> None:
     results = [reassembler.add(f, MESSAGE_BYTES_MAX, 0.0) for f in fragments]
     assert [r is not None for r in results] == [False, False, True]
     assert reassembler.add(fragments[0], MESSAGE_BYTES_MAX, 1.0) is None
-    assert (len(reassembler), reassembler.bytes_held) == (1, 10)
+    assert (len(reassembler), reassembler.bytes_held) == (1, cost(10, 1, 1))
 
 
 @pytest.mark.parametrize("where", [0, 1, 2], ids=["first", "middle", "last"])
@@ -164,7 +176,7 @@ def test_malformed_fragments_are_rejected_and_change_nothing(bad: Fragment) -> N
     reassembler = Reassembler(bytes_max=1_000)
     assert reassembler.add(piece(0, b"01234"), MESSAGE_BYTES_MAX, 0.0) is None
     assert reassembler.add(bad, MESSAGE_BYTES_MAX, 1.0) is None
-    assert (reassembler.rejected, len(reassembler), reassembler.bytes_held) == (1, 1, 5)
+    assert (reassembler.rejected, len(reassembler), reassembler.bytes_held) == (1, 1, cost(5, 1, 1))
     partial = reassembler.add(piece(5, b"56789"), MESSAGE_BYTES_MAX, 2.0)
     assert partial is not None
     assert join(partial, ID) == DATA
@@ -180,16 +192,17 @@ def test_repeated_piece_is_ignored_not_rejected() -> None:
     reassembler = Reassembler(bytes_max=1_000)
     reassembler.add(piece(0, b"01234"), MESSAGE_BYTES_MAX, 0.0)
     assert reassembler.add(piece(0, b"01234"), MESSAGE_BYTES_MAX, 1.0) is None
-    assert (reassembler.rejected, reassembler.bytes_held) == (0, 5)
+    assert (reassembler.rejected, reassembler.bytes_held) == (0, cost(5, 1, 1))
 
 
 def test_a_new_partial_evicts_the_oldest() -> None:
-    reassembler = Reassembler(bytes_max=100)
+    room = 2 * cost(40, 1, 1)
+    reassembler = Reassembler(bytes_max=room)
     ids = [message_id(Topic.TX, bytes([i])) for i in range(3)]
     for i, id_ in enumerate(ids):
         reassembler.add(piece(0, b"x" * 40, id=id_, total=80), MESSAGE_BYTES_MAX, float(i))
-    # The third 40 bytes do not fit beside 80: the first partial goes.
-    assert (reassembler.evicted, len(reassembler), reassembler.bytes_held) == (1, 2, 80)
+    # The third partial does not fit beside two: the first one goes.
+    assert (reassembler.evicted, len(reassembler), reassembler.bytes_held) == (1, 2, room)
     # The evicted message starts over; the survivors still complete.
     assert (
         reassembler.add(piece(40, b"x" * 40, id=ids[0], total=80), MESSAGE_BYTES_MAX, 3.0) is None
@@ -206,7 +219,7 @@ def test_one_message_larger_than_the_bound_is_kept() -> None:
     id_, fragments = pieces(data, 20)
     assert reassembler.add(fragments[0], MESSAGE_BYTES_MAX, 0.0) is None
     assert reassembler.add(fragments[1], MESSAGE_BYTES_MAX, 0.0) is None
-    assert (reassembler.bytes_held, reassembler.evicted) == (40, 0)
+    assert (reassembler.bytes_held, reassembler.evicted) == (cost(40, 2, 1), 0)
     partial = reassembler.add(fragments[2], MESSAGE_BYTES_MAX, 0.0)
     assert partial is not None
     assert join(partial, id_) == data
@@ -228,7 +241,7 @@ def test_bytes_held_stay_within_the_bound_plus_one_message(bytes_max: int, arriv
         if partial is not None:
             assert join(partial, id_) == messages[m]
             completed.add(m)
-        assert reassembler.bytes_held <= bytes_max + max(len(d) for d in messages)
+        assert reassembler.bytes_held <= bytes_max + cost(200, 10, 1)
         assert reassembler.bytes_held <= bytes_max or len(reassembler) == 1
         assert reassembler.bytes_held >= 0
     # Dropping everything gives back exactly what was counted.
@@ -237,16 +250,52 @@ def test_bytes_held_stay_within_the_bound_plus_one_message(bytes_max: int, arriv
 
 
 def test_expire_drops_partials_started_before_the_cutoff() -> None:
-    reassembler = Reassembler(bytes_max=1_000)
+    reassembler = Reassembler(bytes_max=10_000)
     ids = [message_id(Topic.TX, bytes([i])) for i in range(3)]
     for started, id_ in zip((0.0, 10.0, 20.0), ids, strict=True):
         reassembler.add(piece(0, b"x" * 5, id=id_), MESSAGE_BYTES_MAX, started)
     # A later piece does not make a partial younger.
     reassembler.add(piece(5, b"x" * 2, id=ids[0]), MESSAGE_BYTES_MAX, 15.0)
     reassembler.expire(10.0)  # started at the cutoff: kept
-    assert (reassembler.expired, len(reassembler), reassembler.bytes_held) == (1, 2, 10)
+    assert (reassembler.expired, len(reassembler), reassembler.bytes_held) == (1, 2, cost(10, 2, 2))
     reassembler.expire(10.0)
     assert reassembler.expired == 1
     reassembler.expire(25.0)
     assert (reassembler.expired, len(reassembler), reassembler.bytes_held) == (3, 0, 0)
     assert reassembler.evicted == 0
+
+
+def test_partials_are_bounded_in_count_whatever_their_size() -> None:
+    # One-byte fragments under fresh ids: each starts a partial. Charged only
+    # their data, a million of them fit a 16 MiB bound and held gigabytes.
+    reassembler = Reassembler(bytes_max=16 * 1024 * 1024, partials_max=64)
+    for i in range(10_000):
+        id_ = message_id(Topic.TX, i.to_bytes(4, "big"))
+        assert reassembler.add(piece(0, b"x", id=id_), MESSAGE_BYTES_MAX, float(i)) is None
+    assert len(reassembler) == 64
+    assert reassembler.evicted == 10_000 - 64
+    assert reassembler.bytes_held == cost(64, 64, 64)
+    # The newest survive: the last one completes.
+    last = message_id(Topic.TX, (9_999).to_bytes(4, "big"))
+    assert reassembler.add(piece(1, b"x" * 9, id=last), MESSAGE_BYTES_MAX, 1e4) is not None
+
+
+def test_a_growing_partial_is_not_evicted_to_make_room_for_itself() -> None:
+    reassembler = Reassembler(bytes_max=cost(6, 2, 2), partials_max=2)
+    first, second = (message_id(Topic.TX, bytes([i])) for i in range(2))
+    reassembler.add(piece(0, b"aaa", id=first), MESSAGE_BYTES_MAX, 0.0)
+    reassembler.add(piece(0, b"bbb", id=second), MESSAGE_BYTES_MAX, 1.0)
+    # The oldest partial grows past the bound: the other one makes way.
+    assert reassembler.add(piece(3, b"aaa", id=first), MESSAGE_BYTES_MAX, 2.0) is None
+    assert (len(reassembler), reassembler.evicted) == (1, 1)
+    assert reassembler.bytes_held == cost(6, 2, 1)
+
+
+def test_a_message_in_one_fragment_completes_without_being_held() -> None:
+    reassembler = Reassembler(bytes_max=cost(0, 0, 1), partials_max=1)
+    reassembler.add(piece(0, b"01234"), MESSAGE_BYTES_MAX, 0.0)
+    whole = Fragment(OTHER_ID, Topic.TX, ORIGIN, True, 5, 0, b"other")
+    partial = reassembler.add(whole, MESSAGE_BYTES_MAX, 1.0)
+    assert partial is not None
+    assert join(partial, OTHER_ID) == b"other"
+    assert (len(reassembler), reassembler.evicted) == (1, 0)

@@ -91,7 +91,7 @@ def test_a_large_message_arrives_whole_under_loss() -> None:
     network = Network(4, loss=0.1, jitter_ms=1.0, seed=9)
     network.run_for(SETTLE_MS)
     data = os.urandom(1024 * 1024)
-    id_ = network.nodes[0].publish(Topic.SYNC, data, network.now_ms)
+    id_ = network.nodes[0].publish(Topic.CONSENSUS, data, network.now_ms)
     network.run_for(10_000)
     for index in (1, 2, 3):
         (delivery,) = network.delivered[index]

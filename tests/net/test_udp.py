@@ -115,8 +115,8 @@ def test_a_one_mebibyte_message_arrives_under_ten_percent_loss() -> None:
 
     async def test(nursery: trio.Nursery) -> None:
         await start(nursery, nodes)
-        channels = [node.subscribe(Topic.SYNC) for node in nodes[1:]]
-        await nodes[0].publish(Topic.SYNC, data)
+        channels = [node.subscribe(Topic.CONSENSUS) for node in nodes[1:]]
+        await nodes[0].publish(Topic.CONSENSUS, data)
         for channel in channels:
             delivery = await channel.receive()
             assert delivery.data == data
