@@ -27,6 +27,8 @@ class ErrorCode(enum.StrEnum):
     WRONG_CHAIN = "wrong_chain"
     BELOW_MIN_GAS_PRICE = "below_min_gas_price"
     BAD_REQUEST = "bad_request"  # a bad path or query parameter
+    # 408: the request body did not arrive within the deadline.
+    REQUEST_TIMEOUT = "request_timeout"
     # 404
     NOT_FOUND = "not_found"
     # 409: conflicts with the node's state.
@@ -44,6 +46,7 @@ class ErrorCode(enum.StrEnum):
     # 503
     NOT_READY = "not_ready"
     STORAGE_FAILED = "storage_failed"
+    OVERLOADED = "overloaded"  # too many connections, in all or from this client
     # 500: a bug in the node, never the client's fault.
     INTERNAL = "internal"
 
@@ -54,6 +57,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.WRONG_CHAIN: 400,
     ErrorCode.BELOW_MIN_GAS_PRICE: 400,
     ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.DUPLICATE: 409,
     ErrorCode.NONCE_TOO_LOW: 409,
@@ -66,6 +70,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_READY: 503,
     ErrorCode.STORAGE_FAILED: 503,
+    ErrorCode.OVERLOADED: 503,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -14,7 +14,9 @@ are relative to the node's home. The schema:
 
     [node]        name, key_file, genesis_file, data_dir (LevelDB), journal
     [rpc]         listen ("host:port", IP literal host), body_bytes_max,
-                  batch_txs_max, requests_per_s, burst
+                  batch_txs_max, requests_per_s, burst, connections_max,
+                  connections_per_client_max, send_timeout_s, body_timeout_s,
+                  read_timeout_s, response_bytes_max
     [p2p]         listen (multiaddr without /p2p), peers (multiaddrs with /p2p)
     [p2p.gossip]  any `net.config.GossipConfig` field
     [p2p.faults]  any `net.faults.FaultConfig` field; blocked_to / blocked_from
@@ -122,6 +124,17 @@ class RpcSection(_Section):
     batch_txs_max: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)] = 1_000
     requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = 2_000.0
     burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = 4_000
+    # Open connections in all (lowered at start to keep descriptors free for
+    # storage) and per client address; one over either gets 503 `overloaded`.
+    connections_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 1_024
+    connections_per_client_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 64
+    # A client must take each write within send_timeout_s (or lose the
+    # connection), send a request's whole body within body_timeout_s (or get
+    # 408), and send something at least every read_timeout_s.
+    send_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
+    body_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
+    read_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 30.0
+    response_bytes_max: Annotated[int, Meta(ge=65_536, le=1 << 30)] = 4 * 1024 * 1024
 
 
 # ------------------------------------------------------------------ mirrored tables

@@ -129,6 +129,7 @@ class _StateCollector(Collector):
         yield from self._consensus()
         yield from self._mempool()
         yield from self._gossip()
+        yield from self._rpc()
         yield from self._l1()
 
     def _consensus(self) -> Iterator[Any]:
@@ -220,6 +221,22 @@ class _StateCollector(Collector):
         for state in ("new", "alive", "down"):
             peers.add_metric([state], stats.get(f"peers_{state}", 0))
         yield peers
+
+    def _rpc(self) -> Iterator[Any]:
+        caps = getattr(self._node, "connections", None)
+        if caps is None:
+            return
+        yield _gauge("sequencer_rpc_connections", "Open HTTP connections", caps.open)
+        yield _counter(
+            "sequencer_rpc_connections_refused",
+            "HTTP connections refused with 503 overloaded (over a connection cap)",
+            caps.refused,
+        )
+        yield _counter(
+            "sequencer_rpc_send_timeouts",
+            "HTTP connections closed because the client read nothing within send_timeout_s",
+            caps.timed_out,
+        )
 
     def _l1(self) -> Iterator[Any]:
         batcher = self._node.batcher

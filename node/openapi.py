@@ -204,11 +204,12 @@ _ERROR_TEXT = {
     400: "Malformed request or bad parameter",
     404: "Not found",
     405: "Method not allowed",
+    408: "The request body did not arrive in time",
     409: "Conflicts with the node's state",
     413: "Too large",
     429: "Rate limited or mempool full: retry later",
     500: "Unexpected failure",
-    503: "Not ready, or storage failed",
+    503: "Not ready, storage failed, or too many connections",
 }
 
 
@@ -262,12 +263,12 @@ def _tx_paths(limits: RpcLimits) -> dict[str, Schema]:
         "/tx": _post(
             "Submit one signed transaction",
             _ref("TransactionInput"),
-            _responses(202, _ref("Accepted"), "Accepted (durable)", 400, 409, 413, *_READ),
+            _responses(202, _ref("Accepted"), "Accepted (durable)", 400, 408, 409, 413, *_READ),
         ),
         "/txs": _post(
             f"Submit up to {limits.batch_txs_max} transactions; one result per item, in order",
             batch,
-            _responses(200, _ref("SubmitResults"), "Processed item by item", 400, 413, *_READ),
+            _responses(200, _ref("SubmitResults"), "Processed item by item", 400, 408, 413, *_READ),
         ),
         "/tx/{tx_id}": _get(
             "A transaction's status, with its inclusion proof once committed",
@@ -293,7 +294,9 @@ def _block_paths(limits: RpcLimits) -> dict[str, Schema]:
         "/blocks/latest": _get("The last finalized block", block, full),
         "/blocks/{height}": _get("A finalized block by height", block, height, full),
         "/blocks": _get(
-            f"Finalized blocks from a height, at most {most}",
+            f"Finalized blocks from a height, at most {most}, and fewer when their JSON"
+            f" would pass {limits.response_bytes_max} bytes (never none): page on"
+            " from the last one",
             _responses(200, _ref("Blocks"), "The blocks (empty past the tip)", 400, *_READ),
             _param("from", "query", HEIGHT),
             _param("limit", "query", limit),

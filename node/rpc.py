@@ -4,7 +4,8 @@
     POST /txs                                 array of them → 200 {"results": [...]}, in order
     GET  /tx/{tx_id}                          pending, or committed with an inclusion proof
     GET  /blocks/latest, /blocks/{height}     block, certificate (?full=true adds "txs")
-    GET  /blocks?from=&limit=                 {"blocks": [...]}, at most `blocks_range_max`
+    GET  /blocks?from=&limit=                 {"blocks": [...]}, at most `blocks_range_max`,
+                                              and fewer past `response_bytes_max` bytes
     GET  /namespaces/{namespace}/blocks/{height}   a namespace's txs, with proofs
     GET  /accounts/{sender}                   committed nonce and next nonce (with mempool)
     GET  /status, /validators, /peers         node, chain and peer state
@@ -82,6 +83,11 @@ class RpcLimits:
     requests_per_s: float = 2_000  # per client IP, refilled continuously
     burst: int = 4_000  # bucket size: requests a quiet client may send at once
     blocks_range_max: int = 100
+    # A block range stops before the block that would take its JSON past
+    # this (it always holds one block): the client pages on from the last.
+    response_bytes_max: int = 4 * 1024 * 1024
+    # The whole request body must arrive within this, or 408 `request_timeout`.
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -189,8 +195,10 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(ErrorCode.BODY_TOO_LARGE, f"the request body exceeds {limit} bytes")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to exceed `limit` bytes."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit` bytes, or
+    when it has not all arrived within `timeout_s` (a client that declares a
+    body and sends nothing must not hold a connection, and its descriptor)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if _UINT.fullmatch(declared) is None:
@@ -198,12 +206,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise _too_large(limit)
     chunks, size = [], 0
-    async with contextlib.aclosing(request.stream()) as stream:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
+    with anyio.move_on_after(timeout_s) as scope:
+        async with contextlib.aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    if scope.cancelled_caught:
+        message = f"the request body did not arrive within {timeout_s:g} s"
+        raise ApiError(ErrorCode.REQUEST_TIMEOUT, message, headers={"Connection": "close"})
     return b"".join(chunks)
 
 
@@ -465,14 +477,16 @@ class _Api:
 
     async def submit_tx(self, request: Request) -> Response:
         self._require_ready()
-        tx = _decode_tx(await _read_body(request, self.limits.body_bytes_max))
+        tx = _decode_tx(
+            await _read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
+        )
         (result,) = await self._submit([tx])
         status = 202 if result.error is None else HTTP_STATUS[result.error]
         return _json(_result_body(result), status)
 
     async def submit_txs(self, request: Request) -> Response:
         self._require_ready()
-        body = await _read_body(request, self.limits.body_bytes_max)
+        body = await _read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
         decoded = [_decode_item(raw) for raw in _decode_batch(body, self.limits.batch_txs_max)]
         txs = [item for item in decoded if isinstance(item, Transaction)]
         submitted = iter(await self._submit(txs))
@@ -551,7 +565,17 @@ class _Api:
         store = self.backend.store
         last = min(first + limit - 1, store.height())
         pairs = store.finalized(first, last) if last >= first else iter(())
-        return _json({"blocks": [_block_json(b, c, full=full) for b, c in pairs]})
+        # Encoded block by block, so that the range stops at the byte cap.
+        parts: list[bytes] = []
+        size = 0
+        for block, certificate in pairs:
+            part = _encoder.encode(_block_json(block, certificate, full=full))
+            if parts and size + len(part) > self.limits.response_bytes_max:
+                break
+            parts.append(part)
+            size += len(part) + 1
+        body = b'{"blocks":[' + b",".join(parts) + b"]}"
+        return Response(body, media_type="application/json")
 
     async def namespace_block(self, request: Request) -> Response:
         namespace = _uint(request.path_params["namespace"], "namespace")

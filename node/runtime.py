@@ -24,12 +24,11 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from consensus.core import Core
 from net.driver import GossipNode
-from net.gossip import Delivery
 from net.identity import peer_id
+from net.subscription import Subscription
 from net.wire import Topic
 from node.backend import Finalized, SubmitResult
 from node.batcher_service import BatcherService
@@ -39,6 +38,13 @@ from node.config import NodeConfig, load_config
 from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
 from node.errors import ConfigError
 from node.health import StorageHealth
+from node.http_serve import (
+    DESCRIPTOR_RESERVE,
+    ConnectionCaps,
+    connection_cap,
+    raise_descriptor_limit,
+    serve,
+)
 from node.ingest import Ingest, JournalWriter
 from node.messages import (
     TX_BATCH_MAX,
@@ -86,6 +92,7 @@ class Node:
         chain_id = self.genesis.chain_id
         self.store = Store(open_kv(config.data_path(home)), chain_id=chain_id)
         self.health = StorageHealth()
+        self.connections: ConnectionCaps | None = None  # once the RPC serves
         self.mempool = Mempool(config.mempool(chain_id), self.store.next_nonce)
         self.chain = Chain(self.genesis, self.store, self.mempool)
         self.validators = ValidatorSet.from_genesis(self.genesis)
@@ -279,16 +286,33 @@ class Node:
     async def _serve_rpc(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        config = http_config(self.config.rpc.listen)
+        rpc = self.config.rpc
+        config = http_config(rpc.listen)
+        config.read_timeout = rpc.read_timeout_s  # type: ignore[assignment]  # a float works
         limits = RpcLimits(
-            body_bytes_max=self.config.rpc.body_bytes_max,
-            batch_txs_max=self.config.rpc.batch_txs_max,
-            requests_per_s=self.config.rpc.requests_per_s,
-            burst=self.config.rpc.burst,
+            body_bytes_max=rpc.body_bytes_max,
+            batch_txs_max=rpc.batch_txs_max,
+            requests_per_s=rpc.requests_per_s,
+            burst=rpc.burst,
+            response_bytes_max=rpc.response_bytes_max,
+            body_timeout_s=rpc.body_timeout_s,
         )
-        await serve(build_app(self, limits), config, task_status=task_status)  # type: ignore[arg-type]
+        descriptors = raise_descriptor_limit()
+        total = connection_cap(rpc.connections_max, descriptors)
+        if total < rpc.connections_max:
+            log.warning(
+                "rpc.connections_max lowered from %d to %d: the descriptor limit is %d,"
+                " and %d stay free for storage",
+                rpc.connections_max,
+                total,
+                descriptors,
+                DESCRIPTOR_RESERVE,
+            )
+        self.connections = ConnectionCaps(total, rpc.connections_per_client_max)
+        app = build_app(self, limits)
+        await serve(app, config, self.connections, rpc.send_timeout_s, task_status=task_status)
 
-    async def _read_transactions(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+    async def _read_transactions(self, channel: Subscription) -> None:
         async for delivery in channel:
             try:
                 txs = decode_txs(delivery.data)
@@ -297,7 +321,7 @@ class Node:
                 continue
             self.ingest.from_peer(txs)
 
-    async def _read_consensus(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+    async def _read_consensus(self, channel: Subscription) -> None:
         async for delivery in channel:
             try:
                 message = decode_consensus(delivery.data)
@@ -310,7 +334,7 @@ class Node:
             else:
                 self.consensus.on_message(message)
 
-    async def _read_sync(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+    async def _read_sync(self, channel: Subscription) -> None:
         async for delivery in channel:
             try:
                 message = decode_sync(delivery.data)

@@ -27,13 +27,23 @@ from storage.errors import (
 )
 from storage.kv import WriteOp
 
-__all__ = ["BLOOM_FILTER_BITS", "LRU_CACHE_BYTES", "PARANOID_CHECKS", "LevelDBKV"]
+__all__ = [
+    "BLOOM_FILTER_BITS",
+    "LRU_CACHE_BYTES",
+    "MAX_OPEN_FILES",
+    "PARANOID_CHECKS",
+    "LevelDBKV",
+]
 
 # Blocks and index entries are read by key, mostly for keys that exist; a
 # bloom filter keeps the misses (unknown tx ids from wallets) off the disk.
 BLOOM_FILTER_BITS = 10
 # Enough to hold the recent blocks peers and wallets ask for.
 LRU_CACHE_BYTES = 64 * 1024 * 1024
+# Table files LevelDB keeps open (its default is 1,000). A known bound lets the
+# node keep that many descriptors free of client connections: when LevelDB
+# cannot open a file, a write fails and the node stops voting.
+MAX_OPEN_FILES = 256
 
 # LevelDB's LockFile reports "lock <file>: <reason>" (util/env_posix.cc).
 _LOCK_MARKER = "IO error: lock "
@@ -108,6 +118,7 @@ class LevelDBKV:
                 bloom_filter_bits=BLOOM_FILTER_BITS,
                 lru_cache_size=LRU_CACHE_BYTES,
                 paranoid_checks=PARANOID_CHECKS,
+                max_open_files=MAX_OPEN_FILES,
             )
         except plyvel.Error as exc:
             raise convert_error(exc, self._location, "open") from None

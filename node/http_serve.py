@@ -1,0 +1,201 @@
+"""Serving the RPC app: Hypercorn's HTTP/1.1 and HTTP/2 machinery behind a
+listener of our own, which bounds what clients can hold.
+
+Hypercorn accepts every connection and writes every response to the end,
+however slowly the client reads: a client that opens connections and reads
+nothing holds descriptors and response memory without bound. Here
+
+- connections are capped in all (`connections_max`, kept below the
+  descriptor limit with a reserve for storage) and per client address
+  (`connections_per_client_max`); one over a cap gets 503 `overloaded` as
+  JSON and is closed;
+- every write must finish within `send_timeout_s`: a client that stops
+  reading loses its connection, and the response it held is freed.
+
+Idle reads are bounded by Hypercorn's `read_timeout` and the request body
+by the app (`node.rpc`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import resource
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import wrap_app
+from starlette.types import ASGIApp
+
+from storage.leveldb import MAX_OPEN_FILES
+
+__all__ = [
+    "DESCRIPTOR_RESERVE",
+    "ConnectionCaps",
+    "connection_cap",
+    "raise_descriptor_limit",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+# Descriptors kept free of client connections: LevelDB's open table files
+# (`storage.leveldb.MAX_OPEN_FILES`), its log and manifest, the journal, the
+# UDP socket, log files, pipes.
+DESCRIPTOR_RESERVE = MAX_OPEN_FILES + 256
+_REFUSAL_BODY = b'{"error":{"code":"overloaded","message":"too many connections; retry later"}}'
+_REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-type: application/json\r\n"
+    b"connection: close\r\n"
+    b"retry-after: 1\r\n"
+    b"content-length: " + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY
+)
+_REFUSAL_SEND_S = 0.5
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft descriptor limit to the hard one; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass  # some systems refuse RLIM_INFINITY: keep what we have
+    return int(soft)
+
+
+def connection_cap(configured: int, descriptor_limit: int) -> int:
+    """`configured`, or less so that `DESCRIPTOR_RESERVE` descriptors stay free."""
+    return max(1, min(configured, descriptor_limit - DESCRIPTOR_RESERVE))
+
+
+class ConnectionCaps:
+    """Open connections, in all and per client address."""
+
+    def __init__(self, total_max: int, per_client_max: int) -> None:
+        self.total_max = total_max
+        self.per_client_max = per_client_max
+        self.open = 0
+        self.refused = 0
+        self.timed_out = 0
+        self._by_client: collections.Counter[str] = collections.Counter()
+
+    def admit(self, client: str) -> bool:
+        if self.open >= self.total_max or self._by_client[client] >= self.per_client_max:
+            self.refused += 1
+            return False
+        self.open += 1
+        self._by_client[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.open -= 1
+        self._by_client[client] -= 1
+        if not self._by_client[client]:
+            del self._by_client[client]
+
+
+class _GuardedStream(trio.abc.HalfCloseableStream):
+    """A client's socket stream: writes under a deadline, its slot freed on close."""
+
+    def __init__(
+        self, stream: trio.SocketStream, caps: ConnectionCaps, client: str, send_s: float
+    ) -> None:
+        self._stream = stream
+        self._caps = caps
+        self._client = client
+        self._send_s = send_s
+        self._released = False
+        self.socket = stream.socket  # Hypercorn reads the addresses from it
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        # Hypercorn shields its writes from cancellation; this scope is inside
+        # the shield, so its deadline still applies.
+        with trio.move_on_after(self._send_s) as scope:
+            await self._stream.send_all(data)
+        if scope.cancelled_caught:
+            self._caps.timed_out += 1
+            await self.aclose()
+            raise trio.BrokenResourceError("the client read nothing for too long")
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        if not self._released:
+            self._released = True
+            self._caps.release(self._client)
+        await self._stream.aclose()
+
+
+class _GuardedListener(trio.abc.Listener[_GuardedStream]):
+    def __init__(self, listener: trio.SocketListener, caps: ConnectionCaps, send_s: float) -> None:
+        self._listener = listener
+        self._caps = caps
+        self._send_s = send_s
+
+    async def accept(self) -> _GuardedStream:
+        while True:
+            stream = await self._listener.accept()
+            try:
+                client = str(stream.socket.getpeername()[0])
+            except OSError:
+                await stream.aclose()  # gone already
+                continue
+            if self._caps.admit(client):
+                return _GuardedStream(stream, self._caps, client, self._send_s)
+            # A one-line answer the kernel's buffer takes at once, then close.
+            with (
+                trio.move_on_after(_REFUSAL_SEND_S),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await stream.send_all(_REFUSAL)
+            await stream.aclose()
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+async def serve(
+    app: ASGIApp,
+    config: HypercornConfig,
+    caps: ConnectionCaps,
+    send_timeout_s: float,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` on `config.bind` until cancelled; `task_status` gets the
+    bound addresses. (Hypercorn's lifespan events are not run: the app has
+    no startup or shutdown handlers.)"""
+    sockets = config.create_sockets()
+    listeners = []
+    binds = []
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        listeners.append(_GuardedListener(listener, caps, send_timeout_s))
+        host, port = sock.getsockname()[:2]
+        binds.append(f"http://{host}:{port}")
+    handler = partial(
+        TCPServer,
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        config,
+        WorkerContext(None),
+        ConnectionState({}),
+    )
+    async with trio.open_nursery() as nursery:
+        task_status.started(binds)
+        await trio.serve_listeners(handler, listeners, handler_nursery=nursery)
