@@ -56,7 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.backend import HTTP_STATUS, Backend, ErrorCode, Finalized, SubmitResult
 from node.openapi import INTERNAL_ERROR, build_openapi
-from sequencer.codec import from_json, parse_hex, to_builtins
+from sequencer.codec import from_json, parse_hex, refuse_duplicate_keys, to_builtins
 from sequencer.errors import DecodeError
 from sequencer.ids import block_id, tx_id
 from sequencer.limits import U64_MAX
@@ -221,9 +221,12 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
 def _decode_tx(data: bytes) -> Transaction:
     try:
-        return from_json(data, Transaction)
+        tx = from_json(data, Transaction)
+        # A signed object must mean one thing to every reader.
+        refuse_duplicate_keys(data, "Transaction")
     except DecodeError as exc:
         raise ApiError(ErrorCode.MALFORMED, str(exc)) from None
+    return tx
 
 
 def _decode_batch(data: bytes, limit: int) -> list[msgspec.Raw]:

@@ -57,9 +57,11 @@ from node.messages import (
 from node.metrics import NodeMetrics
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
+from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key
 from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
+from sequencer.ids import hash32
 from sequencer.l1.base import Sink
 from sequencer.mempool import Mempool
 from sequencer.types import Genesis, Transaction
@@ -90,7 +92,11 @@ class Node:
         self.genesis: Genesis = load_genesis(config.genesis_path(home))
         self.key: PrivateKey = load_key(config.key_path(home))
         chain_id = self.genesis.chain_id
-        self.store = Store(open_kv(config.data_path(home)), chain_id=chain_id)
+        self.store = Store(
+            open_kv(config.data_path(home)),
+            chain_id=chain_id,
+            genesis_hash=hash32(encode(self.genesis)),
+        )
         self.health = StorageHealth()
         self.connections: ConnectionCaps | None = None  # once the RPC serves
         self.mempool = Mempool(config.mempool(chain_id), self.store.next_nonce)
@@ -402,14 +408,28 @@ def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService
     return BatcherService(chain, sink, batch_config, settings.backlog_batches_max)
 
 
+# Signals that end the node cleanly: SIGHUP too (its terminal went away),
+# which would otherwise kill it with no log line and no clean close.
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Signals a node has no use for unless chaos control or storage fault
+# injection claims them: logged and ignored, rather than fatal by default.
+SPARE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 async def run_node(home: Path) -> None:
-    """Run the node under `home` until SIGINT or SIGTERM."""
+    """Run the node under `home` until SIGINT, SIGTERM or SIGHUP."""
     config = load_config(home)
     node = Node(home, config)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Claimed ones have a handler by now (chaos control, fault injection).
+        spare = [s for s in SPARE_SIGNALS if signal.getsignal(s) == signal.SIG_DFL]
+        with trio.open_signal_receiver(*SHUTDOWN_SIGNALS, *spare) as signals:
             async for signum in signals:
-                log.info("%s: shutting down", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                if signum in spare:
+                    log.warning("%s: ignored (nothing on this node uses it)", name)
+                    continue
+                log.info("%s: shutting down", name)
                 nursery.cancel_scope.cancel()
                 break

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import nacl.exceptions
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 KEY_FILE_TYPE = "ed25519"
+# A key file is under 300 bytes; anything much larger is not one.
+KEY_FILE_BYTES_MAX = 4096
 
 
 class PrivateKey:
@@ -187,13 +190,27 @@ def save_key(key: PrivateKey, path: str | Path, *, overwrite: bool = False) -> N
 
 
 def load_key(path: str | Path) -> PrivateKey:
+    """The key in `path`, a key file as `save_key` writes it: refused when
+    other users may read it (as ssh refuses such a private key), and read
+    without trusting its size (a path to /dev/zero must fail, not fill memory)."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text())
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read(KEY_FILE_BYTES_MAX + 1)
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist") from None
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+    if len(data) > KEY_FILE_BYTES_MAX:
+        raise KeyFileError(f"key file {path} is larger than {KEY_FILE_BYTES_MAX} bytes")
+    if stat.S_ISREG(mode) and mode & 0o077:
+        raise KeyFileError(
+            f"key file {path} may be read by other users (mode {stat.S_IMODE(mode):o});"
+            f" make it private: chmod 600 {path}"
+        )
+    try:
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise KeyFileError(f"key file {path} is not JSON") from None
     if not isinstance(document, dict) or set(document) != {"type", "public_key", "private_key"}:

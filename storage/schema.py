@@ -36,6 +36,7 @@ __all__ = [
     "EVIDENCE_PREFIX",
     "JOURNAL_PREFIX",
     "META_CHAIN_ID_KEY",
+    "META_GENESIS_KEY",
     "META_PREFIX",
     "META_SCHEMA_KEY",
     "NONCE_PREFIX",
@@ -79,6 +80,9 @@ EVIDENCE_PREFIX = b"E"
 
 META_SCHEMA_KEY = META_PREFIX + b"schema"
 META_CHAIN_ID_KEY = META_PREFIX + b"chain_id"
+# The hash of the genesis the store was started with: another genesis under
+# the same chain id (a replaced genesis.json) is refused, not run on.
+META_GENESIS_KEY = META_PREFIX + b"genesis"
 
 _HASH_BYTES = 32
 _U64_BYTES = 8

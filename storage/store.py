@@ -52,6 +52,7 @@ from storage.schema import (
     BLOCK_PREFIX,
     CERTIFICATE_PREFIX,
     META_CHAIN_ID_KEY,
+    META_GENESIS_KEY,
     META_SCHEMA_KEY,
     SCHEMA_VERSION,
     SIGNING_STATE_KEY,
@@ -90,7 +91,9 @@ class Store:
 
     __slots__ = ("_batch_open", "_chain_id", "_kv", "_tip", "_tip_read")
 
-    def __init__(self, kv: KV, *, chain_id: str | None = None) -> None:
+    def __init__(
+        self, kv: KV, *, chain_id: str | None = None, genesis_hash: bytes | None = None
+    ) -> None:
         self._kv = kv
         self._batch_open = False
         # The tip, read once: every write goes through `batch`, which keeps it
@@ -98,7 +101,7 @@ class Store:
         self._tip: ChainTip | None = None
         self._tip_read = False
         try:
-            self._chain_id = self._open_meta(chain_id)
+            self._chain_id = self._open_meta(chain_id, genesis_hash)
         except BaseException:
             kv.close()
             raise
@@ -149,11 +152,11 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self._kv!r}, chain_id={self._chain_id!r})"
 
-    def _open_meta(self, chain_id: str | None) -> str | None:
+    def _open_meta(self, chain_id: str | None, genesis_hash: bytes | None) -> str | None:
         """Check or record the meta keys; return the chain id in effect."""
         raw_version = self._kv.get(META_SCHEMA_KEY)
         if raw_version is None:
-            return self._init_meta(chain_id)
+            return self._init_meta(chain_id, genesis_hash)
         version = self._parse(raw_version, decode_schema_version, "the schema version")
         if version != SCHEMA_VERSION:
             raise StoreMismatchError(
@@ -171,9 +174,24 @@ class Store:
                 f"database {self.location} holds chain {stored!r}, not chain {chain_id!r} "
                 "(is this the home of another chain's node?)"
             )
+        if genesis_hash is not None:
+            self._check_genesis(genesis_hash, stored)
         return stored
 
-    def _init_meta(self, chain_id: str | None) -> str | None:
+    def _check_genesis(self, genesis_hash: bytes, chain_id: str) -> None:
+        """Record the genesis hash, or refuse a store started from another genesis."""
+        stored = self._kv.get(META_GENESIS_KEY)
+        if stored is None:
+            self._kv.write([(META_GENESIS_KEY, genesis_hash)], sync=True)
+        elif stored != genesis_hash:
+            raise StoreMismatchError(
+                f"database {self.location} was started from another genesis "
+                f"({stored.hex()[:16]}…, this one is {genesis_hash.hex()[:16]}…) of chain "
+                f"{chain_id!r}: was genesis.json replaced? Restore it, or move the "
+                "database aside to start this chain afresh"
+            )
+
+    def _init_meta(self, chain_id: str | None, genesis_hash: bytes | None) -> str | None:
         # Data without a schema version was not written by this program (or
         # lost its meta): refuse rather than guess how to read it.
         if next(self._kv.scan(b"", b"\xff"), None) is not None:
@@ -183,6 +201,8 @@ class Store:
         ]
         if chain_id is not None:
             ops.append((META_CHAIN_ID_KEY, chain_id.encode()))
+        if genesis_hash is not None:
+            ops.append((META_GENESIS_KEY, genesis_hash))  # one write, as before
         self._kv.write(ops, sync=True)
         return chain_id
 

@@ -55,10 +55,12 @@ def cases(chain_id: str) -> list[tuple[str, str, bytes, int, str]]:
         ("wrong-chain", "/tx", json.dumps(tx_json("other-chain")).encode(), 400, "wrong_chain"),
         ("oversized-body", "/tx", b"[" + b" " * (2 * 1024 * 1024) + b"]", 413, "body_too_large"),
         ("oversized-batch", "/txs", json.dumps([good] * 1_001).encode(), 413, "batch_too_large"),
+        # The signed nonce is 0; a reader keeping the first key would see 7.
+        ("a-key-twice", "/tx", b'{"nonce": 7, ' + json.dumps(good).encode()[1:], 400, "malformed"),
     ]
 
 
-@pytest.mark.parametrize("case", range(7), ids=[c[0] for c in cases("x")])
+@pytest.mark.parametrize("case", range(8), ids=[c[0] for c in cases("x")])
 def test_bad_input_is_refused_and_changes_nothing(cluster: Cluster, case: int) -> None:
     _name, path, content, status, code = cases(cluster.layout.chain_id)[case]
     before = node_state(cluster)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -78,6 +79,19 @@ REFUSALS = [
     pytest.param(Refusal(E.MALFORMED, post(content=b"")), id="empty body"),
     pytest.param(Refusal(E.MALFORMED, post(json=[body()])), id="array for one tx"),
     pytest.param(Refusal(E.MALFORMED, post(json=body(fee=1))), id="unknown field"),
+    # The last nonce would win in msgspec; a reader keeping the first would
+    # see another transaction than the one the node accepted.
+    pytest.param(
+        Refusal(E.MALFORMED, post(content=b'{"nonce": 999, ' + json.dumps(body()).encode()[1:])),
+        id="a key twice",
+    ),
+    pytest.param(
+        Refusal(
+            E.MALFORMED,
+            post(content=json.dumps(body()).encode()[:-1] + b', "chain_id": "other"}'),
+        ),
+        id="a key twice, the last one shadowing",
+    ),
     pytest.param(Refusal(E.MALFORMED, post(json=_without("signature"))), id="missing field"),
     pytest.param(Refusal(E.MALFORMED, post(json=body(sender="zz" * 32))), id="bad hex"),
     pytest.param(Refusal(E.MALFORMED, post(json=body(signature="00" * 63))), id="short hex"),

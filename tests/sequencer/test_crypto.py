@@ -157,7 +157,30 @@ def test_bad_key_files_are_clear_errors(tmp_path: Path, case: str, content: str 
         path.write_bytes(content)
     else:
         path.write_text(content)
-    with pytest.raises(KeyFileError, match=str(path)):
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError, match=str(path)) as caught:
+        load_key(path)
+    assert "other users" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "k.json"
+    save_key(KEY, path)
+    path.chmod(mode)
+    with pytest.raises(KeyFileError, match=f"mode {mode:o}.*chmod 600"):
+        load_key(path)
+    path.chmod(0o400)  # read-only for its owner is fine
+    assert load_key(path).public_key == KEY.public_key
+
+
+def test_a_key_path_to_an_endless_file_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="larger than 4096 bytes"):
+        load_key("/dev/zero")
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * 10_000 + json.dumps(GOOD).encode())
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError, match="larger than"):
         load_key(path)
 
 

@@ -87,6 +87,7 @@ def test_out_of_range_values_are_refused(call: object, argument: object) -> None
 def test_fixed_keys() -> None:
     assert schema.META_SCHEMA_KEY == b"Mschema"
     assert schema.META_CHAIN_ID_KEY == b"Mchain_id"
+    assert schema.META_GENESIS_KEY == b"Mgenesis"
     assert schema.block_key(1) == b"B" + bytes(7) + b"\x01"
     assert schema.tx_key(bytes(range(32))) == b"X" + bytes(range(32))
     assert schema.encode_schema_version(schema.SCHEMA_VERSION) == b"\x00\x00\x00\x01"

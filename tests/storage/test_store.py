@@ -21,6 +21,7 @@ from storage import (
     StoreMismatchError,
 )
 from storage.schema import (
+    META_GENESIS_KEY,
     META_SCHEMA_KEY,
     TIP_KEY,
     block_key,
@@ -328,6 +329,22 @@ def test_chain_id_is_recorded_and_checked(backend: Backend) -> None:
     with pytest.raises(StoreMismatchError, match="'first-chain', not chain 'second-chain'"):
         backend.open(chain_id="second-chain")
     assert backend.open(chain_id="first-chain").chain_id == "first-chain"
+
+
+def test_another_genesis_under_the_same_chain_id_is_refused(backend: Backend) -> None:
+    first, second = b"\x01" * 32, b"\x02" * 32
+    Store(backend.open_kv(), chain_id="chain", genesis_hash=first).close()
+    kv = backend.open_kv()
+    with pytest.raises(StoreMismatchError, match=r"another genesis.*genesis\.json replaced"):
+        Store(kv, chain_id="chain", genesis_hash=second)
+    assert kv.closed
+    Store(backend.open_kv(), chain_id="chain", genesis_hash=first).close()
+    # A store from before genesis hashes were recorded takes the first one given.
+    legacy = backend.open_kv()
+    legacy.write([(META_GENESIS_KEY, None)], sync=True)
+    Store(legacy, chain_id="chain", genesis_hash=second).close()
+    with pytest.raises(StoreMismatchError, match="another genesis"):
+        Store(backend.open_kv(), chain_id="chain", genesis_hash=first)
 
 
 def test_schema_version_mismatch_is_refused(backend: Backend) -> None:
