@@ -39,6 +39,8 @@ class ErrorCode(enum.StrEnum):
     TOO_LARGE = "too_large"  # one transaction above the mempool's size limit
     BODY_TOO_LARGE = "body_too_large"
     BATCH_TOO_LARGE = "batch_too_large"
+    # 431: the HTTP server's own refusal of oversized request headers.
+    HEADERS_TOO_LARGE = "headers_too_large"
     # 429: try again later.
     MEMPOOL_FULL = "mempool_full"
     SENDER_SLOTS_FULL = "sender_slots_full"
@@ -65,6 +67,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.BODY_TOO_LARGE: 413,
     ErrorCode.BATCH_TOO_LARGE: 413,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.MEMPOOL_FULL: 429,
     ErrorCode.SENDER_SLOTS_FULL: 429,
     ErrorCode.RATE_LIMITED: 429,

@@ -13,14 +13,17 @@ nothing holds descriptors and response memory without bound. Here
   reading loses its connection, and the response it held is freed.
 
 Idle reads are bounded by Hypercorn's `read_timeout` and the request body
-by the app (`node.rpc`).
+by the app (`node.rpc`). Hypercorn's own answers to requests it cannot
+parse (400, 431) get the error JSON body every other answer has.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
+import re
 import resource
 from functools import partial
 
@@ -32,6 +35,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp
 
+from node.backend import ErrorCode
 from storage.leveldb import MAX_OPEN_FILES
 
 __all__ = [
@@ -102,6 +106,41 @@ class ConnectionCaps:
             del self._by_client[client]
 
 
+# Hypercorn answers a request it cannot parse (bad syntax 400, headers over
+# its limit 431, ...) itself, with an empty body: exactly this head.
+_SERVER_ERROR = re.compile(
+    rb"HTTP/1\.1 ([45]\d\d) [^\r]*\r\ncontent-length: 0\r\nconnection: close\r\n"
+)
+
+
+def with_json_body(data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """Hypercorn's own error answers, given the error JSON every other answer has."""
+    if not (
+        isinstance(data, bytes) and data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n")
+    ):
+        return data
+    match = _SERVER_ERROR.match(data)
+    if match is None:
+        return data
+    status = int(match[1])
+    code = ErrorCode.HEADERS_TOO_LARGE if status == 431 else ErrorCode.MALFORMED
+    message = _SERVER_MESSAGES.get(status, "the request is not valid HTTP/1.1")
+    body = json.dumps({"error": {"code": str(code), "message": message}}).encode()
+    rest = data[match.end() :]
+    head = (
+        data[: match.start(0)]
+        + f"HTTP/1.1 {status} \r\ncontent-type: application/json\r\n".encode()
+        + f"content-length: {len(body)}\r\nconnection: close\r\n".encode()
+    )
+    return head + rest + body
+
+
+_SERVER_MESSAGES = {
+    400: "the request is not valid HTTP/1.1",
+    431: "the request headers are too large",
+}
+
+
 class _GuardedStream(trio.abc.HalfCloseableStream):
     """A client's socket stream: writes under a deadline, its slot freed on close."""
 
@@ -116,6 +155,7 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         self.socket = stream.socket  # Hypercorn reads the addresses from it
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        data = with_json_body(data)
         # Hypercorn shields its writes from cancellation; this scope is inside
         # the shield, so its deadline still applies.
         with trio.move_on_after(self._send_s) as scope:

@@ -192,7 +192,10 @@ def _hex32(text: str, name: str) -> bytes:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(ErrorCode.BODY_TOO_LARGE, f"the request body exceeds {limit} bytes")
+    # The rest of the body is never read, so the connection cannot carry
+    # another request: say so, or the client's next request on it fails.
+    message = f"the request body exceeds {limit} bytes"
+    return ApiError(ErrorCode.BODY_TOO_LARGE, message, headers={"Connection": "close"})
 
 
 async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:

@@ -225,4 +225,74 @@ def test_a_client_that_reads_nothing_loses_its_connections(cluster: Cluster) -> 
             sock.close()
     # Their slots are free again, and the node serves.
     assert httpx.get(f"{cluster.url(0)}/status", timeout=5).status_code == 200
-    wait_until(lambda: metric(cluster, "sequencer_rpc_connections") <= 2, 10, "freed slots")
+    wait_until(lambda: metric(cluster, "sequencer_rpc_connections") <= 2, 30, "freed slots")
+
+
+def raw_exchange(cluster: Cluster, request: bytes, source: str) -> tuple[int, dict, dict]:
+    sock = connect(cluster, source=source)
+    with contextlib.closing(sock):
+        sock.sendall(request)
+        return read_response(sock)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /status HTTP/1.1\r\nhost: node\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "malformed"),
+        (b"GET /status HTTP/1.1\r\nhost: node\r\nbad header line\r\n\r\n", 400, "malformed"),
+    ],
+    ids=["huge headers", "not HTTP", "a bad header line"],
+)
+def test_the_servers_own_refusals_carry_the_error_json(
+    cluster: Cluster, request_bytes: bytes, status: int, code: str
+) -> None:
+    got_status, headers, body = raw_exchange(cluster, request_bytes, "127.0.0.7")
+    assert got_status == status
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_headers_dripped_byte_by_byte_lose_the_connection(cluster: Cluster) -> None:
+    sock = connect(cluster, source="127.0.0.8")
+    started = time.monotonic()
+    closed_after = None
+    with contextlib.closing(sock):
+        for byte in b"GET /status HTTP/1.1\r\nhost: node\r\nx-slow: " + b"z" * 60:
+            try:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.25)
+                sock.setblocking(False)
+                try:
+                    if sock.recv(1) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+    # Hypercorn's keep-alive timeout (5 s) runs until a request's headers are whole.
+    assert closed_after is not None, "a slow drip of headers held the connection"
+    assert closed_after < 12
+
+
+def test_a_refused_large_body_closes_its_connection_and_says_so(cluster: Cluster) -> None:
+    transport = httpx.HTTPTransport(local_address="127.0.0.9")
+    with httpx.Client(base_url=cluster.url(0), transport=transport, timeout=10) as http:
+        response = http.post(
+            "/tx", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.headers["connection"] == "close"
+        assert response.json()["error"]["code"] == "body_too_large"
+        # The client knew to open a new connection: its next request works.
+        assert http.get("/status").status_code == 200

@@ -32,6 +32,10 @@ def load(cluster: Cluster, count: int, senders: int = 20, seed: int = 7) -> None
         assert all(isinstance(r, bytes) for r in results), results
     last = clients[0].send(wallets[0], b"last", nonce=count // senders)
     clients[0].wait_final(last, timeout=120)
+    # A block after the loaded ones: the batcher posts a block once the next
+    # one names its certificate, and "last" may share the loaded txs' block.
+    after = clients[0].send(wallets[0], b"after", nonce=count // senders + 1)
+    clients[0].wait_final(after, timeout=120)
 
 
 def verify(cluster: Cluster, l1: str, *options: str) -> subprocess.CompletedProcess[str]:

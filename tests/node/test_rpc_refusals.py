@@ -220,7 +220,11 @@ SUBMIT_REFUSALS = {
 
 # Refusals of the connection, not of one request's content: a real server
 # and real sockets exercise them (tests/node/test_http_limits.py).
-CONNECTION_REFUSALS = {ErrorCode.REQUEST_TIMEOUT, ErrorCode.OVERLOADED}
+CONNECTION_REFUSALS = {
+    ErrorCode.REQUEST_TIMEOUT,
+    ErrorCode.OVERLOADED,
+    ErrorCode.HEADERS_TOO_LARGE,
+}
 
 
 def test_every_error_code_is_exercised() -> None:
