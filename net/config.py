@@ -61,6 +61,9 @@ class GossipConfig:
     reassembly_bytes_max_per_peer: int = 16 * 1024 * 1024
     ping_interval_ms: float = 1_000.0
     peer_timeout_ms: float = 5_000.0
+    # Every peer silent this long: start a new session, which they accept
+    # whatever made them stop taking the old one (see `Gossip.wants_new_session`).
+    rejoin_after_ms: float = 15_000.0
     # At most this many messages partly received from one peer at a time.
     reassembly_partials_max_per_peer: int = 64
     # Token bucket on the authenticated bytes each peer may send us.
@@ -115,6 +118,7 @@ class GossipConfig:
             "reassembly_timeout_ms",
             "ping_interval_ms",
             "peer_timeout_ms",
+            "rejoin_after_ms",
             "tick_ms",
         ):
             _check_range(name, getattr(self, name), 0.1, 3_600_000)

@@ -24,6 +24,7 @@ import collections
 import errno
 import heapq
 import ipaddress
+import logging
 import random
 import socket
 import sys
@@ -37,6 +38,7 @@ from net.errors import BacklogFullError, NetError
 from net.fair import FairQueue
 from net.faults import FaultConfig, FaultInjector
 from net.gossip import Gossip, PeerAddress
+from net.identity import peer_id
 from net.multiaddr import Multiaddr
 from net.peer import PeerState
 from net.subscription import Subscription
@@ -44,6 +46,8 @@ from net.wire import Topic
 from sequencer.crypto import PrivateKey
 
 __all__ = ["GossipNode", "PeerStatus"]
+
+log = logging.getLogger("sequencer.gossip")
 
 _RECEIVE_BYTES = 65_536
 # Per wake-up, so subscribers and publishers get their turn between bursts.
@@ -104,6 +108,7 @@ class GossipNode:
         self._wake = trio.Event()
         self._backlog_drained = trio.Event()
         self.counts: collections.Counter[str] = collections.Counter()
+        self._conflicts_logged: dict[bytes, int] = {}
         self.listen_address: tuple[str, int] | None = None
 
     @classmethod
@@ -281,9 +286,34 @@ class GossipNode:
                 await self._wake.wait()
             now_ms = self._now_ms()
             core.handle_timer(now_ms)
+            self._watch_sessions(core, now_ms)
             self._release_delayed(now_ms)
             self._transmit(now_ms)
             self._deliver()
+
+    def _watch_sessions(self, core: Gossip, now_ms: float) -> None:
+        """Rejoin under a new session when cut off; say when a peer's key
+        seems to run twice."""
+        if core.wants_new_session(now_ms):
+            session = max(time.time_ns() // 1_000, core.session + 1)
+            core.restart_session(session, now_ms)
+            log.warning(
+                "no peer has heard from this node for %.0f s: rejoining under a new session"
+                " (if another process runs with this node's key, it had taken over)",
+                self.config.rejoin_after_ms / 1000,
+            )
+        for public_key, count in core.session_conflicts.items():
+            if count > self._conflicts_logged.get(public_key, 0) and (
+                public_key not in self._conflicts_logged
+                or count >= 2 * self._conflicts_logged[public_key]
+            ):
+                self._conflicts_logged[public_key] = count
+                log.warning(
+                    "peer %s sends from two sessions at once (%d datagrams of its older one):"
+                    " is its key running in two processes?",
+                    peer_id(public_key),
+                    count,
+                )
 
     async def _send_loop(self) -> None:
         """Drains datagrams the kernel could not take at once."""

@@ -47,6 +47,10 @@ from net.wire import (
 
 __all__ = ["DIRECT_TOPICS", "Delivery", "Gossip", "PeerAddress"]
 
+# Datagrams of a peer's previous session may still arrive this long after its
+# new one began (reordering, a restart's last sends) without meaning anything.
+SESSION_OVERLAP_MS = 2_000.0
+
 # Topics of point-to-point requests and answers: never published, never relayed.
 DIRECT_TOPICS = frozenset({Topic.SYNC})
 
@@ -101,7 +105,9 @@ class Gossip:
         self._deliveries: list[Delivery] = []
         self._routes: dict[tuple[bytes, bytes], list[Peer]] = {}
         self._next_tick_ms = now_ms
+        self._session_started_ms = now_ms
         self.counts: collections.Counter[str] = collections.Counter()
+        self.session_conflicts: collections.Counter[bytes] = collections.Counter()
 
     def _add_peer(self, seed: bytes, entry: PeerAddress, now_ms: float) -> None:
         tag = entry.public_key[:SENDER_TAG_BYTES]
@@ -193,7 +199,7 @@ class Gossip:
         peer, counter, horizon, payload = self._authenticate(data, now_ms)
         if peer is None:
             return
-        if peer.heard(address, now_ms):
+        if peer.heard(address, counter, now_ms):
             self._peer_changed(now_ms)
         if not peer.admit(len(data), now_ms):
             self.counts["dropped_rate_limited"] += 1
@@ -242,6 +248,7 @@ class Gossip:
         if peer is None:
             return self._drop("unknown_peer")
         if session < peer.session:
+            self._check_conflict(peer, session, data, counter, now_ms)
             return self._drop("replayed")  # from a session the peer has left
         new_session = session > peer.session
         if not new_session and not peer.received.is_new(counter):
@@ -252,9 +259,51 @@ class Gossip:
         if payload is None:
             return self._drop("unauthenticated")
         if new_session:
-            peer.start_session(session, cipher)
+            peer.start_session(session, cipher, now_ms)
             self.counts["peer_sessions"] += 1
         return peer, counter, horizon, payload
+
+    def _check_conflict(
+        self, peer: Peer, session: int, data: bytes, counter: int, now_ms: float
+    ) -> None:
+        """A genuine datagram of the peer's previous session, well after its
+        new one began: its key is running in two processes at once (the
+        newer one took over; the older one is cut off until it restarts its
+        session). Counted per peer, for the node to log and export."""
+        if (
+            session != peer.previous_session
+            or peer.previous_cipher is None
+            or now_ms - peer.session_started_ms < SESSION_OVERLAP_MS
+            or open_datagram(peer.previous_cipher, data, counter) is None
+        ):
+            return
+        self.counts["session_conflicts"] += 1
+        self.session_conflicts[peer.public_key] += 1
+
+    def wants_new_session(self, now_ms: float) -> bool:
+        """True when every peer we once heard went silent `rejoin_after_ms` ago.
+
+        That is what a node sees when another process took over its key (its
+        peers then refuse our older session), and also after a long cut. A
+        new, newer session lets the peers take us back either way."""
+        if not self._peers or now_ms - self._session_started_ms < self._config.rejoin_after_ms:
+            return False
+        last_heard = -math.inf
+        for peer in self._peers.values():
+            if peer.state is not PeerState.DOWN:
+                return False
+            last_heard = max(last_heard, peer.last_heard_ms)
+        return now_ms - last_heard >= self._config.rejoin_after_ms
+
+    def restart_session(self, session: int, now_ms: float) -> None:
+        """Speak under a new session from now on (`session` > the current one)."""
+        assert session > self.session
+        self.session = session
+        self._session_started_ms = now_ms
+        for peer in self._peers.values():
+            peer.restart_local_session(session)
+            peer.ping_at_ms = now_ms
+        self.counts["session_restarts"] += 1
 
     def _drop(self, reason: str) -> tuple[None, int, int, bytes]:
         self.counts["dropped_" + reason] += 1

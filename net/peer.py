@@ -53,6 +53,11 @@ class Peer:
         # Inbound.
         self.session = -1
         self.receive_cipher: ChaCha20Poly1305 | None = None
+        # The session before, to recognise its datagrams when they still come:
+        # two processes running one key (see `Gossip.session_conflicts`).
+        self.previous_session = -1
+        self.previous_cipher: ChaCha20Poly1305 | None = None
+        self.session_started_ms = -math.inf
         self.received = ReceiveWindow()
         self._ack_needed = False
         self._ack_due = math.inf
@@ -172,8 +177,10 @@ class Peer:
         """Spend `count` frames of this peer's frame budget; False when over it."""
         return self._frames.take(count, now_ms)
 
-    def start_session(self, session: int, cipher: ChaCha20Poly1305) -> None:
+    def start_session(self, session: int, cipher: ChaCha20Poly1305, now_ms: float) -> None:
         """The peer (re)started: what we knew of its previous session is void."""
+        self.previous_session, self.previous_cipher = self.session, self.receive_cipher
+        self.session_started_ms = now_ms
         self.session = session
         self.receive_cipher = cipher
         self.received = ReceiveWindow()
@@ -203,10 +210,14 @@ class Peer:
             self.requeue_lost(lost, now_ms)
         return lost
 
-    def heard(self, address: tuple[str, int], now_ms: float) -> bool:
+    def heard(self, address: tuple[str, int], counter: int, now_ms: float) -> bool:
         """An authenticated datagram arrived; True when the peer came (back) alive."""
         self.last_heard_ms = now_ms
-        self.address = address  # follow a peer whose address changed, as WireGuard does
+        if counter > self.received.largest:
+            # Follow a peer whose address changed, as WireGuard does, but only
+            # on its newest datagram: a replayed (older) one, which a receive
+            # window that restarted with us cannot tell, must not move it.
+            self.address = address
         if self.state is PeerState.ALIVE:
             return False
         self.state = PeerState.ALIVE
@@ -249,6 +260,13 @@ class Peer:
             given_up += self._drop_outbound()
             return True, given_up
         return False, given_up
+
+    def restart_local_session(self, session: int) -> None:
+        """We start a new session: a new sending key, counters from 1."""
+        self._send_cipher = self.keys.sending_cipher(session)
+        self._counter = 0
+        self._drop_outbound()
+        self._control.clear()
 
     def _drop_outbound(self) -> int:
         dropped = len(self.window)

@@ -213,6 +213,16 @@ class _StateCollector(Collector):
                 stats.get(f"bytes_{direction}", 0),
             )
         yield _counter(
+            "sequencer_gossip_session_conflicts",
+            "Datagrams of a peer's older session after its newer one began (its key runs twice)",
+            stats.get("session_conflicts", 0),
+        )
+        yield _counter(
+            "sequencer_gossip_session_restarts",
+            "New sessions this node started after no peer heard from it",
+            stats.get("session_restarts", 0),
+        )
+        yield _counter(
             "sequencer_gossip_frames_retransmitted",
             "Frames resent after a loss",
             stats.get("frames_retransmitted", 0),

@@ -193,6 +193,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         core = self.consensus.core
         tip = self.store.tip()
+        gossip_stats = self.gossip.statistics()
         return {
             "chain_id": self.genesis.chain_id,
             "node": self.config.node.name,
@@ -203,6 +204,12 @@ class Node:
             "consensus": {"height": core.height, "round": core.round, "step": int(core.round_step)},
             "mempool": self.mempool.statistics(),
             "peers_alive": self.gossip.alive_peers(),
+            "p2p": {
+                # Datagrams of a peer's older session after its newer one: its
+                # key runs in two processes. Restarts: ours, after being cut off.
+                "session_conflicts": int(gossip_stats.get("session_conflicts", 0)),
+                "session_restarts": int(gossip_stats.get("session_restarts", 0)),
+            },
             "ready": self.ready(),
             "equivocations": self.consensus.counts["equivocations"],
             "storage_failed": self.health.failure,
@@ -257,6 +264,7 @@ class Node:
                 self.consensus.start()  # it steps the core for pending transactions
                 nursery.start_soon(self.consensus.run)
                 nursery.start_soon(self._announce_restored)
+                nursery.start_soon(self._announce_on_reconnect)
                 if self.batcher is not None:
                     nursery.start_soon(self._run_batcher, self.batcher)
                 await nursery.start(self._serve_rpc)
@@ -282,6 +290,22 @@ class Node:
                 error = error.exceptions[0]
             assert isinstance(error, StorageError)
             self.health.fail("recording an L1 batch", error)
+
+    async def _announce_on_reconnect(self) -> None:
+        """Gossip the pool again when peers come back after none was alive: what
+        the node acknowledged meanwhile (cut off, or its key taken over by
+        another process) reached nobody."""
+        had_peers = True
+        while True:
+            await trio.sleep(RECONNECT_POLL_S)
+            alive = self.gossip.alive_peers() > 0
+            if alive and not had_peers:
+                txs = self.mempool.transactions(REANNOUNCE_TXS_MAX)
+                log.info("peers are back: announcing the %d pooled transactions again", len(txs))
+                for first in range(0, len(txs), TX_BATCH_MAX):
+                    batch = encode_txs(txs[first : first + TX_BATCH_MAX])
+                    await self.gossip.publish(Topic.TX, batch)
+            had_peers = alive
 
     async def _announce_restored(self) -> None:
         await trio.sleep(RESTORED_ANNOUNCE_DELAY_S)  # let peers answer our first pings
@@ -410,6 +434,9 @@ def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService
 
 # Signals that end the node cleanly: SIGHUP too (its terminal went away),
 # which would otherwise kill it with no log line and no clean close.
+RECONNECT_POLL_S = 1.0
+REANNOUNCE_TXS_MAX = 20_000
+
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Signals a node has no use for unless chaos control or storage fault
 # injection claims them: logged and ignored, rather than fatal by default.

@@ -154,6 +154,11 @@ class Mempool:
     def get(self, tx_id: bytes) -> PoolTx | None:
         return self._by_id.get(tx_id)
 
+    def transactions(self, limit: int) -> list[Transaction]:
+        """Up to `limit` pooled transactions, oldest first (to announce them again)."""
+        oldest = sorted(self._by_id.values(), key=lambda entry: entry.seq)
+        return [entry.tx for entry in oldest[:limit]]
+
     def next_nonce(self, sender: bytes) -> int:
         """The nonce a sender's next transaction should carry (pool included)."""
         account = self._senders.get(sender)
