@@ -90,7 +90,12 @@ def _tx_schemas() -> dict[str, Schema]:
         "block_id": _hex(64),
         "proof": _ref("InclusionProof"),
     }
-    pending = {"tx_id": _hex(64), "status": {"const": "pending"}}
+    pending = {"tx_id": _hex(64), "status": {"enum": ["pending", "queued"]}}
+    dropped = {
+        "tx_id": _hex(64),
+        "status": {"enum": ["evicted", "expired"]},
+        "reason": {"type": "string"},
+    }
     path = {"type": "array", "items": _hex(64)}
     return {
         "TransactionInput": _transaction(_hex_in(32), _hex_in(64), payload_in),
@@ -98,7 +103,7 @@ def _tx_schemas() -> dict[str, Schema]:
         "Accepted": _object({"tx_id": _hex(64)}),
         "SubmitResults": _object({"results": results}),
         "InclusionProof": _object({"index": U64, "size": U64, "path": path}),
-        "TxStatus": {"oneOf": [_object(committed), _object(pending)]},
+        "TxStatus": {"oneOf": [_object(committed), _object(pending), _object(dropped)]},
     }
 
 
@@ -272,7 +277,14 @@ def _tx_paths(limits: RpcLimits) -> dict[str, Schema]:
         ),
         "/tx/{tx_id}": _get(
             "A transaction's status, with its inclusion proof once committed",
-            _responses(200, _ref("TxStatus"), "Pending or committed", 400, 404, *_READ),
+            _responses(
+                200,
+                _ref("TxStatus"),
+                "Pending, queued, evicted, expired or committed",
+                400,
+                404,
+                *_READ,
+            ),
             _param("tx_id", "path", _hex_in(32)),
         ),
         "/accounts/{sender}": _get(

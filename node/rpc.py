@@ -2,7 +2,8 @@
 
     POST /tx                                  one transaction object → 202 {"tx_id"}
     POST /txs                                 array of them → 200 {"results": [...]}, in order
-    GET  /tx/{tx_id}                          pending, or committed with an inclusion proof
+    GET  /tx/{tx_id}                          pending or queued, evicted or expired (with
+                                              the reason), or committed with a proof
     GET  /blocks/latest, /blocks/{height}     block, certificate (?full=true adds "txs")
     GET  /blocks?from=&limit=                 {"blocks": [...]}, at most `blocks_range_max`,
                                               and fewer past `response_bytes_max` bytes
@@ -511,8 +512,13 @@ class _Api:
         location = self.backend.store.tx_location(id)
         if location is not None:
             return _json(self._committed(id, location))
-        if self.backend.mempool.get(id) is not None:
-            return _json({"tx_id": id.hex(), "status": "pending"})
+        state = self.backend.mempool.state(id)
+        if state is not None:
+            return _json({"tx_id": id.hex(), "status": state})
+        dropped = self.backend.mempool.dropped(id)
+        if dropped is not None:
+            body = {"tx_id": id.hex(), "status": dropped.status, "reason": dropped.reason}
+            return _json(body)
         raise ApiError(ErrorCode.NOT_FOUND, f"transaction {id.hex()} is not known")
 
     def _committed(self, id: bytes, location: TxLocation) -> dict[str, Any]:

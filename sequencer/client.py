@@ -123,15 +123,21 @@ class TxStatus:
     """Where a transaction stands. Only a committed one has a location and proof."""
 
     tx_id: bytes
-    status: Literal["pending", "committed"]
+    status: Literal["pending", "queued", "evicted", "expired", "committed"]
     height: int | None = None
     index: int | None = None
     block_id: bytes | None = None
     proof: InclusionProof | None = None
+    reason: str | None = None  # why an evicted or expired one was dropped
 
     @property
     def committed(self) -> bool:
         return self.status == "committed"
+
+    @property
+    def dropped(self) -> bool:
+        """Acknowledged, then dropped from the pool: it will not commit unless sent again."""
+        return self.status in ("evicted", "expired")
 
 
 # ------------------------------------------------------------------ response bodies
@@ -171,7 +177,8 @@ class _ProofBody(Struct):
 
 class _TxStatusBody(Struct):
     tx_id: str
-    status: Literal["pending", "committed"]
+    status: Literal["pending", "queued", "evicted", "expired", "committed"]
+    reason: str | None = None
     height: _U64 | None = None
     index: _U64 | None = None
     block_id: str | None = None
@@ -323,8 +330,10 @@ def _tx_status_op(tx_id: bytes) -> _Op[TxStatus | None]:
 def _tx_status_of(response: _Response, body: _TxStatusBody, tx_id: bytes) -> TxStatus:
     if _hex32(response, body.tx_id, "$.tx_id") != tx_id:
         raise _bad_response(response, f"the answer is about transaction {body.tx_id}")
-    if body.status == "pending":  # a location, if any, is not final: drop it
-        return TxStatus(tx_id, "pending")
+    if body.status in ("pending", "queued"):  # a location, if any, is not final: drop it
+        return TxStatus(tx_id, body.status)
+    if body.status in ("evicted", "expired"):
+        return TxStatus(tx_id, body.status, reason=body.reason or "")
     height, index, block_id, proof = body.height, body.index, body.block_id, body.proof
     if height is None or index is None or block_id is None or proof is None:
         raise _bad_response(response, "a committed status needs height, index, block_id, proof")
@@ -415,6 +424,12 @@ def _check_wait(timeout: float, poll_s: float) -> None:
         raise ValueError(f"timeout must be >= 0, got {timeout!r}")
     if not poll_s > 0:
         raise ValueError(f"poll_s must be > 0, got {poll_s!r}")
+
+
+def _dropped(status: TxStatus) -> ClientError:
+    return ClientError(
+        status.status, f"transaction {status.tx_id.hex()} was {status.status}: {status.reason}"
+    )
 
 
 def _timed_out(tx_id: bytes, timeout: float, last: TxStatus | None) -> ClientError:
@@ -525,6 +540,8 @@ class Client:
             status = self.tx_status(tx_id, verify=verify)
             if status is not None and status.committed:
                 return status
+            if status is not None and status.dropped:
+                raise _dropped(status)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise _timed_out(tx_id, timeout, status)
@@ -620,6 +637,8 @@ class AsyncClient:
             status = await self.tx_status(tx_id, verify=verify)
             if status is not None and status.committed:
                 return status
+            if status is not None and status.dropped:
+                raise _dropped(status)
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 raise _timed_out(tx_id, timeout, status)

@@ -27,6 +27,7 @@ trusts what it is given. Every change reports the entries it added or removed
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
@@ -38,7 +39,7 @@ from sequencer.codec import encode
 from sequencer.ids import GAS_PER_TX, gas, tx_id
 from sequencer.types import Transaction
 
-__all__ = ["AddResult", "AddStatus", "Mempool", "MempoolConfig", "PoolTx"]
+__all__ = ["AddResult", "AddStatus", "Dropped", "Mempool", "MempoolConfig", "PoolTx"]
 
 Positive = Annotated[int, Meta(ge=1)]
 
@@ -52,6 +53,44 @@ class MempoolConfig(Struct, frozen=True, forbid_unknown_fields=True):
     min_gas_price: Annotated[int, Meta(ge=0)] = 1
     price_bump_percent: Annotated[int, Meta(ge=0)] = 10
     queued_lifetime_ms: Positive = 10 * 60 * 1_000
+    # Ids of acknowledged transactions the pool dropped (evicted, expired),
+    # with why, for `GET /tx/{id}`: at most this many, the oldest forgotten.
+    dropped_log_max: Positive = 65_536
+
+
+class Dropped(Struct, frozen=True):
+    """Why the pool let go of a transaction it had accepted."""
+
+    status: str  # "evicted" or "expired"
+    reason: str
+
+
+class _DroppedLog:
+    """Dropped ids, bounded: a dict keeps insertion order, the oldest goes first.
+    (Only added to at the end and trimmed at the front in bulk, so the dict's
+    dead front slots are reclaimed by its resizes.)"""
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, entries_max: int) -> None:
+        self._max = entries_max
+        self._entries: dict[bytes, Dropped] = {}
+
+    def add(self, tx_id: bytes, dropped: Dropped) -> None:
+        self._entries.pop(tx_id, None)
+        self._entries[tx_id] = dropped
+        if len(self._entries) > self._max + self._max // 8:
+            for old in list(itertools.islice(self._entries, len(self._entries) - self._max)):
+                del self._entries[old]
+
+    def forget(self, tx_id: bytes) -> None:
+        self._entries.pop(tx_id, None)
+
+    def get(self, tx_id: bytes) -> Dropped | None:
+        return self._entries.get(tx_id)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class AddStatus(Enum):
@@ -141,6 +180,7 @@ class Mempool:
         self._tails_pending: list[tuple[int, int, bytes, int]] = []
         self._tails_queued: list[tuple[int, int, bytes, int]] = []
         self._queued_by_time: deque[PoolTx] = deque()  # for expiry, lazily pruned
+        self._dropped = _DroppedLog(config.dropped_log_max)
         self.counters: Counter[str] = Counter()
 
     # ------------------------------------------------------------ reading
@@ -153,6 +193,17 @@ class Mempool:
 
     def get(self, tx_id: bytes) -> PoolTx | None:
         return self._by_id.get(tx_id)
+
+    def state(self, tx_id: bytes) -> str | None:
+        """ "pending" (executable), "queued" (behind a nonce gap), or None."""
+        entry = self._by_id.get(tx_id)
+        if entry is None:
+            return None
+        return "queued" if self._senders[entry.sender].is_queued(entry.nonce) else "pending"
+
+    def dropped(self, tx_id: bytes) -> Dropped | None:
+        """Why the pool dropped this accepted transaction, if it did (and recalls it)."""
+        return self._dropped.get(tx_id)
 
     def transactions(self, limit: int) -> list[Transaction]:
         """Up to `limit` pooled transactions, oldest first (to announce them again)."""
@@ -253,6 +304,9 @@ class Mempool:
     def _replace(self, account: _Sender, old: PoolTx, entry: PoolTx) -> AddResult:
         """Same sender and nonce, paid at least the bump more (checked by the caller)."""
         del self._by_id[old.tx_id]
+        reason = f"replaced by {entry.tx_id.hex()}, same sender and nonce, paying more"
+        self._dropped.add(old.tx_id, Dropped("evicted", reason))
+        self._dropped.forget(entry.tx_id)
         account.txs[entry.nonce] = entry
         self._by_id[entry.tx_id] = entry
         queued = account.is_queued(entry.nonce)
@@ -263,6 +317,7 @@ class Mempool:
         return AddResult(AddStatus.REPLACED, entry.tx_id, entry, queued, [old])
 
     def _insert(self, account: _Sender, entry: PoolTx) -> None:
+        self._dropped.forget(entry.tx_id)  # sent again, and taken
         account.txs[entry.nonce] = entry
         account.top = max(account.top, entry.nonce)
         self._by_id[entry.tx_id] = entry
@@ -341,6 +396,11 @@ class Mempool:
         account = self._senders[victim[2]]
         entry = account.txs[victim[3]]
         self._remove(account, entry)
+        reason = (
+            f"the pool was full: evicted for a transaction paying {tx.gas_price}"
+            f" (this one paid {entry.gas_price})"
+        )
+        self._dropped.add(entry.tx_id, Dropped("evicted", reason))
         self.counters["evicted"] += 1
         return [entry]
 
@@ -391,6 +451,11 @@ class Mempool:
             if not self._is_live_queued(entry):
                 continue  # gone already, or promoted since: executable, not expired
             self._remove(self._senders[entry.sender], entry)
+            reason = (
+                f"queued {self.config.queued_lifetime_ms} ms behind a nonce gap"
+                " without becoming executable"
+            )
+            self._dropped.add(entry.tx_id, Dropped("expired", reason))
             expired.append(entry)
         self.counters["expired"] += len(expired)
         return expired

@@ -32,6 +32,7 @@ from tests.node.rpc_harness import (
     LIMITS,
     TX,
     Api,
+    B,
     C,
     Node,
     body,
@@ -52,6 +53,21 @@ def test_post_tx_accepts_journals_and_shows_pending(node: Node) -> None:
     assert [tx for _, _, tx in node.backend.store.journal()] == [TX]
     status = node.api.get(f"/tx/{tx_id(TX).hex()}")
     assert status.json() == {"tx_id": tx_id(TX).hex(), "status": "pending"}
+
+
+def test_an_acknowledged_then_evicted_tx_says_evicted_and_why() -> None:
+    with serve(RpcBackend(slots_max=1)) as node:
+        cheap = signed(nonce=0, gas_price=1)
+        rich = signed(nonce=0, gas_price=50, key=B)
+        assert node.api.post("/tx", json=body(cheap)).status_code == 202
+        assert node.api.post("/tx", json=body(rich)).status_code == 202
+        answer = node.api.get(f"/tx/{tx_id(cheap).hex()}").json()
+        assert answer["status"] == "evicted"
+        assert "paying 50" in answer["reason"]
+    with serve(RpcBackend()) as node:
+        gapped = signed(nonce=9, gas_price=60, key=C)
+        assert node.api.post("/tx", json=body(gapped)).status_code == 202
+        assert node.api.get(f"/tx/{tx_id(gapped).hex()}").json()["status"] == "queued"
 
 
 @pytest.mark.parametrize(

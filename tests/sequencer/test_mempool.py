@@ -405,3 +405,52 @@ def test_is_stale_says_what_add_would_refuse_as_nonce_too_low(
     assert p.is_stale(tx(A, nonce, 9)) is stale
     if stale:
         assert p.add(tx(A, nonce, 9), 0).status is AddStatus.NONCE_TOO_LOW
+
+
+# ------------------------------------------------------------------ what became of a tx
+
+
+def test_evicted_replaced_and_expired_transactions_say_why() -> None:
+    p = pool(slots_max=2, queued_lifetime_ms=1_000)
+    cheap = p.add(tx(A, 0, 1), 0)
+    gapped = p.add(tx(B, 5, 9), 0)
+    assert (p.state(cheap.tx_id), p.state(gapped.tx_id)) == ("pending", "queued")
+    rich = p.add(tx(C, 0, 50), 0)  # the pool is full: the cheapest tail goes
+    assert p.state(cheap.tx_id) is None
+    evicted = p.dropped(cheap.tx_id)
+    assert evicted is not None
+    assert evicted.status == "evicted"
+    assert "paying 50" in evicted.reason
+    assert "paid 1" in evicted.reason
+    replacement = p.add(tx(C, 0, 60, b"more"), 0)
+    assert replacement.status is AddStatus.REPLACED
+    replaced = p.dropped(rich.tx_id)
+    assert replaced is not None
+    assert "replaced by" in replaced.reason
+    p.expire(2_000)
+    expired = p.dropped(gapped.tx_id)
+    assert expired is not None
+    assert expired.status == "expired"
+    assert "nonce gap" in expired.reason
+    assert p.dropped(replacement.tx_id) is None  # still in the pool
+
+
+def test_a_dropped_transaction_sent_again_is_no_longer_dropped() -> None:
+    p = pool(queued_lifetime_ms=1_000)
+    first = p.add(tx(B, 5, 9), 0)
+    p.expire(2_000)
+    assert p.dropped(first.tx_id) is not None
+    again = p.add(tx(B, 5, 9), 3_000)
+    assert again.ok
+    assert p.dropped(first.tx_id) is None
+    assert p.state(first.tx_id) == "queued"
+
+
+def test_the_dropped_log_is_bounded() -> None:
+    p = pool(slots_max=1, dropped_log_max=100)
+    senders = [i.to_bytes(2, "big") * 16 for i in range(1_000)]
+    for price, sender in enumerate(senders, start=1):
+        assert p.add(tx(sender, 0, price), 0).ok  # each evicts the one before
+    assert len(p._dropped) <= 100 + 100 // 8
+    assert p.dropped(tx_id(tx(senders[998], 0, 999))) is not None
+    assert p.dropped(tx_id(tx(senders[0], 0, 1))) is None  # long forgotten
