@@ -354,10 +354,10 @@ def _node_paths(limits: RpcLimits) -> dict[str, Schema]:
             _responses(200, _ref("Batch"), "The batch", 400, 404, *_READ),
             _param("number", "path", U64),
         ),
-        # The probes are exempt from rate limiting.
-        "/health": _get("Liveness", _responses(200, _ref("Health"), "Alive", 503)),
-        "/ready": _get("Readiness", _responses(200, _ref("Ready"), "Ready", 503)),
-        "/metrics": _get("Prometheus text exposition", _text("text/plain", "Metrics")),
+        # The probes have a rate limit of their own (`probe_requests_per_s`).
+        "/health": _get("Liveness", _responses(200, _ref("Health"), "Alive", 429, 503)),
+        "/ready": _get("Readiness", _responses(200, _ref("Ready"), "Ready", 429, 503)),
+        "/metrics": _get("Prometheus text exposition", _text("text/plain", "Metrics", 429)),
         "/openapi.json": _get("This document", _responses(200, anything, "OpenAPI 3.1", 429)),
     }
 

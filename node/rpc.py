@@ -23,7 +23,8 @@ wrong method 405 `bad_request`, a failing store 503 `storage_failed`, and a
 bug 500 `internal` (never an HTML page or a traceback).
 
 Requests are refused before any state is touched: rate limit (a token bucket
-per client IP; the probes /health, /ready and /metrics are exempt), readiness,
+per client IP; the probes /health, /ready and /metrics have buckets of their
+own), readiness,
 body size (Content-Length up front, and bytes counted while reading, so a
 chunked body cannot bypass it), JSON shape. Only `Backend.submit` writes.
 
@@ -40,6 +41,7 @@ import logging
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from functools import partial
 from typing import Any
@@ -71,7 +73,7 @@ log = logging.getLogger(__name__)
 
 METRICS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KEEPALIVE_S = 15.0
-_UNLIMITED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+_PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _CLIENTS_MAX = 65_536  # token buckets kept; the least recently seen goes first
 _UINT = re.compile(r"[0-9]{1,20}")
 _encoder = msgspec.json.Encoder()
@@ -83,6 +85,10 @@ class RpcLimits:
     batch_txs_max: int = 1_000
     requests_per_s: float = 2_000  # per client IP, refilled continuously
     burst: int = 4_000  # bucket size: requests a quiet client may send at once
+    # /health, /ready and /metrics, per client: scrapers and probes poll a few
+    # times a second at most.
+    probe_requests_per_s: float = 50
+    probe_burst: int = 100
     blocks_range_max: int = 100
     # A block range stops before the block that would take its JSON past
     # this (it always holds one block): the client pages on from the last.
@@ -258,37 +264,48 @@ def _decode_item(raw: msgspec.Raw) -> Transaction | ApiError:
 
 
 class _TokenBuckets:
-    """One token bucket per client; `take` spends a token or says how long to wait."""
+    """One token bucket per client; `take` spends tokens or says how long to wait.
+
+    An OrderedDict, least recently seen first: finding and dropping the
+    oldest client is O(1) however many came and went (a plain dict's first
+    key is found by walking the slots its deletions left)."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
         self._rate = rate
         self._burst = burst
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # client: (tokens, time), LRU order
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # (tokens, time)
 
-    def take(self, client: str) -> float:
-        """0.0 if the request may proceed, else the seconds until it could."""
+    def take(self, client: str, cost: float = 1.0) -> float:
+        """0.0 if the request may proceed (its `cost` spent), else the seconds until it could."""
         now = self._clock()
-        tokens, then = self._buckets.pop(client, (self._burst, now))
+        tokens, then = self._buckets.get(client, (self._burst, now))
         tokens = min(self._burst, tokens + max(0.0, now - then) * self._rate)
-        allowed = tokens >= 1
-        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+        allowed = tokens >= cost
+        self._buckets[client] = (tokens - cost if allowed else tokens, now)
+        self._buckets.move_to_end(client)
         if len(self._buckets) > _CLIENTS_MAX:  # a forgotten client starts with a full bucket
-            del self._buckets[next(iter(self._buckets))]
-        return 0.0 if allowed else (1 - tokens) / self._rate
+            self._buckets.popitem(last=False)
+        return 0.0 if allowed else (cost - tokens) / self._rate
 
 
 class _RateLimit:
-    """ASGI middleware answering 429 `rate_limited` to a client over its rate."""
+    """ASGI middleware answering 429 `rate_limited` to a client over its rate.
 
-    def __init__(self, app: ASGIApp, *, buckets: _TokenBuckets) -> None:
+    The probes (/health, /ready, /metrics) have buckets of their own: a
+    flood of API requests does not blind the node's monitoring, and a flood
+    of probes is limited too."""
+
+    def __init__(self, app: ASGIApp, *, buckets: _TokenBuckets, probes: _TokenBuckets) -> None:
         self.app = app
         self.buckets = buckets
+        self.probes = probes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in _UNLIMITED_PATHS:
+        if scope["type"] == "http":
             client = scope.get("client")
-            wait = self.buckets.take(client[0] if client else "")
+            buckets = self.probes if scope["path"] in _PROBE_PATHS else self.buckets
+            wait = buckets.take(client[0] if client else "")
             if wait:
                 retry = {"Retry-After": str(math.ceil(wait))}
                 message = "too many requests from this client; retry later"
@@ -712,9 +729,10 @@ def build_app(
     """The Starlette app serving `backend`. `clock` (seconds) drives the rate
     limiter; `keepalive_s` is the idle time before an SSE keepalive comment."""
     buckets = _TokenBuckets(limits.requests_per_s, limits.burst, clock)
+    probes = _TokenBuckets(limits.probe_requests_per_s, limits.probe_burst, clock)
     app = Starlette(
         routes=_routes(_Api(backend, limits, keepalive_s)),
-        middleware=[Middleware(_Guard), Middleware(_RateLimit, buckets=buckets)],
+        middleware=[Middleware(_Guard), Middleware(_RateLimit, buckets=buckets, probes=probes)],
         exception_handlers={
             ApiError: _on_api_error,
             HTTPException: _on_http_error,

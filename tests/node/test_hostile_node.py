@@ -185,7 +185,7 @@ def rss_kib(pid: int) -> int:
 
 
 def metric(cluster: Cluster, index: int, name: str) -> float:
-    """A gauge from `/metrics`, which the rate limit exempts."""
+    """A gauge from `/metrics`, whose rate limit is apart from the API's."""
     text = httpx.get(f"{cluster.url(index)}/metrics", timeout=5).text
     return float(re.search(rf"^{name} (\S+)$", text, re.MULTILINE)[1])  # type: ignore[index]
 
@@ -259,7 +259,7 @@ def test_an_rpc_flood_is_rate_limited_and_the_node_keeps_finalizing(cluster: Clu
         assert response.json()["error"]["code"] == "rate_limited"
         assert int(response.headers["retry-after"]) >= 1
     assert finalized, "nothing finalized during the flood"
-    # The flooded node followed the chain meanwhile (its exempt /metrics says so).
+    # The flooded node followed the chain meanwhile (its /metrics says so).
     cluster_wait(lambda: metric(cluster, FLOODED, "sequencer_height") >= max(finalized))
     assert metric(cluster, FLOODED, "sequencer_height") > height_before
     growth = rss_kib(process.pid) - rss_before

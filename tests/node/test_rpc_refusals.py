@@ -287,13 +287,25 @@ def test_unexpected_failure_is_500_json(node: Node) -> None:
     assert "secret" not in response.text
 
 
+def test_probes_have_a_rate_limit_of_their_own() -> None:
+    limits = dataclasses.replace(LIMITS, requests_per_s=1, burst=1, probe_burst=3)
+    with serve(RpcBackend(), limits) as node:
+        assert node.api.get("/status").status_code == 200
+        assert node.api.get("/status").status_code == 429  # the API bucket is empty...
+        probes = [node.api.get(path).status_code for path in ("/health", "/ready", "/metrics")]
+        assert probes == [200, 200, 200]  # ...the probes' is not
+        response = node.api.get("/metrics")
+        assert response.status_code == 429  # but it is bounded too
+        assert error_of(response) == "rate_limited"
+
+
 def test_rate_limit_refills_per_client() -> None:
     limits = dataclasses.replace(LIMITS, requests_per_s=1, burst=2)
     with serve(RpcBackend(), limits) as node:
         statuses = [node.api.get("/status").status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
         assert node.api.get("/status").headers["retry-after"] == "1"
-        assert node.api.get("/health").status_code == 200  # probes are exempt
+        assert node.api.get("/health").status_code == 200  # probes: a bucket of their own
         with TestClient(node.api.client.app, backend="trio", client=("10.0.0.2", 1)) as other:
             assert other.get("/status").status_code == 200
         node.clock.now += 1.0
