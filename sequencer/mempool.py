@@ -179,6 +179,10 @@ class Mempool:
         # Lazy heaps of sender tails, (price, -seq, sender, nonce): eviction candidates.
         self._tails_pending: list[tuple[int, int, bytes, int]] = []
         self._tails_queued: list[tuple[int, int, bytes, int]] = []
+        # Lazy heap of senders by queued count, (-count, tail seq, sender): when
+        # the queued slots are full at one price, the sender holding the most
+        # gives way (see `_fair_share_victim`).
+        self._hoarders: list[tuple[int, int, bytes]] = []
         self._queued_by_time: deque[PoolTx] = deque()  # for expiry, lazily pruned
         self._dropped = _DroppedLog(config.dropped_log_max)
         self.counters: Counter[str] = Counter()
@@ -339,15 +343,51 @@ class Mempool:
 
     def _push_tail(self, account: _Sender) -> None:
         tail = account.tail()
-        heap = self._tails_queued if account.tail_is_queued() else self._tails_pending
+        queued = account.tail_is_queued()
+        heap = self._tails_queued if queued else self._tails_pending
         heapq.heappush(heap, (tail.gas_price, -tail.seq, tail.sender, tail.nonce))
-        if len(heap) > 4 * len(self._senders) + 1_024:
+        if queued:
+            heapq.heappush(self._hoarders, (-_queued_count(account), tail.seq, tail.sender))
+        if len(heap) > 4 * len(self._senders) + 1_024 or (
+            len(self._hoarders) > 4 * len(self._senders) + 1_024
+        ):
             self._rebuild_tails()
 
     def _rebuild_tails(self) -> None:
-        self._tails_pending, self._tails_queued = [], []
+        self._tails_pending, self._tails_queued, self._hoarders = [], [], []
         for account in self._senders.values():
             self._push_tail(account)
+
+    def _fair_share_victim(self, tx: Transaction) -> tuple[int, int, bytes, int] | None:
+        """The queued tail of the sender holding the most queued transactions,
+        if it holds more than `tx`'s sender would with `tx`, and pays no more.
+
+        Without it, whoever fills the queued slots first at the top price keeps
+        everyone else out for the queued lifetime: keys cost nothing, so a few
+        of them could deny the pool to all. With it, a sender holding more
+        than its share gives way to one holding less, the oldest first."""
+        account = self._senders.get(tx.sender)
+        mine = 1 + (_queued_count(account) if account is not None else 0)
+        heap = self._hoarders
+        while heap:
+            neg_count, seq, sender = heap[0]
+            other = self._senders.get(sender)
+            if other is None or _queued_count(other) != -neg_count or other.tail().seq != seq:
+                heapq.heappop(heap)  # stale: the sender's count or tail changed since
+                if other is not None and other.tail_is_queued():
+                    current = (-_queued_count(other), other.tail().seq, sender)
+                    if current != (neg_count, seq, sender):
+                        heapq.heappush(heap, current)
+                continue
+            if sender == tx.sender:
+                return None  # the newcomer's own sender holds the most
+            if -neg_count <= mine:
+                return None
+            tail = other.tail()
+            if tail.gas_price > tx.gas_price:
+                return None  # never evict a better-priced transaction
+            return (tail.gas_price, -tail.seq, sender, tail.nonce)
+        return None
 
     def _valid_tail(self, entry: tuple[int, int, bytes, int], queued: bool) -> bool:
         _, neg_seq, sender, nonce = entry
@@ -391,15 +431,24 @@ class Mempool:
         if not victims:
             return None
         victim = min(victims)
+        reason = (
+            f"the pool was full: evicted for a transaction paying {tx.gas_price} (this one paid %d)"
+        )
         if victim[0] >= tx.gas_price:
-            return None  # never evict a better- or equally-priced transaction
+            # No cheaper one: among queued ones, the biggest holder gives way.
+            fair = self._fair_share_victim(tx) if only_queued else None
+            if fair is None:
+                return None  # never evict a better- or equally-priced transaction
+            victim = fair
+            held = _queued_count(self._senders[victim[2]])
+            reason = (
+                f"the queued slots were full: its sender held {held} queued transactions,"
+                f" more than the newcomer's (it paid %d)"
+            )
         account = self._senders[victim[2]]
         entry = account.txs[victim[3]]
         self._remove(account, entry)
-        reason = (
-            f"the pool was full: evicted for a transaction paying {tx.gas_price}"
-            f" (this one paid {entry.gas_price})"
-        )
+        reason %= entry.gas_price
         self._dropped.add(entry.tx_id, Dropped("evicted", reason))
         self.counters["evicted"] += 1
         return [entry]
@@ -527,3 +576,7 @@ class Mempool:
         self._queued_by_time = deque(sorted(self._queued_by_time, key=lambda e: e.time_ms))
         self.expire(now_ms)
         return results
+
+
+def _queued_count(account: _Sender) -> int:
+    return len(account.txs) - account.pending

@@ -276,6 +276,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.payload += 1
         new = tx(sender, self.committed.get(sender, 0) + offset, price, b"%d" % self.payload)
         before = {e.tx_id: e for e in self.pool._by_id.values()}
+        queued_before = {s: len(a.txs) - a.pending for s, a in self.pool._senders.items()}
         old = next((e for e in before.values() if (e.sender, e.nonce) == (sender, new.nonce)), None)
         result = self.pool.add(new, self.now)
         expired = [
@@ -289,7 +290,13 @@ class PoolMachine(RuleBasedStateMachine):
             assert new.gas_price * 100 < old.gas_price * 110
         if result.status is AddStatus.ACCEPTED:
             for victim in result.removed:  # eviction never drops a better-priced tx
-                assert victim.gas_price < new.gas_price
+                assert victim.gas_price <= new.gas_price
+                if victim.gas_price == new.gas_price:
+                    # At one price, only the biggest holder of queued slots gives
+                    # way, to a sender that holds fewer even with the newcomer.
+                    assert result.queued
+                    held = queued_before.get(victim.sender, 0)
+                    assert held > queued_before.get(sender, 0) + 1
                 same_sender = [
                     e.nonce for e in self.pool._by_id.values() if e.sender == victim.sender
                 ]
@@ -454,3 +461,35 @@ def test_the_dropped_log_is_bounded() -> None:
     assert len(p._dropped) <= 100 + 100 // 8
     assert p.dropped(tx_id(tx(senders[998], 0, 999))) is not None
     assert p.dropped(tx_id(tx(senders[0], 0, 1))) is None  # long forgotten
+
+
+def test_a_hundred_keys_filling_the_queued_slots_cannot_keep_an_honest_sender_out() -> None:
+    # Keys cost nothing: 99 of them with 256 gapped transactions each fill the
+    # 25,000 queued slots at the top price. Before, every out-of-order
+    # transaction after that was refused (pool full), even at that price, for
+    # the queued lifetime (10 minutes).
+    p = pool()
+    top = 10**6
+    attackers = [bytes([0xA0, i]) * 16 for i in range(99)]
+    accepted = 0
+    for key in attackers:
+        for nonce in range(1, 257):  # nonce 0 never comes: all queued
+            accepted += p.add(tx(key, nonce, top, b"squat"), 0).ok
+    assert p.statistics()["queued"] == p.config.queued_slots_max
+    honest = bytes([0x0B]) * 32
+    mine = [p.add(tx(honest, nonce, top, b"honest"), 1) for nonce in (1, 2, 3)]
+    assert all(result.ok for result in mine)
+    assert all(p.state(result.tx_id) == "queued" for result in mine)
+    for result in mine:
+        (victim,) = result.removed
+        assert victim.sender in attackers
+        dropped = p.dropped(victim.tx_id)
+        assert dropped is not None
+        assert "the queued slots were full" in dropped.reason
+    # The attackers, each holding far more, cannot push the honest ones out.
+    for key in attackers[:20]:
+        assert p.add(tx(key, 300, top, b"again"), 2).status is AddStatus.POOL_FULL
+    assert all(result.tx_id in p for result in mine)
+    # And once its gap fills, the honest sender's transactions are executable.
+    assert p.add(tx(honest, 0, top, b"first"), 3).ok
+    assert [p.state(result.tx_id) for result in mine] == ["pending"] * 3
