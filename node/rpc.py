@@ -67,13 +67,15 @@ from sequencer.merkle import MerkleTree
 from sequencer.types import Block, CommitCertificate, Transaction, TxLocation
 from storage.errors import StorageError, StoreCorruptError
 
-__all__ = ["ApiError", "RpcLimits", "build_app"]
+__all__ = ["COST_UNIT_BYTES", "ApiError", "RpcLimits", "build_app"]
 
 log = logging.getLogger(__name__)
 
 METRICS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KEEPALIVE_S = 15.0
 _PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# A rate-limit token per this many bytes a request moves (body in, response out).
+COST_UNIT_BYTES = 4_096
 _CLIENTS_MAX = 65_536  # token buckets kept; the least recently seen goes first
 _UINT = re.compile(r"[0-9]{1,20}")
 _encoder = msgspec.json.Encoder()
@@ -288,6 +290,16 @@ class _TokenBuckets:
             self._buckets.popitem(last=False)
         return 0.0 if allowed else (cost - tokens) / self._rate
 
+    def charge(self, client: str, cost: float) -> None:
+        """Spend `cost` more after the fact, into debt: the client waits it off."""
+        if cost <= 0:
+            return
+        now = self._clock()
+        tokens, then = self._buckets.get(client, (self._burst, now))
+        tokens = min(self._burst, tokens + max(0.0, now - then) * self._rate)
+        self._buckets[client] = (max(tokens - cost, -self._burst), now)
+        self._buckets.move_to_end(client)
+
 
 class _RateLimit:
     """ASGI middleware answering 429 `rate_limited` to a client over its rate.
@@ -302,17 +314,40 @@ class _RateLimit:
         self.probes = probes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            client = scope.get("client")
-            buckets = self.probes if scope["path"] in _PROBE_PATHS else self.buckets
-            wait = buckets.take(client[0] if client else "")
-            if wait:
-                retry = {"Retry-After": str(math.ceil(wait))}
-                message = "too many requests from this client; retry later"
-                response = _error_response(ErrorCode.RATE_LIMITED, message, headers=retry)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client_address = scope.get("client")
+        client = client_address[0] if client_address else ""
+        buckets = self.probes if scope["path"] in _PROBE_PATHS else self.buckets
+        wait = buckets.take(client)
+        if wait:
+            retry = {"Retry-After": str(math.ceil(wait))}
+            message = "too many requests from this client; retry later"
+            response = _error_response(ErrorCode.RATE_LIMITED, message, headers=retry)
+            await response(scope, receive, send)
+            return
+        # A request costs one token, and one more per COST_UNIT_BYTES it sent
+        # (bodies to decode and verify) or made us send (blocks to encode and
+        # write), charged once known: a client reading full block ranges runs
+        # out long before one sending transactions one by one.
+        moved = 0
+
+        async def counted_receive() -> Message:
+            nonlocal moved
+            message = await receive()
+            moved += len(message.get("body", b""))
+            return message
+
+        async def counted_send(message: Message) -> None:
+            nonlocal moved
+            moved += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, counted_send)
+        finally:
+            buckets.charge(client, moved // COST_UNIT_BYTES)
 
 
 class _Guard:

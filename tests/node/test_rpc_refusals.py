@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from node.backend import HTTP_STATUS, ErrorCode
-from node.rpc import RpcLimits
+from node.rpc import COST_UNIT_BYTES, RpcLimits
 from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.types import Transaction
@@ -297,6 +297,21 @@ def test_probes_have_a_rate_limit_of_their_own() -> None:
         response = node.api.get("/metrics")
         assert response.status_code == 429  # but it is bounded too
         assert error_of(response) == "rate_limited"
+
+
+def test_the_rate_limit_charges_by_bytes_moved_not_requests() -> None:
+    limits = dataclasses.replace(LIMITS, requests_per_s=0.001, burst=40)
+    with serve(RpcBackend(), limits) as node:
+        small = [node.api.get("/status").status_code for _ in range(20)]
+        assert set(small) == {200}  # 20 tokens of 40
+    with serve(RpcBackend(), limits) as node:
+        document = node.api.get("/openapi.json")
+        assert document.status_code == 200
+        cost = 1 + len(document.content) // COST_UNIT_BYTES
+        assert cost > 5  # a large answer: many tokens
+        statuses = [node.api.get("/openapi.json").status_code for _ in range(40 // cost + 2)]
+        assert statuses[-1] == 429
+        assert statuses.count(200) <= 40 // cost
 
 
 def test_rate_limit_refills_per_client() -> None:
