@@ -45,7 +45,8 @@ def test_a_short_chaos_run_keeps_every_promise(
     assert result["finalized"] >= result["acknowledged"]
     assert result["l1_ok"]
     assert result["stalls_over_bound"] == 0, result["problems"]
-    assert 0 < result["longest_stall_s"] <= result["stall_bound_s"]
+    # 0 when every look found the height grown since the last (a slow machine).
+    assert 0 <= result["longest_stall_s"] <= result["stall_bound_s"]
     assert result["restarts"] >= 5  # kill, twice after a commit, twice while idle
     assert status == 0, out[-3000:]
     assert summary.endswith("-> OK")
