@@ -296,3 +296,15 @@ def test_a_refused_large_body_closes_its_connection_and_says_so(cluster: Cluster
         assert response.json()["error"]["code"] == "body_too_large"
         # The client knew to open a new connection: its next request works.
         assert http.get("/status").status_code == 200
+
+
+def test_http2_requests_multiplexed_on_one_connection_pass_the_same_guards(cluster: Cluster) -> None:
+    # HTTP/2 with prior knowledge, through the same listener: many requests
+    # multiplexed on one connection are each charged and answered.
+    transport = httpx.HTTPTransport(local_address="127.0.0.10", http1=False, http2=True)
+    with httpx.Client(base_url=cluster.url(0), transport=transport, timeout=10) as http:
+        responses = [http.get("/status") for _ in range(300)]
+        assert {r.http_version for r in responses} == {"HTTP/2"}
+        assert {r.status_code for r in responses} <= {200, 429}
+        assert metric(cluster, "sequencer_rpc_connections") <= 3
+    assert httpx.get(f"{cluster.url(0)}/status", timeout=5).status_code == 200
