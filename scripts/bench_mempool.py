@@ -21,12 +21,21 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+    import os
 
-from sequencer.codec import encode
-from sequencer.ids import tx_id
-from sequencer.mempool import Mempool, MempoolConfig
-from sequencer.types import Transaction
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bootstrap import ensure_venv  # stdlib-only set-up, shared with the test runner
+
+    python = str(ensure_venv())
+    os.execv(python, [python, __file__, *sys.argv[1:]])
+sys.path.insert(0, str(ROOT))
+
+from sequencer.codec import encode  # noqa: E402  (after the environment is set up)
+from sequencer.ids import tx_id  # noqa: E402
+from sequencer.mempool import Mempool, MempoolConfig  # noqa: E402
+from sequencer.types import Transaction  # noqa: E402
 
 CHAIN = "bench-1"
 NOW_MS = 1_000_000

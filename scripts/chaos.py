@@ -5,8 +5,8 @@
     python3 scripts/chaos.py --validators 7 --duration 300 --seed 42
     python3 scripts/chaos.py --help
 
-Run it with the project's Python (or with PYTHONPATH set to the checkout);
-exit status 0 when every check holds, 1 on any violation.
+It sets up the project's virtual environment first when needed (as the
+test runner does); exit status 0 when every check holds, 1 on any violation.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from bootstrap import ensure_venv  # stdlib-only set-up, shared with the test runner
+
+        python = str(ensure_venv())
+        os.execv(python, [python, __file__, *sys.argv[1:]])
     sys.path.insert(0, str(ROOT))
     # The node processes import the same checkout.
     os.environ["PYTHONPATH"] = os.pathsep.join(

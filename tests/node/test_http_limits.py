@@ -298,7 +298,7 @@ def test_a_refused_large_body_closes_its_connection_and_says_so(cluster: Cluster
         assert http.get("/status").status_code == 200
 
 
-def test_http2_requests_multiplexed_on_one_connection_pass_the_same_guards(cluster: Cluster) -> None:
+def test_http2_requests_multiplexed_on_one_connection_pass_the_guards(cluster: Cluster) -> None:
     # HTTP/2 with prior knowledge, through the same listener: many requests
     # multiplexed on one connection are each charged and answered.
     transport = httpx.HTTPTransport(local_address="127.0.0.10", http1=False, http2=True)
