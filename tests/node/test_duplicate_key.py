@@ -81,9 +81,9 @@ def test_a_duplicate_validator_is_detected_and_the_original_recovers(tmp_path: P
             # Cut off, it is not ready: it refuses transactions clearly (503)
             # rather than acknowledge what it cannot gossip.
             wallet = Wallet(PrivateKey(b"\x71" * 32), cluster.layout.chain_id)
+            wait_until(lambda: not status(original_url)["ready"], 30, "the original not ready")
             with Client(original_url) as client, pytest.raises(ClientError, match="not_ready"):
                 client.send(wallet, b"sent while cut off", nonce=0)
-            assert not status(original_url)["ready"]
         finally:
             twin.kill()
             twin.wait()
