@@ -303,10 +303,8 @@ class GossipNode:
                 self.config.rejoin_after_ms / 1000,
             )
         for public_key, count in core.session_conflicts.items():
-            if count > self._conflicts_logged.get(public_key, 0) and (
-                public_key not in self._conflicts_logged
-                or count >= 2 * self._conflicts_logged[public_key]
-            ):
+            logged = self._conflicts_logged.get(public_key, 0)
+            if count > logged and count >= 2 * logged:  # the first, then at each doubling
                 self._conflicts_logged[public_key] = count
                 log.warning(
                     "peer %s sends from two sessions at once (%d datagrams of its older one):"

@@ -76,6 +76,11 @@ __all__ = ["Node", "run_node"]
 
 log = logging.getLogger("sequencer.node")
 
+# Pooled transactions are announced again when peers return after none was
+# alive (checked this often), at most this many.
+RECONNECT_POLL_S = 1.0
+REANNOUNCE_TXS_MAX = 20_000
+
 # Verified transactions the pool no longer holds, remembered so that a late
 # gossip or a proposal does not verify them again. A short window covers that
 # (seconds, at thousands of tx/s); 200,000 held ~45 MiB per node for nothing.
@@ -434,9 +439,6 @@ def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService
 
 # Signals that end the node cleanly: SIGHUP too (its terminal went away),
 # which would otherwise kill it with no log line and no clean close.
-RECONNECT_POLL_S = 1.0
-REANNOUNCE_TXS_MAX = 20_000
-
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Signals a node has no use for unless chaos control or storage fault
 # injection claims them: logged and ignored, rather than fatal by default.
