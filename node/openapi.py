@@ -308,7 +308,8 @@ def _block_paths(limits: RpcLimits) -> dict[str, Schema]:
         "/blocks": _get(
             f"Finalized blocks from a height, at most {most}, and fewer when their JSON"
             f" would pass {limits.response_bytes_max} bytes (never none): page on"
-            " from the last one",
+            " from the last one. Streamed block by block: a connection holds one"
+            " block's JSON at a time, however slowly its client reads",
             _responses(200, _ref("Blocks"), "The blocks (empty past the tip)", 400, *_READ),
             _param("from", "query", HEIGHT),
             _param("limit", "query", limit),

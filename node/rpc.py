@@ -6,7 +6,8 @@
                                               the reason), or committed with a proof
     GET  /blocks/latest, /blocks/{height}     block, certificate (?full=true adds "txs")
     GET  /blocks?from=&limit=                 {"blocks": [...]}, at most `blocks_range_max`,
-                                              and fewer past `response_bytes_max` bytes
+                                              and fewer past `response_bytes_max` bytes;
+                                              streamed block by block
     GET  /namespaces/{namespace}/blocks/{height}   a namespace's txs, with proofs
     GET  /accounts/{sender}                   committed nonce and next nonce (with mempool)
     GET  /status, /validators, /peers         node, chain and peer state
@@ -76,6 +77,7 @@ KEEPALIVE_S = 15.0
 _PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 # A rate-limit token per this many bytes a request moves (body in, response out).
 COST_UNIT_BYTES = 4_096
+_STREAM_SLICE_BYTES = 65_536
 _CLIENTS_MAX = 65_536  # token buckets kept; the least recently seen goes first
 _UINT = re.compile(r"[0-9]{1,20}")
 _encoder = msgspec.json.Encoder()
@@ -626,20 +628,28 @@ class _Api:
         if limit > range_max:
             raise _bad_request(f"`limit` must be at most {range_max}, got {limit}")
         full = _flag(request, "full")
-        store = self.backend.store
-        last = min(first + limit - 1, store.height())
-        pairs = store.finalized(first, last) if last >= first else iter(())
-        # Encoded block by block, so that the range stops at the byte cap.
-        parts: list[bytes] = []
+        last = min(first + limit - 1, self.backend.store.height())
+        return StreamingResponse(self._range_body(first, last, full), media_type="application/json")
+
+    async def _range_body(self, first: int, last: int, full: bool) -> AsyncIterator[bytes]:
+        """The range block by block: a connection holds one block's JSON at a
+        time, however slowly its client reads, and the range stops at the
+        byte cap (never empty). Each height is read on its own, so a slow
+        reader pins no LevelDB iterator."""
+        yield b'{"blocks":['
         size = 0
-        for block, certificate in pairs:
-            part = _encoder.encode(_block_json(block, certificate, full=full))
-            if parts and size + len(part) > self.limits.response_bytes_max:
+        for height in range(first, last + 1):
+            part = _encoder.encode(self._block_view(height, full))
+            if size and size + len(part) > self.limits.response_bytes_max:
                 break
-            parts.append(part)
+            if size:
+                yield b","
+            # In slices: what the server copies for a write that blocks is a
+            # slice, not the block.
+            for offset in range(0, len(part), _STREAM_SLICE_BYTES):
+                yield part[offset : offset + _STREAM_SLICE_BYTES]
             size += len(part) + 1
-        body = b'{"blocks":[' + b",".join(parts) + b"]}"
-        return Response(body, media_type="application/json")
+        yield b"]}"
 
     async def namespace_block(self, request: Request) -> Response:
         namespace = _uint(request.path_params["namespace"], "namespace")

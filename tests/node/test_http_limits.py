@@ -8,7 +8,10 @@ descriptors, response memory. A one-validator devnet with small limits:
 - a client that asks for large responses and reads nothing loses each
   connection after `send_timeout_s`, and the response it held is freed;
 - a block range stops at `response_bytes_max` (never empty), and a client
-  pages through the whole chain.
+  pages through the whole chain;
+- a block range is streamed: a connection whose client reads nothing holds
+  about one block's JSON, not the whole range, so many of them cost the node
+  far less memory than the responses they asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ SEND_TIMEOUT_S = 2.0
 RESPONSE_BYTES_MAX = 1024 * 1024
 BIG_PAYLOAD = 100_000  # bytes per transaction: blocks of several MB
 BIG_TXS = 48
+STREAM_BLOCKS = 8
+STREAM_SOURCES = 10  # addresses of PER_CLIENT connections each
 
 
 def _limits(cluster: Cluster) -> None:
@@ -226,6 +231,52 @@ def test_a_client_that_reads_nothing_loses_its_connections(cluster: Cluster) -> 
     # Their slots are free again, and the node serves.
     assert httpx.get(f"{cluster.url(0)}/status", timeout=5).status_code == 200
     wait_until(lambda: metric(cluster, "sequencer_rpc_connections") <= 2, 30, "freed slots")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_unread_block_ranges_hold_one_block_each_not_the_range(cluster: Cluster) -> None:
+    process = cluster.processes[0]
+    assert process is not None
+    # One large transaction per block: blocks of about 200 KB of JSON, ranges
+    # of about RESPONSE_BYTES_MAX (five blocks).
+    wallet = Wallet(PrivateKey(bytes([0x70]) * 32), cluster.layout.chain_id)
+    first = cluster.height(0) + 1
+    with cluster.client(0) as client:
+        for nonce in range(STREAM_BLOCKS):
+            client.wait_final(client.send(wallet, bytes([nonce]) * BIG_PAYLOAD, nonce=nonce), 30)
+    path = f"/blocks?from={first}&limit=100&full=true"
+    with httpx.Client(base_url=cluster.url(0), timeout=30) as http:
+        assert len(http.get(path).content) > RESPONSE_BYTES_MAX * 0.75
+    # Measure the peak from here on (Linux's clear_refs resets it).
+    Path(f"/proc/{process.pid}/clear_refs").write_text("5")
+    before = peak_rss_mib(process.pid)
+    sources = [f"127.0.1.{i}" for i in range(1, STREAM_SOURCES + 1)]
+    socks = [
+        connect(cluster, source=source, rcvbuf=4096)
+        for source in sources
+        for _ in range(PER_CLIENT)
+    ]
+    try:
+        for sock in socks:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nhost: node\r\n\r\n".encode())
+        wait_until(
+            lambda: metric(cluster, "sequencer_rpc_connections") >= len(socks), 10, "all connected"
+        )
+        time.sleep(SEND_TIMEOUT_S / 2)  # each response as far as its client's window lets it
+        grown = peak_rss_mib(process.pid) - before
+    finally:
+        for sock in socks:
+            sock.close()
+    # Whole responses would hold len(socks) MiB at once (measured: a little
+    # more); a block and a slice each, about a third of that.
+    held = len(socks) * RESPONSE_BYTES_MAX / 2**20
+    assert grown < held / 2, f"peak RSS grew {grown:.0f} MiB for {len(socks)} unread ranges"
 
 
 def raw_exchange(cluster: Cluster, request: bytes, source: str) -> tuple[int, dict, dict]:
