@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import struct
 from collections.abc import Iterable
 
 import msgspec
@@ -78,8 +79,11 @@ def _fragment_overhead_bytes() -> int:
 
 
 _FRAGMENT_OVERHEAD_BYTES = _fragment_overhead_bytes()
-# Where the sender tag sits in a datagram's header (after the version byte).
+# Where the sender tag sits in a datagram's header (after the version byte),
+# and the echo (after the sender's session).
 HEADER_TAG = slice(1, 1 + SENDER_TAG_BYTES)
+HEADER_ECHO = struct.Struct(">Q")
+HEADER_ECHO_OFFSET = 1 + SENDER_TAG_BYTES + 8
 
 
 class Gossip:
@@ -95,7 +99,12 @@ class Gossip:
         self._config = config
         self.public_key = public_key
         self.tag = public_key[:SENDER_TAG_BYTES]
+        if session < 1:
+            raise NetConfigError(f"a session is at least 1 (0 means none), got {session}")
         self.session = session
+        # Peers echo a session of this run, or 0 before they heard us: any
+        # other echo was of an earlier run (see `_authenticate`).
+        self._first_session = session
         self._peers: dict[bytes, Peer] = {}
         for entry in peers:
             self._add_peer(seed, entry, now_ms)
@@ -196,10 +205,11 @@ class Gossip:
     # --------------------------------------------------------------- receiving
 
     def receive_datagram(self, data: bytes, address: tuple[str, int], now_ms: float) -> None:
-        peer, counter, horizon, payload = self._authenticate(data, now_ms)
+        peer, counter, horizon, payload = self._authenticate(data, address, now_ms)
         if peer is None:
             return
-        if peer.heard(address, counter, now_ms):
+        fresh = HEADER_ECHO.unpack_from(data, HEADER_ECHO_OFFSET)[0] != 0
+        if peer.heard(address, counter, fresh, now_ms):
             self._peer_changed(now_ms)
         if not peer.admit(len(data), now_ms):
             self.counts["dropped_rate_limited"] += 1
@@ -235,18 +245,32 @@ class Gossip:
         tag = data[HEADER_TAG]
         return tag if len(tag) == SENDER_TAG_BYTES and tag in self._peers else None
 
-    def _authenticate(self, data: bytes, now_ms: float) -> tuple[Peer | None, int, int, bytes]:
+    def _authenticate(
+        self, data: bytes, address: tuple[str, int], now_ms: float
+    ) -> tuple[Peer | None, int, int, bytes]:
         """(peer, counter, horizon, payload), or (None, 0, 0, b"") after counting the drop."""
         if len(data) > self._config.datagram_bytes_max:
             return self._drop("oversized")
         if len(data) < HEADER.size + 16:
             return self._drop("malformed")
-        version, tag, session, counter, horizon = HEADER.unpack_from(data)
+        version, tag, session, echo, counter, horizon = HEADER.unpack_from(data)
         if version != VERSION or counter == 0:
             return self._drop("malformed")
         peer = self._peers.get(tag)
         if peer is None:
             return self._drop("unknown_peer")
+        if echo and not self._first_session <= echo <= self.session:
+            # Sent to an earlier run of this node: a replay after our restart
+            # (our receive windows start empty), or a peer that has not heard
+            # this run yet. Its resends will carry our new session once it
+            # hears us; if it moved meanwhile, a path probe finds it.
+            if (
+                peer.wants_path_probe(address, now_ms)
+                and session >= peer.session
+                and open_datagram(peer.keys.receiving_cipher(session), data, counter) is not None
+            ):
+                peer.probe_address = address
+            return self._drop("stale")
         if session < peer.session:
             self._check_conflict(peer, session, data, counter, now_ms)
             return self._drop("replayed")  # from a session the peer has left
@@ -437,6 +461,11 @@ class Gossip:
         """(datagram, address, peer public key) for everything due by `now_ms`."""
         out: list[tuple[bytes, tuple[str, int], bytes]] = []
         for peer in self._peers.values():
+            if peer.probe_address is not None:
+                probe = peer.path_probe(self.tag, self.session, self._alive_tags(), now_ms)
+                if probe is not None:
+                    out.append((probe[0], probe[1], peer.public_key))
+                    self.counts["path_probes"] += 1
             if peer.next_deadline_ms() > now_ms:
                 continue
             for datagram in peer.build_datagrams(self.tag, self.session, now_ms):

@@ -86,8 +86,10 @@ def seal_datagram(
     counter: int,
     horizon: int,
     payload: bytes,
+    echo: int = 0,
 ) -> bytes:
-    header = HEADER.pack(VERSION, sender_tag, session, counter, horizon)
+    """`echo`: the receiver's session as last heard from it (0: not yet)."""
+    header = HEADER.pack(VERSION, sender_tag, session, echo, counter, horizon)
     return header + cipher.encrypt(_nonce(counter), payload, header)
 
 

@@ -71,6 +71,9 @@ class Peer:
         self.ping_at_ms = now_ms
         self.rtt_ms: float | None = None
         self.reported_alive: frozenset[bytes] = frozenset()
+        # Where a datagram that could not move the address came from.
+        self.probe_address: tuple[str, int] | None = None
+        self._path_probe_ms = -math.inf
         self.reported_at_ms = -math.inf
         self._bytes = _Bucket(config.peer_bytes_per_s, config.peer_burst_bytes, now_ms)
         self._frames = _Bucket(config.peer_frames_per_s, config.peer_burst_frames, now_ms)
@@ -114,7 +117,13 @@ class Peer:
             horizon = self.window.oldest(default=self._counter)
             datagrams.append(
                 seal_datagram(
-                    self._send_cipher, local_tag, local_session, self._counter, horizon, payload
+                    self._send_cipher,
+                    local_tag,
+                    local_session,
+                    self._counter,
+                    horizon,
+                    payload,
+                    echo=max(self.session, 0),
                 )
             )
             if data:
@@ -124,6 +133,38 @@ class Peer:
         if not self._pending:
             self._flush_at = math.inf
         return datagrams
+
+    def wants_path_probe(self, address: tuple[str, int], now_ms: float) -> bool:
+        """Whether a datagram from `address` that cannot move the address
+        should draw a path probe there (one at a time, one a ping interval)."""
+        return (
+            address != self.address
+            and self.probe_address is None
+            and now_ms - self._path_probe_ms >= self._config.ping_interval_ms
+        )
+
+    def path_probe(
+        self, local_tag: bytes, local_session: int, alive: list[bytes], now_ms: float
+    ) -> tuple[bytes, tuple[str, int]] | None:
+        """A ping to `probe_address`, at most once a ping interval, or None."""
+        target = self.probe_address
+        if target is None or now_ms - self._path_probe_ms < self._config.ping_interval_ms:
+            return None
+        self.probe_address = None
+        self._path_probe_ms = now_ms
+        self._counter += 1
+        payload = join_frames([encode_frame(Ping(int(now_ms * 1000), alive))])
+        horizon = self.window.oldest(default=self._counter)
+        datagram = seal_datagram(
+            self._send_cipher,
+            local_tag,
+            local_session,
+            self._counter,
+            horizon,
+            payload,
+            echo=max(self.session, 0),
+        )
+        return datagram, target
 
     def _take_control(self, capacity: int, force_ack: bool) -> tuple[list[bytes], int, bool]:
         frames: list[bytes] = []
@@ -210,14 +251,25 @@ class Peer:
             self.requeue_lost(lost, now_ms)
         return lost
 
-    def heard(self, address: tuple[str, int], counter: int, now_ms: float) -> bool:
-        """An authenticated datagram arrived; True when the peer came (back) alive."""
+    def heard(self, address: tuple[str, int], counter: int, fresh: bool, now_ms: float) -> bool:
+        """An authenticated datagram arrived; True when the peer came (back) alive.
+
+        `fresh`: it echoes our session of this run, so the peer sent it
+        after hearing us since we started."""
         self.last_heard_ms = now_ms
-        if counter > self.received.largest:
+        if fresh and counter > self.received.largest:
             # Follow a peer whose address changed, as WireGuard does, but only
-            # on its newest datagram: a replayed (older) one, which a receive
-            # window that restarted with us cannot tell, must not move it.
+            # on its newest datagram, and only on one sent since we started: a
+            # replay from before (which our new receive window cannot tell)
+            # or a datagram of a peer that has not heard us must not move it.
             self.address = address
+            self.probe_address = None
+        elif not fresh and self.wants_path_probe(address, now_ms):
+            # Perhaps the peer moved while it could not hear us: a ping there
+            # lets it answer with our session, which moves the address. (A
+            # replay from elsewhere draws one small ping, to a peer that
+            # cannot read it.)
+            self.probe_address = address
         if self.state is PeerState.ALIVE:
             return False
         self.state = PeerState.ALIVE

@@ -4,15 +4,23 @@ Every datagram is sealed to one link (sender -> receiver) with
 ChaCha20-Poly1305 (IETF, 12-byte nonce). The clear header is authenticated as
 associated data:
 
-    version     u8      1
+    version     u8      2
     sender      8 bytes the first 8 bytes of the sender's Ed25519 public key
     session     u64 BE  the sender's session: it grows at every start
+    echo        u64 BE  the receiver's session as the sender last heard it
+                        (0: it has not heard the receiver yet)
     counter     u64 BE  per (link, session) packet number, from 1, never reused
     horizon     u64 BE  the sender will never resend a packet below this counter
     ciphertext  ...     the sealed payload, followed by the 16-byte tag
 
 The nonce is 4 zero bytes || counter; the key is unique to (sender, receiver,
 sender's session), so a (key, nonce) pair is never used twice.
+
+The echo protects a receiver that restarted, whose replay windows started
+empty: a datagram echoing one of its earlier runs' sessions was sent before
+this run began, so it is refused, whatever its counter. Only datagrams
+echoing this run's session are proof of a live sender at that address, so
+only they move a peer's address.
 
 The payload is a msgpack array of frames, each a tagged msgspec struct (the
 first array element is the frame type). Frames are encoded one by one so the
@@ -47,8 +55,8 @@ __all__ = [
     "message_id",
 ]
 
-VERSION = 1
-HEADER = struct.Struct(">B8sQQQ")
+VERSION = 2
+HEADER = struct.Struct(">B8sQQQQ")
 TAG_BYTES = 16
 OVERHEAD_BYTES = HEADER.size + TAG_BYTES
 SENDER_TAG_BYTES = 8

@@ -19,7 +19,7 @@ ME, PEER, OTHER, FAR = KEYS
 
 
 def datagram_from(public_key: bytes) -> bytes:
-    return HEADER.pack(VERSION, public_key[:8], 1, 1, 1) + bytes(16)
+    return HEADER.pack(VERSION, public_key[:8], 1, 0, 1, 1) + bytes(16)
 
 
 def injector(seed: int = 0, **settings: object) -> FaultInjector:

@@ -203,7 +203,7 @@ def test_forged_headers_with_a_known_sender_are_dropped_once(
 ) -> None:
     # A clear header naming node 0, with a body nobody sealed.
     pair = Pair()
-    datagram = HEADER.pack(version, pair.tag, session, counter, horizon) + body
+    datagram = HEADER.pack(version, pair.tag, session, 0, counter, horizon) + body
     pair.receive(datagram)
     assert drops(pair.core) == 1
     assert pair.core.deliveries() == []
@@ -323,5 +323,5 @@ def test_receive_window_accepts_the_top_counter_once() -> None:
 
 
 def test_header_constants() -> None:
-    assert VERSION == 1
-    assert HEADER.size == 33
+    assert VERSION == 2
+    assert HEADER.size == 41

@@ -129,7 +129,7 @@ def test_forged_datagrams_are_dropped_and_counted() -> None:
     network = Network(2, seed=11)
     network.run_for(SETTLE_MS)
     datagram = sealed_for(network, 0, 1)
-    for position in (0 + 20, len(datagram) // 2, len(datagram) - 1):
+    for position in (36, len(datagram) // 2, len(datagram) - 1):  # horizon, body, tag
         forged = bytearray(datagram)
         forged[position] ^= 0x01
         network.inject(1, bytes(forged), address(0))

@@ -110,7 +110,7 @@ def test_unusable_peer_keys_raise_value_error(public_key: bytes) -> None:
 )
 def test_seal_open_round_trip(payload: bytes, session: int, counter: int, horizon: int) -> None:
     datagram = seal(A_TO_B, session, counter, payload, horizon)
-    assert datagram[: HEADER.size] == HEADER.pack(VERSION, TAG_A, session, counter, horizon)
+    assert datagram[: HEADER.size] == HEADER.pack(VERSION, TAG_A, session, 0, counter, horizon)
     assert len(datagram) == len(payload) + OVERHEAD_BYTES
     assert open_datagram(B_TO_A.receiving_cipher(session), datagram, counter) == payload
 

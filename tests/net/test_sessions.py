@@ -5,7 +5,13 @@ follows it, and node 0's datagrams are refused as replayed. Node 1 counts
 the conflict (genuine datagrams of node 0's older session, well after the
 newer began); node 0, cut off, rejoins under a new session once every peer
 has been silent for `rejoin_after_ms`, and is heard again once the twin is
-gone. A replayed datagram never moves a peer's address.
+gone.
+
+After a receiver restarts, its empty receive windows would take a replay:
+datagrams echo the receiver's session, so those sent to its earlier run are
+refused as stale, and only one echoing this run (proof of a live sender)
+moves a peer's address; a peer that moved meanwhile is found by a ping to
+where its datagrams come from.
 """
 
 from __future__ import annotations
@@ -70,7 +76,10 @@ def test_a_key_running_twice_is_detected_and_the_original_rejoins_when_the_twin_
     assert peer_of_0.state is PeerState.ALIVE
     world.start_twin()
     world.run(500)
-    # The newer session took over: node 1 sends to the twin now.
+    # The newer session took over: node 1 refuses the original's datagrams
+    # and, once the twin answered a path probe with node 1's session, sends
+    # to the twin (as to a validator that moved).
+    assert peer_of_0.session == 2
     assert peer_of_0.address == address(2)
     world.run(SESSION_OVERLAP_MS + 1_500)
     assert world.other.counts["dropped_replayed"] > 0
@@ -108,24 +117,91 @@ def test_a_node_that_is_heard_does_not_restart_its_session():
     assert world.original.session == 1
 
 
-def test_a_replayed_datagram_does_not_move_the_peers_address():
-    world = World()
-    world.run(200)
-    captured: list[bytes] = []
-    world.original.publish(Topic.TX, b"x", world.now_ms)
-    for datagram, _destination, _key in world.original.datagrams_to_send(world.now_ms):
-        captured.append(datagram)
-        world.other.receive_datagram(datagram, address(0), world.now_ms)
-    world.run(200)
-    # The receiver restarts: its window is empty, the replay is taken as new...
+def restart_other(world: World, session: int) -> Gossip:
+    """Node 1 restarts: a new process, a newer session, empty receive windows."""
     keys = world.keys
     entries = [PeerAddress(k.public_key, address(i)) for i, k in enumerate(keys)]
-    world.other = Gossip(keys[1].seed, keys[1].public_key, entries, CONFIG, 7, world.now_ms)
+    world.other = Gossip(keys[1].seed, keys[1].public_key, entries, CONFIG, session, world.now_ms)
     world.at[address(1)] = world.other
+    return world.other
+
+
+def test_datagrams_replayed_after_the_receiver_restarts_are_refused_as_stale():
+    world = World()
     world.run(200)
+    world.original.publish(Topic.CONSENSUS, b"x", world.now_ms)
+    captured = [d for d, _a, _k in world.original.datagrams_to_send(world.now_ms)]
+    for datagram in captured:
+        world.other.receive_datagram(datagram, address(0), world.now_ms)
+    assert b"x" in [d.data for d in world.other.deliveries()]
+    world.run(200)
+    other = restart_other(world, 7)
+    # Replayed at once, before node 0 heard the new run: its receive window
+    # is empty and would take them, but they echo node 1's earlier session.
+    for datagram in captured:
+        other.receive_datagram(datagram, ("127.0.0.66", 9), world.now_ms)
+    assert other.counts["dropped_stale"] == len(captured)
+    assert other.deliveries() == []
+    peer_of_0 = other.peers()[0]
+    assert peer_of_0.address == address(0)
+    assert peer_of_0.state is PeerState.NEW  # not even taken as a sign of life
+    # The two find each other again: node 0's resends echo the new session.
+    world.run(500)
+    assert peer_of_0.state is PeerState.ALIVE
+    assert peer_of_0.address == address(0)
+    world.original.publish(Topic.TX, b"after the restart", world.now_ms)
+    world.run(200)
+    assert b"after the restart" in world.delivered
+
+
+def test_first_datagrams_replayed_from_elsewhere_never_move_the_address():
+    # Node 0's first datagrams, sent before it heard node 1, echo nothing:
+    # they can be replayed after node 1 restarts, but prove no live sender.
+    world = World()
+    world.original.publish(Topic.CONSENSUS, b"first", 0.0)
+    first = [d for d, _a, _k in world.original.datagrams_to_send(0.0)]
+    world.run(300)
+    other = restart_other(world, 7)
+    for datagram in first:
+        other.receive_datagram(datagram, ("127.0.0.66", 9), world.now_ms)
+    peer_of_0 = other.peers()[0]
+    assert peer_of_0.address == address(0)
+    # One small ping goes to where they came from, in case node 0 moved.
+    sent = other.datagrams_to_send(world.now_ms)
+    assert [a for _d, a, _k in sent].count(("127.0.0.66", 9)) == 1
+    assert other.counts["path_probes"] == 1
+    world.run(500)
+    assert peer_of_0.address == address(0)
+    assert peer_of_0.state is PeerState.ALIVE
+
+
+def test_a_peer_that_moves_is_followed_once_it_has_heard_us():
+    world = World()
+    world.run(300)
     peer_of_0 = world.other.peers()[0]
     assert peer_of_0.address == address(0)
-    for datagram in captured:
-        world.other.receive_datagram(datagram, ("127.0.0.66", 9), world.now_ms)
-    # ...but it is older than what node 0 sent since: the address stays.
-    assert peer_of_0.address == address(0)
+    # Node 0 now sends from another address (its old one is gone).
+    moved = ("127.0.0.1", 29_999)
+    del world.at[address(0)]
+    world.at[moved] = world.original
+    world.original.publish(Topic.CONSENSUS, b"from the new address", world.now_ms)
+    world.run(300)
+    assert peer_of_0.address == moved
+    assert b"from the new address" in world.delivered
+
+
+def test_a_peer_that_moved_while_we_restarted_is_found_by_a_path_probe():
+    world = World()
+    world.run(300)
+    moved = ("127.0.0.1", 29_999)
+    del world.at[address(0)]
+    world.at[moved] = world.original
+    other = restart_other(world, 7)
+    # Node 1 sends to node 0's old address, which nobody holds; node 0's
+    # datagrams echo node 1's earlier run and are refused, until a path
+    # probe to their source lets node 0 hear the new run.
+    world.run(CONFIG.ping_interval_ms * 3)
+    peer_of_0 = other.peers()[0]
+    assert other.counts["path_probes"] >= 1
+    assert peer_of_0.address == moved
+    assert peer_of_0.state is PeerState.ALIVE

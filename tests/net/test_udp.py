@@ -153,7 +153,7 @@ def test_forged_and_replayed_datagrams_are_dropped_and_counted() -> None:
             if len(datagram) > len(vote):  # the message, not a ping
                 break
         target = ("127.0.0.1", ports[1])
-        for position in (1, 20, 40, len(datagram) - 1):
+        for position in (1, 30, 40, len(datagram) - 1):  # tag, counter, horizon, AEAD tag
             forged = bytearray(datagram)
             forged[position] ^= 0x40
             await tap.sendto(bytes(forged), target)
@@ -212,5 +212,79 @@ def test_a_short_partition_loses_nothing() -> None:
         got = sorted([int((await channel.receive()).data) for _ in range(100)])
         assert got == list(range(100))
         assert nodes[3].statistics()["faults_blocked"] > 0
+
+    run(test)
+
+
+def test_datagrams_replayed_to_a_restarted_node_are_refused_as_stale() -> None:
+    # A tap in the middle relays between the two (each believes the other
+    # lives at the tap) and records what the sender seals. The receiver
+    # restarts with empty receive windows; the recordings, played to it at
+    # once, echo its earlier run and are refused, nothing delivered.
+    keys = node_keys(2)
+    sender_port, receiver_port, tap_port = free_ports(3)
+    tap_address = ("127.0.0.1", tap_port)
+    to_sender = [PeerAddress(keys[1].public_key, tap_address)]
+    to_receiver = [PeerAddress(keys[0].public_key, tap_address)]
+    sender = GossipNode(keys[0], ("127.0.0.1", sender_port), to_sender)
+    recorded: list[bytes] = []
+    recording = False
+
+    relaying = trio.CancelScope()
+
+    async def relay(tap: trio.socket.SocketType) -> None:
+        with relaying:
+            await _relay(tap)
+
+    async def _relay(tap: trio.socket.SocketType) -> None:
+        while True:
+            datagram, source = await tap.recvfrom(65_536)
+            if source[1] == sender_port:
+                if recording:
+                    recorded.append(datagram)
+                await tap.sendto(datagram, ("127.0.0.1", receiver_port))
+            else:
+                await tap.sendto(datagram, ("127.0.0.1", sender_port))
+
+    async def test(nursery: trio.Nursery) -> None:
+        nonlocal recording
+        tap = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await tap.bind(tap_address)
+        nursery.start_soon(relay, tap)
+        await nursery.start(sender.run)
+        async with trio.open_nursery() as first_run:
+            receiver = GossipNode(keys[1], ("127.0.0.1", receiver_port), to_receiver)
+            await first_run.start(receiver.run)
+            channel = receiver.subscribe(Topic.CONSENSUS)
+            await sender.publish(Topic.CONSENSUS, b"before")
+            assert (await channel.receive()).data == b"before"
+            while sender.statistics().get("peer_sessions", 0) < 1:  # it heard this run
+                await trio.sleep(0.01)
+            recording = True
+            await sender.publish(Topic.CONSENSUS, b"recorded" * 40)
+            assert (await channel.receive()).data == b"recorded" * 40
+            recording = False
+            await trio.sleep(0.3)  # acknowledged: the sender will not resend it
+            first_run.cancel_scope.cancel()
+        assert recorded
+        restarted = GossipNode(keys[1], ("127.0.0.1", receiver_port), to_receiver)
+        await nursery.start(restarted.run)
+        channel = restarted.subscribe(Topic.CONSENSUS)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as elsewhere:
+            elsewhere.bind(("127.0.0.2", 0))
+            for datagram in recorded:
+                await tap.sendto(datagram, ("127.0.0.1", receiver_port))
+                elsewhere.sendto(datagram, ("127.0.0.1", receiver_port))
+        await trio.sleep(0.3)
+        stats = restarted.statistics()
+        assert stats.get("dropped_stale", 0) >= 2 * len(recorded)
+        # The two find each other again, and new messages flow.
+        await sender.publish(Topic.CONSENSUS, b"after")
+        assert (await channel.receive()).data == b"after"
+        with pytest.raises(trio.WouldBlock):
+            channel.receive_nowait()
+        relaying.cancel()
+        await trio.sleep(0.01)  # the relay has left its receive
+        tap.close()
 
     run(test)

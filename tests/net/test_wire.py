@@ -179,9 +179,9 @@ def test_message_id_known_value() -> None:
 
 
 def test_header_layout() -> None:
-    # version, sender tag, session, counter, horizon: big-endian, no padding.
-    header = HEADER.pack(VERSION, b"T" * 8, 2, 3, 4)
-    expected = bytes([VERSION]) + b"T" * 8 + b"".join(n.to_bytes(8, "big") for n in (2, 3, 4))
+    # version, sender tag, session, echo, counter, horizon: big-endian, no padding.
+    header = HEADER.pack(VERSION, b"T" * 8, 2, 0, 3, 4)
+    expected = bytes([VERSION]) + b"T" * 8 + b"".join(n.to_bytes(8, "big") for n in (2, 0, 3, 4))
     assert header == expected
     assert HEADER.size + 16 == OVERHEAD_BYTES
     assert len(join_frames([b""] * 3)) == PAYLOAD_HEADER_BYTES

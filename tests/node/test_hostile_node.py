@@ -146,14 +146,14 @@ def test_hostile_datagrams_are_dropped_counted_and_harmless(cluster: Cluster) ->
     session = int(time.time() * 1e6)
     kinds = {
         "malformed": [rng.randbytes(rng.randrange(0, 49)) for _ in range(100)]
-        + [bytes([2]) + rng.randbytes(60) for _ in range(50)],  # wrong version
+        + [bytes([VERSION + 1]) + rng.randbytes(60) for _ in range(50)],  # wrong version
         "oversized": [rng.randbytes(65_400) for _ in range(20)],
         "unknown_peer": [
-            HEADER.pack(VERSION, rng.randbytes(8), session, n + 1, 1) + rng.randbytes(64)
+            HEADER.pack(VERSION, rng.randbytes(8), session, 0, n + 1, 1) + rng.randbytes(64)
             for n in range(100)
         ],
         "unauthenticated": [
-            HEADER.pack(VERSION, tag_of_node1, session + 10**9, n + 1, 1) + rng.randbytes(200)
+            HEADER.pack(VERSION, tag_of_node1, session + 10**9, 0, n + 1, 1) + rng.randbytes(200)
             for n in range(100)
         ],
         "replayed": genuine * 4,
