@@ -488,12 +488,19 @@ class Gossip:
             return
         self._next_tick_ms = now_ms + self._config.tick_ms
         alive = self._alive_tags()
+        any_went_down = False
         for peer in self._peers.values():
             went_down, given_up = peer.tick(now_ms, alive)
             self.counts["packets_given_up"] += given_up
             if went_down:
+                any_went_down = True
                 self.counts["peers_went_down"] += 1
                 self._peer_changed(now_ms)
+        if any_went_down and not any(p.state is PeerState.ALIVE for p in self._peers.values()):
+            # The last peer went: what is published now reaches nobody. Counted,
+            # so that the node can tell a cut happened, however short, and
+            # announce its pool again when peers return.
+            self.counts["isolations"] += 1
 
     # -------------------------------------------------------------- inspection
 

@@ -223,6 +223,11 @@ class _StateCollector(Collector):
             stats.get("session_restarts", 0),
         )
         yield _counter(
+            "sequencer_gossip_isolations",
+            "Times every peer went down (the pool is announced again when one returns)",
+            stats.get("isolations", 0),
+        )
+        yield _counter(
             "sequencer_gossip_frames_retransmitted",
             "Frames resent after a loss",
             stats.get("frames_retransmitted", 0),

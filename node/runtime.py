@@ -214,6 +214,8 @@ class Node:
                 # key runs in two processes. Restarts: ours, after being cut off.
                 "session_conflicts": int(gossip_stats.get("session_conflicts", 0)),
                 "session_restarts": int(gossip_stats.get("session_restarts", 0)),
+                # Times every peer went down: the pool is announced again after.
+                "isolations": int(gossip_stats.get("isolations", 0)),
             },
             "ready": self.ready(),
             "equivocations": self.consensus.counts["equivocations"],
@@ -300,17 +302,19 @@ class Node:
         """Gossip the pool again when peers come back after none was alive: what
         the node acknowledged meanwhile (cut off, or its key taken over by
         another process) reached nobody."""
-        had_peers = True
+        announced_after = 0  # isolations (every peer down) already answered
         while True:
             await trio.sleep(RECONNECT_POLL_S)
-            alive = self.gossip.alive_peers() > 0
-            if alive and not had_peers:
+            # Counted by the gossip core, not sampled here: a cut shorter than
+            # the poll interval is not missed.
+            isolations = int(self.gossip.statistics().get("isolations", 0))
+            if isolations > announced_after and self.gossip.alive_peers() > 0:
+                announced_after = isolations
                 txs = self.mempool.transactions(REANNOUNCE_TXS_MAX)
                 log.info("peers are back: announcing the %d pooled transactions again", len(txs))
                 for first in range(0, len(txs), TX_BATCH_MAX):
                     batch = encode_txs(txs[first : first + TX_BATCH_MAX])
                     await self.gossip.publish(Topic.TX, batch)
-            had_peers = alive
 
     async def _announce_restored(self) -> None:
         await trio.sleep(RESTORED_ANNOUNCE_DELAY_S)  # let peers answer our first pings

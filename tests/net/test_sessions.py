@@ -205,3 +205,16 @@ def test_a_peer_that_moved_while_we_restarted_is_found_by_a_path_probe():
     assert other.counts["path_probes"] >= 1
     assert peer_of_0.address == moved
     assert peer_of_0.state is PeerState.ALIVE
+
+
+def test_losing_every_peer_counts_one_isolation_however_short():
+    world = World()
+    world.run(300)
+    assert world.original.counts["isolations"] == 0
+    del world.at[address(1)]  # node 1 gone: node 0 hears nobody
+    world.run(CONFIG.peer_timeout_ms + 500)
+    assert world.original.counts["isolations"] == 1
+    world.at[address(1)] = world.other
+    world.run(CONFIG.ping_interval_ms * 2)
+    assert world.original.peers()[0].state is PeerState.ALIVE
+    assert world.original.counts["isolations"] == 1
