@@ -206,6 +206,21 @@ class Host:
                 return height
         return 0
 
+    def signature_verdict(self, message: ProposalMessage | Vote) -> bool | None:
+        """Check a peer's message before it is fed or relayed: True (signed by
+        the validator it names), False (not), None (not checked: a height
+        this node has passed, which the core drops unchecked anyway). With a
+        remembering verifier the core's own check of it costs nothing."""
+        if isinstance(message, Vote):
+            validator, height = message.validator, message.height
+        else:
+            validator, height = message.proposal.validator, message.proposal.height
+        if height < self.core.height:
+            return None
+        if not 0 <= validator < len(self.core.validators):
+            return False
+        return self._signature_ok(validator, message)
+
     def _is_news(self, validator: int, height: int) -> bool:
         """Would this (validator, height) raise what we know of a peer?"""
         if not (0 <= validator < len(self._peers) and self._peers[validator] is not None):
@@ -215,6 +230,12 @@ class Host:
     def _signed_by(self, validator: int, message: ProposalMessage | Vote) -> bool:
         """The signature check the core skips for messages of heights it does
         not work on yet: without it anyone could claim a validator is ahead."""
+        if self._signature_ok(validator, message):
+            return True
+        self.counts["height_claims_unsigned"] += 1
+        return False
+
+    def _signature_ok(self, validator: int, message: ProposalMessage | Vote) -> bool:
         chain_id = self.core.chain_id
         if isinstance(message, Vote):
             signed = vote_signing_bytes(
@@ -225,10 +246,7 @@ class Host:
             p = message.proposal
             signed = proposal_signing_bytes(chain_id, p.height, p.round, p.pol_round, p.block_id)
             signature = p.signature
-        if self._verify(self.core.validators.public_keys[validator], signed, signature):
-            return True
-        self.counts["height_claims_unsigned"] += 1
-        return False
+        return self._verify(self.core.validators.public_keys[validator], signed, signature)
 
     def _observe(self, validator: int, height: int) -> None:
         self.catchup.observe(validator, height)

@@ -37,7 +37,7 @@ from net.config import GossipConfig
 from net.errors import BacklogFullError, NetError
 from net.fair import FairQueue
 from net.faults import FaultConfig, FaultInjector
-from net.gossip import Gossip, PeerAddress
+from net.gossip import Delivery, Gossip, PeerAddress
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
 from net.peer import PeerState
@@ -88,8 +88,11 @@ class GossipNode:
         *,
         session: int | None = None,
         seed: int | None = None,
+        validated_topics: Iterable[Topic] = (),
     ) -> None:
+        """`validated_topics`: relayed only when a subscriber calls `forward`."""
         self._key = key
+        self._validated_topics = tuple(validated_topics)
         self._listen = listen
         self._peer_list = list(peers)
         self.config = config or GossipConfig()
@@ -133,6 +136,7 @@ class GossipNode:
             self.config,
             self._session,
             self._now_ms(),
+            self._validated_topics,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -181,6 +185,12 @@ class GossipNode:
         id_ = self._running_core().publish(Topic(topic), data, self._now_ms())
         self._wake.set()
         return id_
+
+    def forward(self, delivery: Delivery) -> None:
+        """Relay a held delivery (of a validated topic) that proved valid."""
+        if delivery.held:
+            self._running_core().forward(delivery, self._now_ms())
+            self._wake.set()
 
     def send_nowait(self, public_key: bytes, topic: Topic, data: bytes) -> bool:
         """Send to one peer, not forwarded; False if it is down or its queue is full."""

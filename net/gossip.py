@@ -71,6 +71,8 @@ class Delivery:
     id: bytes
     peer: bytes  # public key of the peer it came from
     origin: bytes  # sender tag of the node that published it
+    # Held back for `Gossip.forward`: a topic validated before it is relayed.
+    held: bool = False
 
 
 def _fragment_overhead_bytes() -> int:
@@ -95,8 +97,12 @@ class Gossip:
         config: GossipConfig,
         session: int,
         now_ms: float,
+        validated_topics: Iterable[Topic] = (),
     ) -> None:
+        """Messages of `validated_topics` are relayed only once the subscriber
+        found them valid (`forward`): a node passes on no junk it could check."""
         self._config = config
+        self._validated = frozenset(validated_topics)
         self.public_key = public_key
         self.tag = public_key[:SENDER_TAG_BYTES]
         if session < 1:
@@ -392,12 +398,23 @@ class Gossip:
         if not self._seen.add(id_, now_ms):
             self.counts["messages_duplicate"] += 1
             return
-        self._deliveries.append(Delivery(topic, data, id_, peer.public_key, origin))
+        held = relay and topic in self._validated
+        self._deliveries.append(Delivery(topic, data, id_, peer.public_key, origin, held))
         self.counts["messages_delivered"] += 1
         self._count_topic("in", topic, len(data))
-        if not relay:
-            return
-        targets = self._relay_targets(origin, peer.tag, now_ms)
+        if relay and not held:
+            self._relay(topic, data, id_, origin, peer.tag, now_ms)
+
+    def forward(self, delivery: Delivery, now_ms: float) -> None:
+        """Relay a held delivery, which its subscriber found valid."""
+        if delivery.held:
+            peer = delivery.peer[:SENDER_TAG_BYTES]
+            self._relay(delivery.topic, delivery.data, delivery.id, delivery.origin, peer, now_ms)
+
+    def _relay(
+        self, topic: Topic, data: bytes, id_: bytes, origin: bytes, sender: bytes, now_ms: float
+    ) -> None:
+        targets = self._relay_targets(origin, sender, now_ms)
         if targets:
             frames, size = self._frames(id_, topic, origin, True, data)
             self.counts["messages_relayed"] += self._queue(targets, frames, size, topic, now_ms)

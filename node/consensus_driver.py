@@ -28,13 +28,14 @@ from consensus.core import Anchor, Core
 from consensus.host import Host
 from consensus.messages import Equivocation, Input, ProposalMessage, Step
 from consensus.sync import CatchUp, RawSyncResponse, SyncRequest, SyncResponse
+from consensus.votekeeper import Verifier
 from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
 from node.chain import Chain
 from node.health import StorageHealth
 from node.messages import VoteBundle, encode_consensus, encode_sync
-from sequencer.crypto import verify_transaction
+from sequencer.crypto import verify_signature, verify_transaction
 from sequencer.ids import tx_id
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
 from storage.errors import StorageError
@@ -64,6 +65,7 @@ class ConsensusDriver:
         rng: random.Random,
         health: StorageHealth | None = None,
         clock: Callable[[], int] = wall_ms,
+        verifier: Verifier = verify_signature,
     ) -> None:
         """`peer_keys[i]` is validator i's public key (b"" for this node);
         `clock` gives the consensus time in Unix milliseconds (a chaos run
@@ -84,6 +86,7 @@ class ConsensusDriver:
             rng=rng,
             storage_errors=(StorageError,),
             on_failure=self._failed,
+            verifier=verifier,
         )
         self.host.on_evidence = self._evidence
         self.host.on_synced = self._synced

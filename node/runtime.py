@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import signal
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from consensus.core import Core
+from consensus.guard import PeerGuard, RememberingVerifier
 from net.driver import GossipNode
 from net.identity import peer_id
 from net.subscription import Subscription
@@ -58,7 +60,7 @@ from node.metrics import NodeMetrics
 from node.rpc import RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import encode
-from sequencer.crypto import PrivateKey, load_key
+from sequencer.crypto import PrivateKey, load_key, verify_signature
 from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
 from sequencer.ids import hash32
@@ -86,6 +88,7 @@ REANNOUNCE_TXS_MAX = 20_000
 # (seconds, at thousands of tx/s); 200,000 held ~45 MiB per node for nothing.
 VERIFIED_REMEMBERED_MAX = 20_000
 RESTORED_ANNOUNCE_DELAY_S = 1.0
+PEER_MUTE_S = 60.0  # a peer past its allowance of bad signatures (`PeerGuard`)
 
 
 class Node:
@@ -113,7 +116,13 @@ class Node:
             config.peer_addresses,
             config=config.gossip(),
             faults=config.faults(),
+            # Relayed only once their signatures verified (`_read_consensus`).
+            validated_topics=(Topic.CONSENSUS,),
         )
+        # Shared by the core and the check in `_read_consensus`: a vote
+        # checked there is not checked again.
+        verifier = RememberingVerifier(verify_signature)
+        self.peer_guard = PeerGuard(mute_ms=PEER_MUTE_S * 1000.0)
         is_verified, remember = verified_cache(self.mempool.get, VERIFIED_REMEMBERED_MAX)
         core = Core(
             chain_id=chain_id,
@@ -123,6 +132,7 @@ class Node:
             key=self.key,
             signing_state=self.store.signing_state(),
             config=config.core(),
+            verifier=verifier,
         )
         peer_keys = [
             v.public_key if v.public_key != self.key.public_key else b""
@@ -139,6 +149,7 @@ class Node:
             random.Random(),
             health=self.health,
             clock=self.clock,
+            verifier=verifier,
         )
         self.consensus.remember_verified = remember
         self.journal = (
@@ -361,17 +372,37 @@ class Node:
             self.ingest.from_peer(txs)
 
     async def _read_consensus(self, channel: Subscription) -> None:
+        counts = self.consensus.counts
         async for delivery in channel:
+            now_ms = time.monotonic() * 1000.0
+            if self.peer_guard.muted(delivery.peer, now_ms):
+                counts["peer_muted_dropped"] += 1
+                continue
             try:
                 message = decode_consensus(delivery.data)
             except DecodeError:
-                self.consensus.counts["malformed"] += 1
+                counts["malformed"] += 1
                 continue
-            if isinstance(message, VoteBundle):
-                for vote in message.votes:
-                    self.consensus.on_message(vote)
-            else:
-                self.consensus.on_message(message)
+            messages = message.votes if isinstance(message, VoteBundle) else [message]
+            # Checked before anything is fed or relayed: one bad signature
+            # and the whole message is dropped, and its peer (which honest
+            # nodes never are: they relay only what verified) loses credit.
+            verdicts = [self.consensus.host.signature_verdict(m) for m in messages]
+            if False in verdicts:
+                counts["bad_signature_messages"] += 1
+                if self.peer_guard.bad_signature(delivery.peer, now_ms):
+                    counts["peers_muted"] += 1
+                    log.warning(
+                        "peer %s keeps delivering consensus messages whose signatures do not"
+                        " verify: its consensus messages are dropped unchecked for %.0f s",
+                        peer_id(delivery.peer),
+                        PEER_MUTE_S,
+                    )
+                continue
+            for item in messages:
+                self.consensus.on_message(item)
+            if True in verdicts:
+                self.gossip.forward(delivery)
 
     async def _read_sync(self, channel: Subscription) -> None:
         async for delivery in channel:

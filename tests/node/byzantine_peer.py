@@ -9,7 +9,11 @@ datagram authenticates at the target, and sends what no honest node sends:
 - `relayed-junk`: datagrams packed with tiny `Message` frames on the sync
   topic, marked for relay, under random origins;
 - `fragments`: datagrams packed with 1-byte `Fragment`s, each under a fresh
-  message id (a partial message that will never complete).
+  message id (a partial message that will never complete);
+- `junk-votes`: datagrams of consensus messages under its own origin, each a
+  vote bundle of well-formed votes of any validator for heights from
+  `--height` on, with signatures that do not verify: every vote costs its
+  receiver a signature check.
 
 It paces itself to `--bytes-per-s` and stops after `--seconds`; it prints
 one JSON line: datagrams and bytes sent.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -35,16 +40,40 @@ from net.wire import (
     encode_frame,
     join_frames,
 )
+from node.messages import VoteBundle, encode_consensus
 from sequencer.crypto import load_key
+from sequencer.types import Vote, VoteKind
 
 DATAGRAM_BYTES = 1_400  # the gossip default, datagram_bytes_max
-KINDS = ("relayed-junk", "fragments")
+KINDS = ("relayed-junk", "fragments", "junk-votes")
+VOTES_PER_BUNDLE = 11  # a bundle fills a datagram
 
 
-def frames_for(kind: str, tag: bytes, room: int) -> list[bytes]:
+def junk_bundle(chain_id: str, height: int, validators: int) -> bytes:
+    votes = [
+        Vote(
+            chain_id,
+            VoteKind.PREVOTE if n % 2 else VoteKind.PRECOMMIT,
+            height + random.randrange(8),
+            random.randrange(2),
+            os.urandom(32),
+            random.randrange(validators),
+            os.urandom(64),
+        )
+        for n in range(VOTES_PER_BUNDLE)
+    ]
+    return encode_consensus(VoteBundle(nonce=os.urandom(16), votes=votes))
+
+
+def frames_for(kind: str, tag: bytes, room: int, args: argparse.Namespace) -> list[bytes]:
     frames: list[bytes] = []
     while True:
-        if kind == "relayed-junk":
+        if kind == "junk-votes":
+            data = junk_bundle(args.chain_id, args.height, args.validators)
+            frame = encode_frame(Message(Topic.CONSENSUS, tag, True, data))
+            if frames or len(frame) > room:
+                return frames or [frame]
+        elif kind == "relayed-junk":
             frame = encode_frame(Message(Topic.SYNC, os.urandom(8), True, os.urandom(4)))
         else:
             frame = encode_frame(Fragment(os.urandom(32), Topic.TX, tag, True, 4_096, 0, b"x"))
@@ -62,6 +91,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bytes-per-s", type=float, default=5e6)
+    parser.add_argument("--chain-id", default="", help="junk-votes: the chain's id")
+    parser.add_argument("--height", type=int, default=1, help="junk-votes: the first height")
+    parser.add_argument("--validators", type=int, default=4, help="junk-votes: how many")
     args = parser.parse_args(argv)
     key = load_key(args.key)
     host, port = args.to.rsplit(":", 1)
@@ -82,7 +114,7 @@ def main(argv: list[str]) -> int:
             time.sleep(0.001)
             continue
         counter += 1
-        payload = join_frames(frames_for(args.kind, tag, room))
+        payload = join_frames(frames_for(args.kind, tag, room, args))
         datagram = seal_datagram(cipher, tag, session, counter, counter, payload)
         try:
             sock.sendto(datagram, target)

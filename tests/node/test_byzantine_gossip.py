@@ -3,8 +3,10 @@
 A 4-validator devnet on loopback; validator 3 is stopped and its key speaks
 through `tests.node.byzantine_peer`, under a fresh session, to node 0 at
 about 5 MB/s (a tenth of what a peer may send): datagrams of tiny relayed
-messages under random origins on the sync topic, or of 1-byte fragments
-under fresh ids. With f = 1 that must not matter: nodes 0, 1 and 2 keep
+messages under random origins on the sync topic, of 1-byte fragments
+under fresh ids, or of vote bundles whose signatures do not verify (each
+vote a signature check: before, that stood the chain still for the whole
+flood; now the peer is muted after a few). With f = 1 that must not matter: nodes 0, 1 and 2 keep
 finalizing (every height needs node 0's vote), node 0's memory stays
 bounded, and node 0 passes none of the junk on.
 """
@@ -110,13 +112,19 @@ def flood(cluster: Cluster, kind: str) -> dict:
         str(FLOOD_SECONDS),
         "--bytes-per-s",
         str(FLOOD_BYTES_PER_S),
+        "--chain-id",
+        cluster.layout.chain_id,
+        "--height",
+        str(cluster.height(FLOODED) + 1),
+        "--validators",
+        str(cluster.size),
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("kind", ["relayed-junk", "fragments"])
+@pytest.mark.parametrize("kind", ["relayed-junk", "fragments", "junk-votes"])
 def test_a_byzantine_validator_flooding_gossip_cannot_stall_the_chain(
     cluster: Cluster, kind: str
 ) -> None:
@@ -154,6 +162,9 @@ def test_a_byzantine_validator_flooding_gossip_cannot_stall_the_chain(
     print(f"{kind}: {sent}; longest stall {watch.longest_s:.2f} s; RSS +{growth} KiB")
     assert growth <= RSS_GROWTH_KIB_MAX, f"RSS of the flooded node grew by {growth} KiB"
     text = metrics(cluster, FLOODED)
+    if kind == "junk-votes":
+        log = (cluster.home(FLOODED) / "node.log").read_text()
+        assert "signatures do not verify: its consensus messages are dropped" in log
     if kind == "relayed-junk":
         refused = sample(text, "sequencer_gossip_datagrams_dropped_total", reason="not_relayable")
         assert refused > 0
