@@ -130,7 +130,8 @@ class RpcSection(_Section):
     connections_per_client_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 64
     # A client must take each write within send_timeout_s (or lose the
     # connection), send a request's whole body within body_timeout_s (or get
-    # 408), and send something at least every read_timeout_s.
+    # 408); a connection on which nothing moved either way for read_timeout_s
+    # is closed (an event stream's keepalive comment counts as moving).
     send_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
     body_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
     read_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 30.0

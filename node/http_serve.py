@@ -10,9 +10,13 @@ nothing holds descriptors and response memory without bound. Here
   (`connections_per_client_max`); one over a cap gets 503 `overloaded` as
   JSON and is closed;
 - every write must finish within `send_timeout_s`: a client that stops
-  reading loses its connection, and the response it held is freed.
+  reading loses its connection, and the response it held is freed;
+- a connection on which nothing moved either way for `idle_timeout_s` is
+  closed. Hypercorn's own `read_timeout` counts reads only, so it cut every
+  event stream (whose client only reads) after that long; here a write
+  counts too, and an idle event stream writes a keepalive comment.
 
-Idle reads are bounded by Hypercorn's `read_timeout` and the request body
+Headers are bounded by Hypercorn's keep-alive timeout and the request body
 by the app (`node.rpc`). Hypercorn's own answers to requests it cannot
 parse (400, 431) get the error JSON body every other answer has.
 """
@@ -89,6 +93,7 @@ class ConnectionCaps:
         self.open = 0
         self.refused = 0
         self.timed_out = 0
+        self.idle_closed = 0
         self._by_client: collections.Counter[str] = collections.Counter()
 
     def admit(self, client: str) -> bool:
@@ -142,15 +147,23 @@ _SERVER_MESSAGES = {
 
 
 class _GuardedStream(trio.abc.HalfCloseableStream):
-    """A client's socket stream: writes under a deadline, its slot freed on close."""
+    """A client's socket stream: writes under a deadline, closed when nothing
+    moved either way for `idle_s`, its slot freed on close."""
 
     def __init__(
-        self, stream: trio.SocketStream, caps: ConnectionCaps, client: str, send_s: float
+        self,
+        stream: trio.SocketStream,
+        caps: ConnectionCaps,
+        client: str,
+        send_s: float,
+        idle_s: float,
     ) -> None:
         self._stream = stream
         self._caps = caps
         self._client = client
         self._send_s = send_s
+        self._idle_s = idle_s
+        self._moved_at = trio.current_time()
         self._released = False
         self.socket = stream.socket  # Hypercorn reads the addresses from it
 
@@ -164,12 +177,23 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
             self._caps.timed_out += 1
             await self.aclose()
             raise trio.BrokenResourceError("the client read nothing for too long")
+        self._moved_at = trio.current_time()
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self._stream.receive_some(max_bytes)
+        # Each wait ends at the idle deadline as it stands; a write meanwhile
+        # pushed it on, so wait again. (A receive cancelled before data came
+        # loses nothing.)
+        while trio.current_time() < self._moved_at + self._idle_s:
+            with trio.move_on_at(self._moved_at + self._idle_s):
+                data = await self._stream.receive_some(max_bytes)
+                self._moved_at = trio.current_time()
+                return data
+        self._caps.idle_closed += 1
+        await self.aclose()  # now: Hypercorn would wait out its keep-alive timer first
+        raise trio.BrokenResourceError("nothing moved on the connection for too long")
 
     async def send_eof(self) -> None:
         await self._stream.send_eof()
@@ -182,10 +206,13 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
 
 
 class _GuardedListener(trio.abc.Listener[_GuardedStream]):
-    def __init__(self, listener: trio.SocketListener, caps: ConnectionCaps, send_s: float) -> None:
+    def __init__(
+        self, listener: trio.SocketListener, caps: ConnectionCaps, send_s: float, idle_s: float
+    ) -> None:
         self._listener = listener
         self._caps = caps
         self._send_s = send_s
+        self._idle_s = idle_s
 
     async def accept(self) -> _GuardedStream:
         while True:
@@ -196,7 +223,7 @@ class _GuardedListener(trio.abc.Listener[_GuardedStream]):
                 await stream.aclose()  # gone already
                 continue
             if self._caps.admit(client):
-                return _GuardedStream(stream, self._caps, client, self._send_s)
+                return _GuardedStream(stream, self._caps, client, self._send_s, self._idle_s)
             # A one-line answer the kernel's buffer takes at once, then close.
             with (
                 trio.move_on_after(_REFUSAL_SEND_S),
@@ -214,6 +241,7 @@ async def serve(
     config: HypercornConfig,
     caps: ConnectionCaps,
     send_timeout_s: float,
+    idle_timeout_s: float,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -226,7 +254,7 @@ async def serve(
     for sock in sockets.insecure_sockets:
         sock.listen(config.backlog)
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-        listeners.append(_GuardedListener(listener, caps, send_timeout_s))
+        listeners.append(_GuardedListener(listener, caps, send_timeout_s, idle_timeout_s))
         host, port = sock.getsockname()[:2]
         binds.append(f"http://{host}:{port}")
     handler = partial(

@@ -252,6 +252,11 @@ class _StateCollector(Collector):
             "HTTP connections closed because the client read nothing within send_timeout_s",
             caps.timed_out,
         )
+        yield _counter(
+            "sequencer_rpc_idle_closes",
+            "HTTP connections closed because nothing moved either way within read_timeout_s",
+            caps.idle_closed,
+        )
 
     def _l1(self) -> Iterator[Any]:
         batcher = self._node.batcher

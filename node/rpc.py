@@ -68,7 +68,7 @@ from sequencer.merkle import MerkleTree
 from sequencer.types import Block, CommitCertificate, Transaction, TxLocation
 from storage.errors import StorageError, StoreCorruptError
 
-__all__ = ["COST_UNIT_BYTES", "ApiError", "RpcLimits", "build_app"]
+__all__ = ["COST_UNIT_BYTES", "KEEPALIVE_S", "ApiError", "RpcLimits", "build_app"]
 
 log = logging.getLogger(__name__)
 

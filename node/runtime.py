@@ -57,7 +57,7 @@ from node.messages import (
     encode_txs,
 )
 from node.metrics import NodeMetrics
-from node.rpc import RpcLimits, build_app
+from node.rpc import KEEPALIVE_S, RpcLimits, build_app
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key, verify_signature
@@ -338,7 +338,6 @@ class Node:
     ) -> None:
         rpc = self.config.rpc
         config = http_config(rpc.listen)
-        config.read_timeout = rpc.read_timeout_s  # type: ignore[assignment]  # a float works
         limits = RpcLimits(
             body_bytes_max=rpc.body_bytes_max,
             batch_txs_max=rpc.batch_txs_max,
@@ -359,8 +358,17 @@ class Node:
                 DESCRIPTOR_RESERVE,
             )
         self.connections = ConnectionCaps(total, rpc.connections_per_client_max)
-        app = build_app(self, limits)
-        await serve(app, config, self.connections, rpc.send_timeout_s, task_status=task_status)
+        # An idle event stream writes a keepalive comment well within the idle
+        # deadline, or the connection would be closed under its subscriber.
+        app = build_app(self, limits, keepalive_s=min(KEEPALIVE_S, rpc.read_timeout_s / 3))
+        await serve(
+            app,
+            config,
+            self.connections,
+            rpc.send_timeout_s,
+            rpc.read_timeout_s,
+            task_status=task_status,
+        )
 
     async def _read_transactions(self, channel: Subscription) -> None:
         async for delivery in channel:

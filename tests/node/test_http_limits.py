@@ -11,7 +11,9 @@ descriptors, response memory. A one-validator devnet with small limits:
   pages through the whole chain;
 - a block range is streamed: a connection whose client reads nothing holds
   about one block's JSON, not the whole range, so many of them cost the node
-  far less memory than the responses they asked for.
+  far less memory than the responses they asked for;
+- a connection on which nothing moves either way is closed after
+  `read_timeout_s`, but an event stream, whose client only reads, is not.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.node.cluster import Cluster, running, wait_until
 PER_CLIENT = 12
 BODY_TIMEOUT_S = 1.0
 SEND_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 3.0  # below Hypercorn's keep-alive timeout (5 s): the idle close is ours
 RESPONSE_BYTES_MAX = 1024 * 1024
 BIG_PAYLOAD = 100_000  # bytes per transaction: blocks of several MB
 BIG_TXS = 48
@@ -48,6 +51,7 @@ def _limits(cluster: Cluster) -> None:
         "connections_per_client_max": PER_CLIENT,
         "body_timeout_s": BODY_TIMEOUT_S,
         "send_timeout_s": SEND_TIMEOUT_S,
+        "read_timeout_s": READ_TIMEOUT_S,
         "response_bytes_max": RESPONSE_BYTES_MAX,
     }
     for key, value in settings.items():
@@ -277,6 +281,40 @@ def test_unread_block_ranges_hold_one_block_each_not_the_range(cluster: Cluster)
     # more); a block and a slice each, about a third of that.
     held = len(socks) * RESPONSE_BYTES_MAX / 2**20
     assert grown < held / 2, f"peak RSS grew {grown:.0f} MiB for {len(socks)} unread ranges"
+
+
+def test_an_event_stream_outlives_the_read_timeout(cluster: Cluster) -> None:
+    """Its client sends nothing after the request; the node's writes (blocks,
+    keepalive comments) keep the connection alive, for as long as it reads."""
+    wallet = Wallet(PrivateKey(bytes([0x71]) * 32), cluster.layout.chain_id)
+    start = cluster.height(0) + 1
+    transport = httpx.HTTPTransport(local_address="127.0.0.12")
+    with (
+        httpx.Client(transport=transport, base_url=cluster.url(0), timeout=30) as http,
+        http.stream("GET", "/events", params={"from": str(start)}) as events,
+    ):
+        assert events.status_code == 200
+        lines = events.iter_lines()
+        quiet_until = time.monotonic() + 3 * READ_TIMEOUT_S
+        while time.monotonic() < quiet_until:
+            next(lines)  # a keepalive comment (the chain is idle); StopIteration if cut
+        with cluster.client(0) as client:
+            client.send(wallet, b"after a quiet stream", nonce=0)
+        for line in lines:
+            if line.startswith("id: "):
+                assert int(line[4:]) == start
+                break
+        else:
+            raise AssertionError("the event stream ended")
+
+
+def test_a_connection_on_which_nothing_moves_is_closed(cluster: Cluster) -> None:
+    before = metric(cluster, "sequencer_rpc_idle_closes_total")
+    sock = connect(cluster, source="127.0.0.13")
+    with contextlib.closing(sock):
+        assert sock.recv(1) == b""  # closed by the node, not timed out here (10 s)
+    # Hypercorn's keep-alive timer (5 s) would close it too, later, uncounted.
+    assert metric(cluster, "sequencer_rpc_idle_closes_total") == before + 1
 
 
 def raw_exchange(cluster: Cluster, request: bytes, source: str) -> tuple[int, dict, dict]:
