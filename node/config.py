@@ -122,8 +122,8 @@ class RpcSection(_Section):
     listen: Address = "127.0.0.1:26600"
     body_bytes_max: Annotated[int, Meta(ge=1, le=RPC_BODY_BYTES_LIMIT)] = 1024 * 1024
     batch_txs_max: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)] = 1_000
-    requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = 2_000.0
-    burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = 4_000
+    requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = 100.0
+    burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = 400
     # Open connections in all (lowered at start to keep descriptors free for
     # storage) and per client address; one over either gets 503 `overloaded`.
     connections_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 1_024

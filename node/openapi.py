@@ -373,8 +373,11 @@ def build_openapi(limits: RpcLimits) -> dict[str, Any]:
             "description": (
                 'Errors are `{"error": {"code", "message"}}` with stable codes. '
                 f"Request bodies are limited to {limits.body_bytes_max} bytes; "
-                f"each client IP to {limits.requests_per_s} requests/s "
-                f"(bursts of {limits.burst})."
+                f"each client IP to {limits.requests_per_s:g} tokens/s "
+                f"(bursts of {limits.burst}): a request costs one token, one more "
+                f"per {limits.body_cost_unit_bytes} bytes of body and per "
+                f"{limits.response_cost_unit_bytes} bytes of response; over it, 429 "
+                "`rate_limited` with `Retry-After`."
             ),
         },
         "paths": {**_tx_paths(limits), **_block_paths(limits), **_node_paths(limits)},

@@ -68,15 +68,30 @@ from sequencer.merkle import MerkleTree
 from sequencer.types import Block, CommitCertificate, Transaction, TxLocation
 from storage.errors import StorageError, StoreCorruptError
 
-__all__ = ["COST_UNIT_BYTES", "KEEPALIVE_S", "ApiError", "RpcLimits", "build_app"]
+__all__ = [
+    "BODY_COST_UNIT_BYTES",
+    "KEEPALIVE_S",
+    "RESPONSE_COST_UNIT_BYTES",
+    "ApiError",
+    "RpcLimits",
+    "build_app",
+    "request_tokens",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KEEPALIVE_S = 15.0
 _PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
-# A rate-limit token per this many bytes a request moves (body in, response out).
-COST_UNIT_BYTES = 4_096
+# A request costs a rate-limit token, and one more per BODY_COST_UNIT_BYTES of
+# body and per RESPONSE_COST_UNIT_BYTES of response: a token is about the
+# node's CPU for one small request. Measured (scripts/bench_rpc.py): a body's
+# transactions are decoded, verified and gossiped at about an eighth of a
+# single POST /tx each, some 4 KiB of them; a full block range of 3.2 MB
+# costs about 20 small requests, one per ~160 KB; 64 KiB also counts the
+# bandwidth a real network pays.
+BODY_COST_UNIT_BYTES = 4_096
+RESPONSE_COST_UNIT_BYTES = 65_536
 _STREAM_SLICE_BYTES = 65_536
 _CLIENTS_MAX = 65_536  # token buckets kept; the least recently seen goes first
 _UINT = re.compile(r"[0-9]{1,20}")
@@ -87,8 +102,14 @@ _encoder = msgspec.json.Encoder()
 class RpcLimits:
     body_bytes_max: int = 1_048_576
     batch_txs_max: int = 1_000
-    requests_per_s: float = 2_000  # per client IP, refilled continuously
-    burst: int = 4_000  # bucket size: requests a quiet client may send at once
+    # Tokens per client IP, refilled continuously. A core serves 240-1,200
+    # tokens a second, whatever they are spent on, on a 2-core machine whose
+    # Ed25519 verification takes 130 us (scripts/bench_rpc.py): one address
+    # takes at most about 40% of a core there, some 12% where it takes 38 us.
+    requests_per_s: float = 100
+    # Bucket size: what a quiet client may spend at once. At least the dearest
+    # request (`dearest_request_tokens`), which may leave the bucket this far in debt.
+    burst: int = 400
     # /health, /ready and /metrics, per client: scrapers and probes poll a few
     # times a second at most.
     probe_requests_per_s: float = 50
@@ -99,6 +120,19 @@ class RpcLimits:
     response_bytes_max: int = 4 * 1024 * 1024
     # The whole request body must arrive within this, or 408 `request_timeout`.
     body_timeout_s: float = 10.0
+
+    @property
+    def body_cost_unit_bytes(self) -> int:
+        return BODY_COST_UNIT_BYTES
+
+    @property
+    def response_cost_unit_bytes(self) -> int:
+        return RESPONSE_COST_UNIT_BYTES
+
+    @property
+    def dearest_request_tokens(self) -> int:
+        """A whole body in and a capped response out."""
+        return request_tokens(self.body_bytes_max, self.response_bytes_max)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -303,6 +337,11 @@ class _TokenBuckets:
         self._buckets.move_to_end(client)
 
 
+def request_tokens(body_bytes: int, response_bytes: int) -> int:
+    """Tokens the rate limit charges an admitted request moving these body bytes."""
+    return 1 + body_bytes // BODY_COST_UNIT_BYTES + response_bytes // RESPONSE_COST_UNIT_BYTES
+
+
 class _RateLimit:
     """ASGI middleware answering 429 `rate_limited` to a client over its rate.
 
@@ -329,27 +368,27 @@ class _RateLimit:
             response = _error_response(ErrorCode.RATE_LIMITED, message, headers=retry)
             await response(scope, receive, send)
             return
-        # A request costs one token, and one more per COST_UNIT_BYTES it sent
-        # (bodies to decode and verify) or made us send (blocks to encode and
-        # write), charged once known: a client reading full block ranges runs
-        # out long before one sending transactions one by one.
-        moved = 0
+        # The body (transactions to decode and verify) and the response (blocks
+        # to encode and write) are charged once known, into debt if need be: a
+        # client reading full block ranges runs out long before one sending
+        # transactions one by one.
+        received = sent = 0
 
         async def counted_receive() -> Message:
-            nonlocal moved
+            nonlocal received
             message = await receive()
-            moved += len(message.get("body", b""))
+            received += len(message.get("body", b""))
             return message
 
         async def counted_send(message: Message) -> None:
-            nonlocal moved
-            moved += len(message.get("body", b""))
+            nonlocal sent
+            sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, counted_receive, counted_send)
         finally:
-            buckets.charge(client, moved // COST_UNIT_BYTES)
+            buckets.charge(client, request_tokens(received, sent) - 1)
 
 
 class _Guard:

@@ -346,6 +346,13 @@ class Node:
             response_bytes_max=rpc.response_bytes_max,
             body_timeout_s=rpc.body_timeout_s,
         )
+        if limits.burst < limits.dearest_request_tokens:
+            log.warning(
+                "rpc.burst %d is below the dearest request (%d tokens: a whole body in,"
+                " a capped response out); such requests are undercharged",
+                limits.burst,
+                limits.dearest_request_tokens,
+            )
         descriptors = raise_descriptor_limit()
         total = connection_cap(rpc.connections_max, descriptors)
         if total < rpc.connections_max:

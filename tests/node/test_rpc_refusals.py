@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from node.backend import HTTP_STATUS, ErrorCode
-from node.rpc import COST_UNIT_BYTES, RpcLimits
+from node.rpc import RpcLimits, _RateLimit, _TokenBuckets, request_tokens
 from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.types import Transaction
@@ -299,19 +300,72 @@ def test_probes_have_a_rate_limit_of_their_own() -> None:
         assert error_of(response) == "rate_limited"
 
 
-def test_the_rate_limit_charges_by_bytes_moved_not_requests() -> None:
-    limits = dataclasses.replace(LIMITS, requests_per_s=0.001, burst=40)
+def _spent_by_limiter(body_bytes: int, response_bytes: int) -> float:
+    """Tokens `_RateLimit` takes for one request moving these body bytes, each
+    side in two messages (as a streamed answer is sent)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        half = response_bytes // 2
+        await send({"type": "http.response.body", "body": b"x" * half, "more_body": True})
+        await send({"type": "http.response.body", "body": b"x" * (response_bytes - half)})
+
+    full = 1_000_000.0
+    buckets = _TokenBuckets(1.0, int(full), clock=lambda: 0.0)  # a frozen clock: no refill
+    limiter = _RateLimit(app, buckets=buckets, probes=_TokenBuckets(1.0, 10, lambda: 0.0))
+    scope = {"type": "http", "path": "/blocks", "client": ("127.0.0.11", 1)}
+    incoming = [
+        {"type": "http.request", "body": b"y" * (body_bytes // 2), "more_body": True},
+        {"type": "http.request", "body": b"y" * (body_bytes - body_bytes // 2)},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    trio.run(limiter, scope, receive, send)
+    tokens, _ = buckets._buckets["127.0.0.11"]
+    return full - tokens
+
+
+@pytest.mark.parametrize(
+    ("body_bytes", "response_bytes", "tokens"),
+    [
+        (0, 10, 1),  # a small GET
+        (600, 300, 1),  # a single POST /tx
+        (4_095, 65_535, 1),
+        (4_096, 0, 2),  # a token per 4 KiB of body: transactions to verify
+        (0, 65_536, 2),  # and per 64 KiB of response: blocks to encode and write
+        (1 << 20, 4 << 20, 1 + 256 + 64),  # the dearest: a whole body, a capped answer
+    ],
+)
+def test_the_rate_limit_charges_by_cost(body_bytes: int, response_bytes: int, tokens: int) -> None:
+    assert request_tokens(body_bytes, response_bytes) == tokens
+    assert _spent_by_limiter(body_bytes, response_bytes) == tokens
+
+
+def test_the_default_burst_covers_the_dearest_request() -> None:
+    limits = RpcLimits()
+    assert limits.dearest_request_tokens == 1 + 256 + 64
+    assert limits.burst >= limits.dearest_request_tokens
+
+
+def test_large_bodies_run_out_long_before_small_requests() -> None:
+    limits = dataclasses.replace(LIMITS, requests_per_s=0.001, burst=40, body_bytes_max=64 * 1024)
     with serve(RpcBackend(), limits) as node:
         small = [node.api.get("/status").status_code for _ in range(20)]
         assert set(small) == {200}  # 20 tokens of 40
     with serve(RpcBackend(), limits) as node:
-        document = node.api.get("/openapi.json")
-        assert document.status_code == 200
-        cost = 1 + len(document.content) // COST_UNIT_BYTES
-        assert cost > 5  # a large answer: many tokens
-        statuses = [node.api.get("/openapi.json").status_code for _ in range(40 // cost + 2)]
+        junk = b"x" * 40_000  # refused as malformed, but received: charged
+        cost = request_tokens(len(junk), 200)
+        assert cost > 5
+        statuses = [node.api.post("/tx", content=junk).status_code for _ in range(40 // cost + 2)]
         assert statuses[-1] == 429
-        assert statuses.count(200) <= 40 // cost
+        assert statuses.count(400) <= 40 // cost
 
 
 def test_rate_limit_refills_per_client() -> None:
