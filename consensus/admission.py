@@ -8,9 +8,9 @@ bad input is never an exception.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from consensus.anchor import Anchor
 from consensus.blocks import ParentInfo, structural_problem
+from consensus.messages import DecidedBlock, ProposalMessage
 from consensus.proposer import ProposerSchedule
 from consensus.votekeeper import Verifier
 from sequencer.certificate import ValidatorSet, verify_certificate
@@ -18,10 +18,6 @@ from sequencer.crypto import proposal_signing_bytes
 from sequencer.errors import CertificateError
 from sequencer.ids import block_id, commit_id, tx_id, tx_root
 from sequencer.types import Block, CommitCertificate, ConsensusParams, Proposal
-
-if TYPE_CHECKING:
-    from consensus.core import Anchor
-    from consensus.messages import DecidedBlock, ProposalMessage
 
 __all__ = ["Admission"]
 

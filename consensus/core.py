@@ -24,6 +24,7 @@ from collections.abc import Callable
 from msgspec import Struct
 
 from consensus.admission import Admission
+from consensus.anchor import Anchor
 from consensus.errors import SigningRefusedError
 from consensus.messages import (
     Action,
@@ -50,11 +51,10 @@ from consensus.signer import Signer
 from consensus.votekeeper import Verifier, VoteKeeper, VoteStatus
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, verify_signature
-from sequencer.ids import block_id, commit_id
+from sequencer.ids import block_id
 from sequencer.limits import VOTE_BUNDLE_MAX
 from sequencer.types import (
     NIL,
-    ZERO_ID,
     Block,
     CommitCertificate,
     ConsensusParams,
@@ -87,19 +87,6 @@ class CoreConfig(Struct, frozen=True):
     # beyond those whose value more than 1/3 of the power voted for.
     proposals_per_round_max: int = 4
     clock_drift_ms_max: int = 10_000  # how far a block's timestamp may run ahead of ours
-
-
-class Anchor(Struct, frozen=True):
-    """The last finalized block: what the next height builds on."""
-
-    height: int
-    block_id: bytes
-    timestamp_ms: int
-    certificate: CommitCertificate | None  # None at genesis
-
-    @property
-    def commit_id(self) -> bytes:
-        return ZERO_ID if self.certificate is None else commit_id(self.certificate)
 
 
 class Core:

@@ -7,7 +7,7 @@ tracks the heights validators show. It reads no clock, touches no socket and
 draws its randomness from the `rng` it is given: every entry takes `now_ms`,
 and the caller asks `next_timer_ms()` when to call `on_timer` next.
 
-The node runs it in a thin trio shell (`node.consensus_driver`); the
+The node runs it in a thin trio shell (`node.daemon.consensus`); the
 simulator (`consensus.sim`) runs the same host over simulated ports, so every
 seed exercises the code the node runs.
 

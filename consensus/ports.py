@@ -1,7 +1,7 @@
 """What the consensus host needs from the world: small ports, no I/O of their own.
 
 The node implements them over its LevelDB store, mempool and UDP gossip
-(`node.consensus_driver`); the simulator over an in-memory disk that can lose
+(`node.daemon.consensus`); the simulator over an in-memory disk that can lose
 unsynced writes, a seeded transaction source and a faulty network
 (`consensus.sim`). Every call is synchronous: the host runs the core's
 actions in order, and a port that cannot do its job raises (the host fails on
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Protocol
 
-from consensus.core import Anchor
+from consensus.anchor import Anchor
 from consensus.messages import ProposalMessage
 from consensus.sync import RawSyncResponse, SyncRequest
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote

@@ -23,25 +23,11 @@ import time
 from collections.abc import Iterable, Sequence
 
 from consensus.errors import SimulationError
-from consensus.sim.campaign import run_seeds
+from consensus.sim.campaign import replay_command, run_seeds
 from consensus.sim.run import RunResult
 from consensus.sim.scenario import parse_faults
 
 __all__ = ["main", "replay_command"]
-
-
-def replay_command(
-    validators: int, heights: int, faults: str, seed: int, byzantine: int | None = None
-) -> str:
-    parts = [
-        "python -m consensus.simulate",
-        f"--validators {validators}",
-        f"--heights {heights}",
-        f"--faults {faults}",
-    ]
-    if byzantine is not None:
-        parts.append(f"--byzantine {byzantine}")
-    return " ".join([*parts, f"--seed {seed}"])
 
 
 def _report_seed(result: RunResult, args: argparse.Namespace, *, verbose: bool) -> None:

@@ -47,9 +47,9 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
-    from node.config import load_config
+    from node.config.schema import load_config
+    from node.daemon.runtime import run_node
     from node.logs import setup_logging
-    from node.runtime import run_node
 
     config = load_config(args.home)
     setup_logging(args.log_format or config.log.format, config.log.level)
@@ -58,7 +58,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_devnet_init(args: argparse.Namespace) -> int:
-    from node.devnet import init_devnet
+    from node.ops.devnet import init_devnet
 
     layout = init_devnet(args.out, args.validators, args.base_port, force=args.force)
     print(f"devnet {layout.chain_id}: {len(layout.nodes)} validators under {args.out}")
@@ -69,9 +69,9 @@ def cmd_devnet_init(args: argparse.Namespace) -> int:
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
-    from node.devnet import init_devnet, load_layout
-    from node.prometheus import DEFAULT_PORT
-    from node.supervisor import run_devnet
+    from node.ops.devnet import init_devnet, load_layout
+    from node.ops.prometheus import DEFAULT_PORT
+    from node.ops.supervisor import run_devnet
 
     prometheus_port = None  # no Prometheus
     if args.prometheus or args.prometheus_port is not None:
@@ -178,7 +178,7 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_l1_verify(args: argparse.Namespace) -> int:
-    from node.l1verify import print_report, verify_l1
+    from node.ops.l1verify import print_report, verify_l1
 
     report, certificate_issues, tip = verify_l1(
         args.rpc, args.l1, args.genesis, sender=args.sender, inbox=args.inbox
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node(commands)
     _add_client(commands)
     _add_l1(commands)
-    # Listed here; its arguments are node.bench's own (see `main`).
+    # Listed here; its arguments are node.lab.bench's own (see `main`).
     commands.add_parser("bench", help="benchmark a fresh 4-node devnet (see `bench --help`)")
     return parser
 
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from node.bench import main as bench  # its own parser, and only loaded for it
+        from node.lab.bench import main as bench  # its own parser, and only loaded for it
 
         return bench(argv[1:])
     args = build_parser().parse_args(argv)

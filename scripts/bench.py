@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark of a fresh 4-node devnet; see `node/bench.py`.
+"""End-to-end benchmark of a fresh 4-node devnet; see `node/lab/bench.py`.
 
     python3 scripts/bench.py                    # every run: table, and bench.json
     python3 scripts/bench.py --only saturation  # one run
@@ -26,7 +26,7 @@ def main() -> int:
         os.execv(python, [python, __file__, *sys.argv[1:]])
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from node.bench import main as bench
+    from node.lab.bench import main as bench
 
     return bench(sys.argv[1:])
 

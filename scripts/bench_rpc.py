@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""RPC capacity in rate-limit tokens, and finality under heavy readers; see `node/rpcbench.py`.
+"""RPC capacity in rate-limit tokens, and finality under heavy readers; see `node/lab/rpcbench.py`.
 
     python3 scripts/bench_rpc.py                # every phase: table, and bench-rpc.json
     python3 scripts/bench_rpc.py --seconds 10   # longer runs
@@ -26,7 +26,7 @@ def main() -> int:
         os.execv(python, [python, __file__, *sys.argv[1:]])
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    from node.rpcbench import main as bench_rpc
+    from node.lab.rpcbench import main as bench_rpc
 
     return bench_rpc(sys.argv[1:])
 

@@ -7,7 +7,7 @@
 
 Steps: write a 4-node devnet in a temporary directory (free loopback ports,
 genesis time far enough back) with empty blocks every `--empty-block-ms`;
-build `--blocks` finalized blocks into nodes 0-2 with `node.chainbuild`;
+build `--blocks` finalized blocks into nodes 0-2 with `node.lab.chainbuild`;
 (d) restart-to-ready of node 0 alone: spawn -> `GET /health` 200 ->
 `GET /status` answering, median of `--restart-runs`; (e) start nodes 0-2,
 wait until they finalize again, start node 3 with an empty store and time
@@ -15,7 +15,7 @@ its catch-up from its first synced block to the height the peers had when
 it started (blocks/s, median over `--catchup-runs`); stop everything.
 Targets (issue #9): restart-to-ready < 2 s, catch-up >= 1,000 blocks/s.
 
-The steps live in `node.syncbench` (`build`, `measure_restart`,
+The steps live in `node.lab.syncbench` (`build`, `measure_restart`,
 `measure_catchup`), importable by other drivers; see that module's
 docstring for their arguments and results.
 """
@@ -53,7 +53,7 @@ def main() -> int:
     if args.blocks < 1 or args.restart_runs < 1 or args.catchup_runs < 1:
         parser.error("--blocks and the run counts must be at least 1")
     reexec_in_venv()
-    from node.syncbench import build, measure_catchup, measure_restart
+    from node.lab.syncbench import build, measure_catchup, measure_restart
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-sync-")) / "devnet"
     try:

@@ -153,11 +153,27 @@ def relock() -> None:
     """Regenerate requirements.lock from pyproject.toml (pins and hashes)."""
     python = ensure_venv()
     _run([python, "-m", "pip", "install", "--quiet", "pip-tools"])
-    _run([
-        python, "-m", "piptools", "compile", "--quiet", "--generate-hashes", "--allow-unsafe",
-        "--extra", "dev", "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
-        "--build-deps-for", "editable", "-o", LOCK_FILE, ROOT / "pyproject.toml",
-    ])
+    _run(
+        [
+            python,
+            "-m",
+            "piptools",
+            "compile",
+            "--quiet",
+            "--generate-hashes",
+            "--allow-unsafe",
+            "--extra",
+            "dev",
+            "--strip-extras",
+            "--no-emit-index-url",
+            "--no-emit-find-links",
+            "--build-deps-for",
+            "editable",
+            "-o",
+            LOCK_FILE,
+            ROOT / "pyproject.toml",
+        ]
+    )
     say(f"wrote {LOCK_FILE.relative_to(ROOT)}")
 
 

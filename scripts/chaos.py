@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Chaos run of a local devnet under load; see `node/chaos.py`.
+"""Chaos run of a local devnet under load; see `node/lab/chaos.py`.
 
     python3 scripts/chaos.py                                 # 4 validators, 60 s
     python3 scripts/chaos.py --validators 7 --duration 300 --seed 42
@@ -30,7 +30,7 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
     )
-    from node.chaos import main as chaos
+    from node.lab.chaos import main as chaos
 
     return chaos(sys.argv[1:])
 

@@ -9,9 +9,9 @@ Targets (each must never raise anything but its documented error):
     payload     net.wire.decode_payload            msgspec.DecodeError
     datagram    Gossip.receive_datagram, as a configured peer that seals
                 whatever the fuzzer writes (authentication passes)     nothing
-    consensus   node.messages.decode_consensus, then a consensus core   DecodeError
-    sync        node.messages.decode_sync, then a core's catch-up       DecodeError
-    tx          node.messages.decode_txs                                DecodeError
+    consensus   node.daemon.messages.decode_consensus, then a consensus core   DecodeError
+    sync        node.daemon.messages.decode_sync, then a core's catch-up       DecodeError
+    tx          node.daemon.messages.decode_txs                                DecodeError
 
 msgspec decodes in C, which atheris cannot see: for `payload` and `tx` the
 fuzzer is blind (random mutation only); the other targets reach Python code
@@ -89,7 +89,7 @@ def _core_node() -> object:
 
 
 def _consensus() -> Callable[[bytes], None]:
-    from node.messages import decode_consensus
+    from node.daemon.messages import decode_consensus
     from sequencer.errors import DecodeError
 
     node = _core_node()
@@ -107,7 +107,7 @@ def _consensus() -> Callable[[bytes], None]:
 def _sync() -> Callable[[bytes], None]:
     from consensus.messages import DecidedBlock
     from consensus.sync import SyncResponse
-    from node.messages import decode_sync
+    from node.daemon.messages import decode_sync
     from sequencer.errors import DecodeError
 
     node = _core_node()
@@ -127,7 +127,7 @@ def _sync() -> Callable[[bytes], None]:
 
 
 def _tx() -> Callable[[bytes], None]:
-    from node.messages import decode_txs
+    from node.daemon.messages import decode_txs
     from sequencer.errors import DecodeError
 
     def run(data: bytes) -> None:
@@ -151,7 +151,7 @@ def _seeds(target: str) -> list[bytes]:
     from consensus.sync import SyncRequest, SyncResponse
     from net.wire import Message as Frame
     from net.wire import Ping, Topic, encode_frame, join_frames
-    from node.messages import encode_consensus, encode_sync
+    from node.daemon.messages import encode_consensus, encode_sync
     from sequencer.codec import encode
     from tests.consensus.harness import PREVOTE, A, certificate, proposal, vote
 

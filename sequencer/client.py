@@ -52,7 +52,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-# The client's own error codes; the node's are in `node.backend.ErrorCode`.
+# The client's own error codes; the node's are in `node.api.backend.ErrorCode`.
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
 BAD_RESPONSE = "bad_response"

@@ -2,7 +2,7 @@
 writes at a chosen write, for crash-point and disk-failure tests.
 
 It is enabled only explicitly: a node wraps its LevelDB in `FaultyKV` when
-the environment variable `SEQUENCER_FAULT_STORAGE` is set (`node.runtime`),
+the environment variable `SEQUENCER_FAULT_STORAGE` is set (`node.daemon.runtime`),
 and never otherwise. The value is a comma-separated list of `name=value`:
 
     crash_before_write=K   kill the process (SIGKILL to itself: no cleanup,

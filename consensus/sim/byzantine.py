@@ -26,20 +26,16 @@ loss does not already test). Behaviours (`scenario.BEHAVIOURS`):
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from consensus.messages import ProposalMessage
-from consensus.sim.node import HonestPort, SimNode
+from consensus.sim.node import HonestPort, SimNode, World
 from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
 from sequencer.codec import decode, encode
 from sequencer.crypto import proposal_signing_bytes, vote_signing_bytes
 from sequencer.ids import block_id, tx_id, tx_root
 from sequencer.types import NIL, Block, CommitCertificate, Transaction, Vote
-
-if TYPE_CHECKING:
-    from consensus.sim.run import Simulation
 
 __all__ = ["Adversary", "ByzantinePort"]
 
@@ -51,7 +47,7 @@ class Adversary:
     """What the byzantine validators share: the halves they split the honest
     nodes into, and the two values of each (height, round) they equivocated on."""
 
-    def __init__(self, sim: Simulation, rng: random.Random) -> None:
+    def __init__(self, sim: World, rng: random.Random) -> None:
         self._sim = sim
         self._rng = rng
         self._halves: dict[tuple[int, int], frozenset[int]] = {}

@@ -236,9 +236,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str]) -> int:
-    from consensus.simulate import replay_command  # the command-line module imports this one
+def replay_command(
+    validators: int, heights: int, faults: str, seed: int, byzantine: int | None = None
+) -> str:
+    parts = [
+        "python -m consensus.simulate",
+        f"--validators {validators}",
+        f"--heights {heights}",
+        f"--faults {faults}",
+    ]
+    if byzantine is not None:
+        parts.append(f"--byzantine {byzantine}")
+    return " ".join([*parts, f"--seed {seed}"])
 
+
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     scale = args.scale or [SCALE.get(n, 0.1) for n in args.validators]
     rows = {

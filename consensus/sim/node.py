@@ -15,26 +15,51 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from consensus.core import Core, CoreConfig
 from consensus.host import Host, HostConfig
 from consensus.messages import ProposalMessage, Step
+from consensus.sim.check import Checker, Verifier
 from consensus.sim.disk import Disk, SimCrash
+from consensus.sim.events import EventQueue
+from consensus.sim.network import Network
+from consensus.sim.scenario import CrashPlan, Scenario
 from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
+from sequencer.certificate import ValidatorSet
 from sequencer.codec import decode, encode
 from sequencer.crypto import PrivateKey
 from sequencer.errors import DecodeError
 from sequencer.ids import tx_id
-from sequencer.types import Transaction, Vote
+from sequencer.types import ConsensusParams, Transaction, Vote
 
-if TYPE_CHECKING:
-    from consensus.sim.run import Simulation
-    from consensus.sim.scenario import CrashPlan
-
-__all__ = ["SimNode"]
+__all__ = ["SimNode", "World"]
 
 TXS_PER_BLOCK_MAX = 3
+
+
+class World(Protocol):
+    """What a simulated node sees of the simulation it runs in (`run.Simulation`)."""
+
+    scenario: Scenario
+    chain_id: str
+    genesis_ms: int
+    params: ConsensusParams
+    queue: EventQueue
+    network: Network
+    verifier: Verifier
+    validators: ValidatorSet
+    senders: list[bytes]
+    honest_nodes: set[int]
+    checker: Checker
+
+    def transaction(self, sender: int, nonce: int) -> Transaction: ...
+
+    def fold_statistics(self, node: SimNode) -> None: ...
+
+    def count(self, what: str) -> None: ...
+
+    def arrived(self) -> int: ...
 
 
 class SimNode:
@@ -42,7 +67,7 @@ class SimNode:
 
     def __init__(
         self,
-        sim: Simulation,
+        sim: World,
         index: int,
         key: PrivateKey,
         *,

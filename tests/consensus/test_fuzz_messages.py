@@ -1,4 +1,4 @@
-"""Fuzzing the consensus and sync message decoders (`node.messages`) and what
+"""Fuzzing the consensus and sync message decoders (`node.daemon.messages`) and what
 the core makes of whatever decodes.
 
 Arbitrary bytes and mutated valid encodings (bit flips, cuts, insertions,
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from consensus.messages import Commit, DecidedBlock, ProposalMessage
 from consensus.sync import SYNC_BLOCKS_MAX, SyncRequest, SyncResponse
-from node.messages import (
+from node.daemon.messages import (
     decode_consensus,
     decode_sync,
     decode_txs,

@@ -40,7 +40,7 @@ from net.wire import (
     encode_frame,
     join_frames,
 )
-from node.messages import VoteBundle, encode_consensus
+from node.daemon.messages import VoteBundle, encode_consensus
 from sequencer.crypto import load_key
 from sequencer.types import Vote, VoteKind
 

@@ -1,6 +1,6 @@
 """A devnet of real node processes on loopback, for tests.
 
-`Cluster` writes a devnet with `node.devnet.init_devnet` on free ports, runs
+`Cluster` writes a devnet with `node.ops.devnet.init_devnet` on free ports, runs
 each node as `python -m node.cli node --home DIR` (a real process, real
 sockets, LevelDB on disk), and offers what tests need: clients, waiting for
 heights, kill -9, graceful stop, restart.
@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from node.devnet import DevnetLayout, init_devnet
-from node.procs import free_base_port
+from node.ops.devnet import DevnetLayout, init_devnet
+from node.ops.procs import free_base_port
 from sequencer.client import Client
 from sequencer.genesis import dump_genesis, load_genesis
 

@@ -1,4 +1,4 @@
-"""A `node.backend.Backend` for the RPC tests, built from real parts.
+"""A `node.api.backend.Backend` for the RPC tests, built from real parts.
 
 The store is a real `Store.memory()` holding a finalized chain of signed
 blocks with real certificates (`tests.storage.chain`), plus a last block whose
@@ -19,8 +19,8 @@ from typing import Any
 
 import anyio
 
-from node.backend import ErrorCode, Finalized, SubmitResult
-from node.ingest import ADD_ERRORS
+from node.api.backend import ErrorCode, Finalized, SubmitResult
+from node.daemon.ingest import ADD_ERRORS
 from sequencer.crypto import sign_transaction, verify_transaction
 from sequencer.ids import block_id, state_root, tx_id, tx_root
 from sequencer.mempool import Mempool, MempoolConfig

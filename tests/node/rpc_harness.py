@@ -15,8 +15,8 @@ import httpx
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.routing import Match
 
-from node.openapi import build_openapi
-from node.rpc import RpcLimits, build_app
+from node.api.openapi import build_openapi
+from node.api.rpc import RpcLimits, build_app
 from sequencer.codec import to_builtins
 from sequencer.crypto import PrivateKey, sign_transaction
 from sequencer.types import Transaction
@@ -59,7 +59,7 @@ def body(tx: Transaction = TX, **changes: Any) -> dict[str, Any]:
 
 
 def conform(value: Any, schema: Mapping[str, Any], doc: Mapping[str, Any], at: str = "$") -> None:
-    """Assert `value` matches `schema`: the JSON Schema subset node.openapi uses."""
+    """Assert `value` matches `schema`: the JSON Schema subset node.api.openapi uses."""
     if "$ref" in schema:
         name = schema["$ref"].removeprefix("#/components/schemas/")
         conform(value, doc["components"]["schemas"][name], doc, at)

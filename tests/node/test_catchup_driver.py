@@ -9,9 +9,9 @@ from collections import deque
 from consensus.core import Core
 from consensus.host import HostConfig
 from consensus.sync import SYNC_BLOCKS_MAX, SyncRequest
-from node.chain import Chain
-from node.consensus_driver import ConsensusDriver, wall_ms
-from node.messages import decode_sync
+from node.daemon.chain import Chain
+from node.daemon.consensus import ConsensusDriver, wall_ms
+from node.daemon.messages import decode_sync
 from sequencer.certificate import ValidatorSet
 from sequencer.mempool import Mempool, MempoolConfig
 from sequencer.types import ConsensusParams, Genesis, ValidatorInfo

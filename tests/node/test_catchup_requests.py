@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consensus.sync import SyncRequest
-from node.messages import decode_sync
+from node.daemon.messages import decode_sync
 from tests.node.test_storage_failure import Rig
 
 

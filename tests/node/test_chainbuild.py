@@ -1,4 +1,4 @@
-"""`node.chainbuild`: a built chain is one consensus could have finalized, and real
+"""`node.lab.chainbuild`: a built chain is one consensus could have finalized, and real
 nodes accept it, catch up on it and extend it."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from node.chainbuild import build_chain, genesis_time_for, main, sender_keys
-from node.devnet import DevnetLayout, init_devnet
 from node.errors import ConfigError
+from node.lab.chainbuild import build_chain, genesis_time_for, main, sender_keys
+from node.ops.devnet import DevnetLayout, init_devnet
 from sequencer.certificate import ValidatorSet, verify_certificate
 from sequencer.crypto import verify_transaction
 from sequencer.genesis import load_genesis

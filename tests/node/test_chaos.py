@@ -1,7 +1,7 @@
 """A short chaos run of a 4-validator devnet (the chaos tier): kill -9,
 restarts while idle and right after a commit, partitions, loss and
 duplication under steady load, then every safety and liveness check of
-`node.chaos`, the in-run stall bound included."""
+`node.lab.chaos`, the in-run stall bound included."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.chaos import main
+from node.lab.chaos import main
 
 # Its 45 s plan holds seven kinds of fault, the two restart moments among
 # them. An earlier plan of this test found a node restarted after kill -9

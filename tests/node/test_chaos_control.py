@@ -1,4 +1,4 @@
-"""The run-time chaos control file (`node.chaos_control`)."""
+"""The chaos control file (`node.config.chaos`) and its clock (`node.daemon.chaos_control`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 
 from net.faults import FaultConfig
 from net.identity import peer_id
-from node.chaos_control import (
+from node.config.chaos import (
     CLOCK_OFFSET_MS_MAX,
     ChaosSettings,
-    OffsetClock,
     describe,
     parse_control,
     read_control,
 )
-from node.config import parse_config
+from node.config.schema import parse_config
+from node.daemon.chaos_control import OffsetClock
 from node.errors import ConfigError
 
 KEYS = [bytes([i + 1]) * 32 for i in range(4)]

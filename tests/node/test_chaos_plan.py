@@ -1,10 +1,10 @@
-"""The chaos schedule (`node.chaos_plan`): deterministic per seed and bounded."""
+"""The chaos schedule (`node.lab.chaos_plan`): deterministic per seed and bounded."""
 
 from __future__ import annotations
 
 import pytest
 
-from node.chaos_plan import KINDS, Episode, faulty_at, max_faulty, plan
+from node.lab.chaos_plan import KINDS, Episode, faulty_at, max_faulty, plan
 
 SEEDS = range(200)
 

@@ -1,4 +1,4 @@
-"""`node.config`: the TOML schema, its errors, environment overrides, dumping."""
+"""`node.config.schema`: the TOML schema, its errors, environment overrides, dumping."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from net.config import GossipConfig
 from net.faults import FaultConfig
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
-from node.config import (
+from node.config.schema import (
     CONFIG_FILE,
     ConsensusSection,
     FaultsSection,

@@ -15,8 +15,8 @@ import msgspec
 
 from consensus.core import Core
 from consensus.sync import SyncResponse
-from node.chain import Chain
-from node.consensus_driver import ConsensusDriver
+from node.daemon.chain import Chain
+from node.daemon.consensus import ConsensusDriver
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, sign_transaction, sign_vote
 from sequencer.mempool import Mempool, MempoolConfig

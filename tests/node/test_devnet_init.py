@@ -1,4 +1,4 @@
-"""`node.devnet.init_devnet`: the files of a local devnet, and when it refuses."""
+"""`node.ops.devnet.init_devnet`: the files of a local devnet, and when it refuses."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
-from node import devnet
-from node.config import load_config, parse_host_port
-from node.devnet import (
+from node.config.schema import load_config, parse_host_port
+from node.errors import ConfigError
+from node.ops import devnet
+from node.ops.devnet import (
     DEVNET_VALIDATORS_MAX,
     MANIFEST_FILE,
     DevnetLayout,
     init_devnet,
     load_layout,
 )
-from node.errors import ConfigError
 from sequencer.crypto import load_key
 from sequencer.genesis import load_genesis
 from sequencer.types import ConsensusParams

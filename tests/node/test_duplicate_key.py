@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.procs import free_base_port
+from node.ops.procs import free_base_port
 from sequencer.client import Client, Wallet
 from sequencer.crypto import PrivateKey
 from sequencer.errors import ClientError

@@ -1,4 +1,4 @@
-"""Ingest (node/ingest.py): each transaction's signature is checked at most
+"""Ingest (node/daemon/ingest.py): each transaction's signature is checked at most
 once per node, and the cheap refusals come before it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from node.ingest import Ingest
+from node.daemon.ingest import Ingest
 from sequencer.crypto import PrivateKey, sign_transaction
 from sequencer.ids import tx_id
 from sequencer.mempool import Mempool, MempoolConfig

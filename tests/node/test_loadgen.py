@@ -1,4 +1,4 @@
-"""The benchmark's load generator (node/loadgen.py): its bookkeeping as a
+"""The benchmark's load generator (node/lab/loadgen.py): its bookkeeping as a
 table, and a short real run against a devnet of node processes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trio
 
-from node.loadgen import LoadResult, RawConnection, Signed, _chunks, presign, run_load
+from node.lab.loadgen import LoadResult, RawConnection, Signed, _chunks, presign, run_load
 from tests.node.cluster import running
 
 NAN = math.nan

@@ -1,11 +1,11 @@
-"""The node's gossip encodings (node/messages.py): round trips and refusals."""
+"""The node's gossip encodings (node/daemon/messages.py): round trips and refusals."""
 
 from __future__ import annotations
 
 import pytest
 
 from consensus.sync import SyncRequest
-from node.messages import (
+from node.daemon.messages import (
     TX_BATCH_MAX,
     VoteBundle,
     decode_consensus,

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.devnet import DevnetLayout, init_devnet
+from node.ops.devnet import DevnetLayout, init_devnet
 from sequencer.client import Client
 from sequencer.crypto import PrivateKey, sign_transaction
 from tests.node.cluster import wait_until

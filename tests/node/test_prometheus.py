@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from node.devnet import init_devnet
-from node.prometheus import (
+from node.ops.devnet import init_devnet
+from node.ops.prometheus import (
     INSTALL_HINT,
     PrometheusError,
     PrometheusServer,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from node.openapi import build_openapi
-from node.rpc import RpcLimits
+from node.api.openapi import build_openapi
+from node.api.rpc import RpcLimits
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -25,8 +25,8 @@ def test_the_readme_documents_every_route_and_no_other() -> None:
 
 
 def test_the_configuration_reference_is_current() -> None:
-    from node.config_reference import reference
+    from node.config.reference import reference
 
     path = README.parent / "docs" / "configuration.md"
-    hint = "run: python -m node.config_reference > docs/configuration.md"
+    hint = "run: python -m node.config.reference > docs/configuration.md"
     assert path.read_text() == reference(), hint

@@ -1,4 +1,4 @@
-"""The HTTP API (`node.rpc`) over a backend of real parts (`tests.node.rpc_backend`).
+"""The HTTP API (`node.api.rpc`) over a backend of real parts (`tests.node.rpc_backend`).
 
 Requests go through Starlette's TestClient on trio, the event loop Hypercorn
 serves the app on. Every answer is also checked against the app's own
@@ -17,9 +17,9 @@ import msgspec
 import pytest
 import trio
 
-from node.backend import ErrorCode, Finalized
-from node.openapi import ERROR_CODES, build_openapi
-from node.rpc import build_app
+from node.api.backend import ErrorCode, Finalized
+from node.api.openapi import ERROR_CODES, build_openapi
+from node.api.rpc import build_app
 from sequencer.certificate import verify_certificate
 from sequencer.codec import from_builtins, to_builtins
 from sequencer.ids import tx_id

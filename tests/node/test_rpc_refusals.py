@@ -14,8 +14,8 @@ import httpx
 import pytest
 import trio
 
-from node.backend import HTTP_STATUS, ErrorCode
-from node.rpc import RpcLimits, _RateLimit, _TokenBuckets, request_tokens
+from node.api.backend import HTTP_STATUS, ErrorCode
+from node.api.rpc import RpcLimits, _RateLimit, _TokenBuckets, request_tokens
 from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.types import Transaction

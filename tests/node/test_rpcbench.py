@@ -1,4 +1,4 @@
-"""The RPC benchmark's own parts (`node.rpcbench`): its raw client reads
+"""The RPC benchmark's own parts (`node.lab.rpcbench`): its raw client reads
 every framing the node answers with, the candidate burst never undercharges
 a large answer, and a short run goes end to end."""
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from node.rpc import RpcLimits
-from node.rpcbench import MAX_REQUEST_TOKENS, Connection, candidate_burst, core_share, main
+from node.api.rpc import RpcLimits
+from node.lab.rpcbench import MAX_REQUEST_TOKENS, Connection, candidate_burst, core_share, main
 
 
 def test_the_core_share_is_taken_at_the_dearest_kind() -> None:

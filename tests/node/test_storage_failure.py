@@ -1,4 +1,4 @@
-"""A node whose storage fails stops (`node.health`), in process: the consensus
+"""A node whose storage fails stops (`node.daemon.health`), in process: the consensus
 driver over a real core and a store with injected write failures, the journal,
 and the HTTP answers of a failed node."""
 
@@ -14,13 +14,13 @@ import trio
 from consensus.core import Core, CoreConfig
 from consensus.messages import TimeoutElapsed, TimeoutKind
 from net.wire import Topic
-from node.chain import Chain
-from node.consensus_driver import ConsensusDriver
+from node.daemon.chain import Chain
+from node.daemon.consensus import ConsensusDriver
+from node.daemon.health import StorageHealth
+from node.daemon.ingest import Ingest, JournalWriter
+from node.daemon.messages import VoteBundle, decode_consensus
+from node.daemon.runtime import open_kv
 from node.errors import ConfigError
-from node.health import StorageHealth
-from node.ingest import Ingest, JournalWriter
-from node.messages import VoteBundle, decode_consensus
-from node.runtime import open_kv
 from sequencer.crypto import sign_transaction
 from sequencer.mempool import Mempool, MempoolConfig
 from sequencer.types import Genesis, ValidatorInfo, Vote

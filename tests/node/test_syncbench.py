@@ -1,10 +1,10 @@
-"""`node.syncbench`, the steps of `scripts/bench_sync.py`, on a short chain."""
+"""`node.lab.syncbench`, the steps of `scripts/bench_sync.py`, on a short chain."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from node.syncbench import build, measure_catchup, measure_restart
+from node.lab.syncbench import build, measure_catchup, measure_restart
 
 
 def test_build_restart_and_catch_up_on_a_short_chain(tmp_path: Path) -> None:

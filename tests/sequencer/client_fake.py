@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from node.backend import HTTP_STATUS, ErrorCode
+from node.api.backend import HTTP_STATUS, ErrorCode
 from sequencer.client import (
     Wallet,
 )

@@ -19,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 
-from node.backend import HTTP_STATUS, ErrorCode
+from node.api.backend import HTTP_STATUS, ErrorCode
 from sequencer.client import (
     BAD_PROOF,
     BAD_RESPONSE,

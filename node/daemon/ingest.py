@@ -11,7 +11,7 @@ transactions of one group commit go to the peers as one gossip message.
 From a peer: the same checks without the journal (the node that
 acknowledged it journaled it).
 
-A failed journal write fails the node (`node.health`): its transactions get
+A failed journal write fails the node (`node.daemon.health`): its transactions get
 503 `storage_failed`, and so does every later one, before it is admitted.
 """
 
@@ -26,9 +26,9 @@ import trio
 from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
-from node.backend import ErrorCode, SubmitResult
-from node.health import StorageHealth
-from node.messages import TX_BATCH_MAX, encode_txs
+from node.api.backend import ErrorCode, SubmitResult
+from node.daemon.health import StorageHealth
+from node.daemon.messages import TX_BATCH_MAX, encode_txs
 from sequencer.crypto import verify_transaction
 from sequencer.ids import tx_id
 from sequencer.mempool import AddResult, AddStatus, Mempool

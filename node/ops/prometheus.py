@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from node.devnet import DevnetLayout
 from node.errors import NodeError
+from node.ops.devnet import DevnetLayout
 
 __all__ = [
     "DEFAULT_PORT",

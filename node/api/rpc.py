@@ -15,7 +15,7 @@
     GET  /health, /ready                      liveness; readiness (503 until ready); both
                                               503 `storage_failed` once the storage failed
     GET  /metrics                             Prometheus text format
-    GET  /openapi.json                        OpenAPI 3.1 (`node.openapi`)
+    GET  /openapi.json                        OpenAPI 3.1 (`node.api.openapi`)
 
 Every error is JSON `{"error": {"code": "<code>", "message": "..."}}` with the
 status of `HTTP_STATUS[code]`: an unknown route is 404 `not_found` (a path
@@ -58,8 +58,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from node.backend import HTTP_STATUS, Backend, ErrorCode, Finalized, SubmitResult
-from node.openapi import INTERNAL_ERROR, build_openapi
+from node.api.backend import HTTP_STATUS, Backend, ErrorCode, Finalized, SubmitResult
+from node.api.openapi import INTERNAL_ERROR, build_openapi
 from sequencer.codec import from_json, parse_hex, refuse_duplicate_keys, to_builtins
 from sequencer.errors import DecodeError
 from sequencer.ids import block_id, tx_id
@@ -557,7 +557,7 @@ class _Api:
     # -------------------------------------------------------------- writes
 
     def _require_working(self) -> None:
-        """A node whose storage failed is out of service until restarted (`node.health`)."""
+        """A node whose storage failed is out of service until restarted (`node.daemon.health`)."""
         failure = self.backend.failure()
         if failure is not None:
             message = f"the node's storage failed, it stopped until restarted: {failure}"

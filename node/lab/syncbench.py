@@ -6,7 +6,7 @@ The functions `scripts/bench_sync.py` runs, importable by other drivers:
           empty_block_ms=200, progress=print) -> dict
         Write a fresh devnet under `root` (free loopback ports, a genesis time
         far enough back) and `blocks` finalized blocks into the stores of
-        `nodes` with `node.chainbuild`. `empty_block_ms` > 0 makes the nodes
+        `nodes` with `node.lab.chainbuild`. `empty_block_ms` > 0 makes the nodes
         finalize an empty block that often once running, so the chain keeps
         growing during a catch-up. Returns {"root", "blocks", "build_s", ...}.
 
@@ -23,7 +23,7 @@ The functions `scripts/bench_sync.py` runs, importable by other drivers:
         {"blocks_per_s", "blocks", "seconds", "to_first_block_s",
          "target_height", "peers_height_after", ...}.
 
-Every node runs as `python -m node.cli node --home DIR` (`node.procs`), with
+Every node runs as `python -m node.cli node --home DIR` (`node.ops.procs`), with
 `sys.executable` unless `python=` says otherwise. Timings on a shared machine
 are noisy: quote medians of several runs.
 """
@@ -40,9 +40,9 @@ from typing import Any
 
 import msgspec
 
-from node.chainbuild import build_chain, genesis_time_for
-from node.devnet import init_devnet, load_layout
-from node.procs import NodeProcess, free_base_port, wait_until
+from node.lab.chainbuild import build_chain, genesis_time_for
+from node.ops.devnet import init_devnet, load_layout
+from node.ops.procs import NodeProcess, free_base_port, wait_until
 from sequencer.genesis import dump_genesis, load_genesis
 
 __all__ = ["build", "measure_catchup", "measure_restart"]

@@ -26,7 +26,7 @@ are relative to the node's home. The schema:
     [consensus]   any `consensus.core.CoreConfig` field
     [log]         format ("human" or "json"), level (debug, info, warning, error)
     [chaos]       control (off by default): re-read `chaos.json` in the home on
-                  SIGUSR1, for chaos runs (see `node.chaos_control`)
+                  SIGUSR1, for chaos runs (see `node.daemon.chaos_control`)
 
 The last four tables mirror their library types field for field (types,
 bounds and defaults are taken from them, so they cannot drift), and
@@ -236,7 +236,7 @@ class LogSection(_Section):
 
 
 class ChaosSection(_Section):
-    """Fault injection at run time, for chaos runs only (`node.chaos_control`)."""
+    """Fault injection at run time, for chaos runs only (`node.daemon.chaos_control`)."""
 
     control: bool = False  # apply `chaos.json` in the home at start and on SIGUSR1
 

@@ -1,6 +1,6 @@
 """What the RPC layer needs from a running node, and the stable error codes.
 
-The Starlette app (`node.rpc`) is written against `Backend`; the node runtime
+The Starlette app (`node.api.rpc`) is written against `Backend`; the node runtime
 implements it. Error codes are part of the API: wallets match on
 `error.code`, so a code is never renamed and its HTTP status never changes.
 """
@@ -113,7 +113,7 @@ class Backend(Protocol):
 
     def failure(self) -> str | None:
         """None while the node works; once its storage failed, what failed
-        (`node.health`): it then answers 503 `storage_failed` until restarted."""
+        (`node.daemon.health`): it then answers 503 `storage_failed` until restarted."""
         ...
 
     async def submit(self, txs: list[Transaction]) -> list[SubmitResult]:

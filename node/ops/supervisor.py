@@ -7,7 +7,7 @@ running after a grace period, so no process is left behind. If a node dies
 on its own, the others are stopped too and the exit status says so.
 
 With `prometheus_port` (`--prometheus`), a Prometheus scraping every node is
-started once the nodes are ready (see node/prometheus.py; its files under
+started once the nodes are ready (see node/ops/prometheus.py; its files under
 `<home>/prometheus/`), its URL is in the banner, and it is stopped with the
 nodes. Prometheus is optional: when it is not installed, or does not start,
 one line says why and the devnet runs without it.
@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from node.devnet import DevnetLayout
-from node.prometheus import (
+from node.ops.devnet import DevnetLayout
+from node.ops.prometheus import (
     DEVNET_SCRAPE_INTERVAL_S,
     PrometheusError,
     PrometheusServer,

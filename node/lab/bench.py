@@ -40,9 +40,9 @@ from typing import Any
 import httpx
 import trio
 
-from node.devnet import DevnetLayout, init_devnet
-from node.loadgen import RawConnection, Signed, presign, run_load
-from node.procs import NodeProcess, free_base_port
+from node.lab.loadgen import RawConnection, Signed, presign, run_load
+from node.ops.devnet import DevnetLayout, init_devnet
+from node.ops.procs import NodeProcess, free_base_port
 from sequencer.crypto import PrivateKey, sign_transaction, verify_transaction
 
 __all__ = ["Devnet", "machine_limit", "main", "request_rate"]
@@ -277,7 +277,7 @@ def run_single(net: Devnet, chain_id: str, args: argparse.Namespace, seed: int) 
     bodies = [s.body for s in signed]
     bare_url = f"http://127.0.0.1:{net.base_port + 5}"
     bare = subprocess.Popen(
-        [sys.executable, "-m", "node.bench", "--bare-server", f"127.0.0.1:{net.base_port + 5}"],
+        [sys.executable, "-m", "node.lab.bench", "--bare-server", f"127.0.0.1:{net.base_port + 5}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -378,7 +378,7 @@ def serve_bare(listen: str) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from node.runtime import http_config
+    from node.api.server import http_config
 
     answer = {"tx_id": "00" * 32}
 
@@ -549,7 +549,7 @@ def _run_on_devnet(
 
 def _sync_runs(root: Path, runs: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Restart-to-ready and catch-up on a devnet whose nodes 0-2 hold a long chain."""
-    from node import syncbench
+    from node.lab import syncbench
 
     print(f"[bench] building {args.sync_blocks} blocks ...", file=sys.stderr, flush=True)
     built = syncbench.build(root, args.sync_blocks, progress=_say)

@@ -5,7 +5,7 @@
     python3 scripts/bench_rpc.py --candidate-rate 200 --candidate-burst 1300
 
 Everything runs on one fresh 4-validator devnet of real node processes on
-loopback (`node.bench.devnet`), in three phases:
+loopback (`node.lab.bench.devnet`), in three phases:
 
   build         a chain of large blocks: a few hundred transactions with 40 KB
                 payloads, so that `GET /blocks?from=1&limit=100&full=true`
@@ -27,8 +27,8 @@ loopback (`node.bench.devnet`), in three phases:
                 (d) the same addresses reading `GET /blocks/{h}` instead: small
                     answers, so one token each, whatever the node spends
 
-Tokens. The limiter (`node.rpc._RateLimit`) charges a request what
-`node.rpc.request_tokens` says: 1 token, plus one per 4 KiB of request body
+Tokens. The limiter (`node.api.rpc._RateLimit`) charges a request what
+`node.api.rpc.request_tokens` says: 1 token, plus one per 4 KiB of request body
 and one per 64 KiB of response; a refused (429) request costs none. A
 kind's tokens/s is summed per request here the way the limiter does it.
 "tok/cpu-s" divides by node 0's CPU time instead of wall time: how many
@@ -71,14 +71,14 @@ import httpx
 import msgspec
 import trio
 
-from node.bench import BENCH_ENV, Devnet, devnet, machine_limit
-from node.loadgen import EVENTS_NAMESPACE, LoadResult, Signed, presign, run_load
+from node.api.rpc import RpcLimits, request_tokens
+from node.lab.bench import BENCH_ENV, Devnet, devnet, machine_limit
+from node.lab.loadgen import EVENTS_NAMESPACE, LoadResult, Signed, presign, run_load
 
 # The finality bookkeeping of `run_load`, reused by the wallet load below.
-from node.loadgen import _report as report_progress
-from node.loadgen import _Tracker as Tracker
-from node.procs import get_json, wait_until
-from node.rpc import RpcLimits, request_tokens
+from node.lab.loadgen import _report as report_progress
+from node.lab.loadgen import _Tracker as Tracker
+from node.ops.procs import get_json, wait_until
 
 __all__ = ["MAX_REQUEST_TOKENS", "core_share", "main"]
 
@@ -98,7 +98,7 @@ SPAWN_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 60.0
 ABUSER_WARMUP_S = 1.0  # the abusers reach their pace before the first wallet send
 WALLET_DRAIN_S = 30.0
-WALLET_PAYLOAD_BYTES = 200  # wallet and POST /tx transactions, as node.bench sends
+WALLET_PAYLOAD_BYTES = 200  # wallet and POST /tx transactions, as node.lab.bench sends
 BUILD_BATCH = 10  # 40 KB payloads are 80 KB of hex: ten stay under body_bytes_max
 # Ten hex-encoded payloads (and their envelopes) in one POST /txs body.
 PAYLOAD_MAX = (_DEFAULTS.body_bytes_max // BUILD_BATCH - 1_000) // 2
@@ -139,7 +139,7 @@ class HttpError(Exception):
 class Connection:
     """One keep-alive HTTP/1.1 connection from a chosen source address.
 
-    Unlike `node.loadgen.RawConnection` it sends GETs too, binds its source
+    Unlike `node.lab.loadgen.RawConnection` it sends GETs too, binds its source
     address (the limiter keys its buckets on it) and reads a body into a
     bytearray in large chunks: gluing 64 KiB `bytes` onto a 4 MiB response
     costs the client more CPU than the node spends making it."""
@@ -605,7 +605,7 @@ async def wallet_load(
     """Single `POST /tx` of `signed` at `rate` over `urls`, each timed from its
     due time until its block's event arrives on the node it went to.
 
-    `node.loadgen.run_load` does the same over httpx, whose connection pool
+    `node.lab.loadgen.run_load` does the same over httpx, whose connection pool
     scans every waiting request for every connection: at a few hundred
     single requests per second its client takes a whole core and sets the
     pace itself. Here each node has `connections` keep-alive connections fed
@@ -700,7 +700,7 @@ async def _follow_final(
 ) -> None:
     """Mark this node's transactions final as their blocks' events arrive.
 
-    Like `node.loadgen`'s follower, but it resumes after the last block seen
+    Like `node.lab.loadgen`'s follower, but it resumes after the last block seen
     when the stream breaks: the node closes a connection whose client sent
     nothing for `[rpc] read_timeout_s` (30 s), an event stream included."""
     decoder = msgspec.json.Decoder(_BlockEvent)

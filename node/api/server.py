@@ -17,7 +17,7 @@ nothing holds descriptors and response memory without bound. Here
   counts too, and an idle event stream writes a keepalive comment.
 
 Headers are bounded by Hypercorn's keep-alive timeout and the request body
-by the app (`node.rpc`). Hypercorn's own answers to requests it cannot
+by the app (`node.api.rpc`). Hypercorn's own answers to requests it cannot
 parse (400, 431) get the error JSON body every other answer has.
 """
 
@@ -39,13 +39,14 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp
 
-from node.backend import ErrorCode
+from node.api.backend import ErrorCode
 from storage.leveldb import MAX_OPEN_FILES
 
 __all__ = [
     "DESCRIPTOR_RESERVE",
     "ConnectionCaps",
     "connection_cap",
+    "http_config",
     "raise_descriptor_limit",
     "serve",
 ]
@@ -65,6 +66,15 @@ _REFUSAL = (
     b"content-length: " + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY
 )
 _REFUSAL_SEND_S = 0.5
+
+
+def http_config(listen: str) -> HypercornConfig:
+    """How the RPC is served (the benchmark serves its bare handler the same way)."""
+    config = HypercornConfig()
+    config.bind = [listen]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("sequencer.rpc")
+    return config
 
 
 def raise_descriptor_limit() -> int:

@@ -5,7 +5,7 @@
     consensus driver  ->  chain.commit  ->  store, mempool, finality subscribers
 
 With `[chaos] control` on, `chaos.json` in the home sets transport faults
-and a consensus clock offset at start and on SIGUSR1 (`node.chaos_control`).
+and a consensus clock offset at start and on SIGUSR1 (`node.daemon.chaos_control`).
 
 Start-up reads the store's tip and signing state (no replay of history) and
 re-admits the journaled transactions. SIGINT and SIGTERM cancel the nursery;
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
 
 from consensus.core import Core
 from consensus.guard import PeerGuard, RememberingVerifier
@@ -32,23 +31,24 @@ from net.driver import GossipNode
 from net.identity import peer_id
 from net.subscription import Subscription
 from net.wire import Topic
-from node.backend import Finalized, SubmitResult
-from node.batcher_service import BatcherService
-from node.chain import Chain
-from node.chaos_control import OffsetClock, run_chaos_control
-from node.config import NodeConfig, load_config
-from node.consensus_driver import ConsensusDriver, verified_cache, wall_ms
-from node.errors import ConfigError
-from node.health import StorageHealth
-from node.http_serve import (
+from node.api.backend import Finalized, SubmitResult
+from node.api.rpc import KEEPALIVE_S, RpcLimits, build_app
+from node.api.server import (
     DESCRIPTOR_RESERVE,
     ConnectionCaps,
     connection_cap,
+    http_config,
     raise_descriptor_limit,
     serve,
 )
-from node.ingest import Ingest, JournalWriter
-from node.messages import (
+from node.config.schema import NodeConfig, load_config
+from node.daemon.batcher import BatcherService
+from node.daemon.chain import Chain
+from node.daemon.chaos_control import OffsetClock, run_chaos_control
+from node.daemon.consensus import ConsensusDriver, verified_cache, wall_ms
+from node.daemon.health import StorageHealth
+from node.daemon.ingest import Ingest, JournalWriter
+from node.daemon.messages import (
     TX_BATCH_MAX,
     VoteBundle,
     decode_consensus,
@@ -56,8 +56,8 @@ from node.messages import (
     decode_txs,
     encode_txs,
 )
-from node.metrics import NodeMetrics
-from node.rpc import KEEPALIVE_S, RpcLimits, build_app
+from node.daemon.metrics import NodeMetrics
+from node.errors import ConfigError
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key, verify_signature
@@ -92,7 +92,7 @@ PEER_MUTE_S = 60.0  # a peer past its allowance of bad signatures (`PeerGuard`)
 
 
 class Node:
-    """One node's subsystems, wired; implements `node.backend.Backend`."""
+    """One node's subsystems, wired; implements `node.api.backend.Backend`."""
 
     def __init__(self, home: Path, config: NodeConfig) -> None:
         self.home = home
@@ -138,7 +138,7 @@ class Node:
             v.public_key if v.public_key != self.key.public_key else b""
             for v in self.genesis.validators
         ]
-        # Consensus time; a chaos run may offset it (`node.chaos_control`).
+        # Consensus time; a chaos run may offset it (`node.daemon.chaos_control`).
         self.clock = OffsetClock()
         self.consensus = ConsensusDriver(
             core,
@@ -445,15 +445,6 @@ def open_kv(path: Path, environ: Mapping[str, str] = os.environ) -> KV:
     kv.install_signal_handler()
     log.warning("storage fault injection is on: %s=%s", FAULT_ENV_VAR, text)
     return kv
-
-
-def http_config(listen: str) -> HypercornConfig:
-    """How the RPC is served (the benchmark serves its bare handler the same way)."""
-    config = HypercornConfig()
-    config.bind = [listen]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("sequencer.rpc")
-    return config
 
 
 def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService:

@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 import trio
 
-from node.chain import Chain
-from node.consensus_driver import wall_ms
+from node.daemon.chain import Chain
+from node.daemon.consensus import wall_ms
 from sequencer.batcher import Batch, BatchBuilder, BatchConfig
 from sequencer.codec import decode, encode
 from sequencer.ids import batch_commitment, block_id, decode_batch

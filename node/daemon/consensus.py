@@ -8,7 +8,7 @@ logic here is only what is trio- or node-specific: reading the clock, waking
 the timer, logging, timing steps for the metrics.
 
 A `StorageError` while the host executes an action fails the node
-(`node.health`): the host drops the rest of that step, among them the
+(`node.daemon.health`): the host drops the rest of that step, among them the
 broadcast of a signature that could not be persisted, and never steps the
 core again.
 """
@@ -32,9 +32,9 @@ from consensus.votekeeper import Verifier
 from net.driver import GossipNode
 from net.errors import BacklogFullError
 from net.wire import Topic
-from node.chain import Chain
-from node.health import StorageHealth
-from node.messages import VoteBundle, encode_consensus, encode_sync
+from node.daemon.chain import Chain
+from node.daemon.health import StorageHealth
+from node.daemon.messages import VoteBundle, encode_consensus, encode_sync
 from sequencer.crypto import verify_signature, verify_transaction
 from sequencer.ids import tx_id
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
@@ -206,7 +206,7 @@ class ConsensusDriver:
 
 
 class _ChainPort:
-    """The host's chain port over `node.chain.Chain` and its store."""
+    """The host's chain port over `node.daemon.chain.Chain` and its store."""
 
     def __init__(self, chain: Chain) -> None:
         self._chain = chain

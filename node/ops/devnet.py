@@ -31,7 +31,7 @@ import msgspec
 
 from net.config import DATAGRAM_BYTES_MAX
 from net.identity import peer_id
-from node.config import (
+from node.config.schema import (
     CONFIG_FILE,
     config_from_table,
     dump_config,

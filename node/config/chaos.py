@@ -1,8 +1,7 @@
-"""Run-time fault control of a running node, for chaos runs.
+"""The chaos control file, `chaos.json` in a node's home: its format and parser.
 
-Off unless the config says `[chaos] control = true` (or the environment
-`SEQUENCER_CHAOS_CONTROL=true`). Then the node reads `chaos.json` in its home
-at start and again on every SIGUSR1, and applies it at once:
+Read only when the config says `[chaos] control = true` (or the environment
+`SEQUENCER_CHAOS_CONTROL=true`): at start and again on every SIGUSR1.
 
     {
       "faults": {"drop": 0.3, "duplicate": 0.2, "blocked_to": [1, 2],
@@ -16,41 +15,31 @@ at start and again on every SIGUSR1, and applies it at once:
 - `clock_offset_ms`: added to the wall clock that consensus runs on (block
   timestamps and timeouts), as a clock jump would; absent: 0.
 
-A missing file means no faults and no offset; a file that does not parse is
-logged and ignored (the node keeps what it had). The offset lives in the
-node's own `OffsetClock`, handed to its consensus driver, so nothing global
-changes.
+A missing file means no faults and no offset. The daemon applies the file
+(`node.daemon.chaos_control`); chaos runs write it (`node.lab.chaos`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import trio
 
 from net.errors import NetConfigError
 from net.faults import FaultConfig
-from node.consensus_driver import wall_ms
 from node.errors import ConfigError
 
 __all__ = [
     "CLOCK_OFFSET_MS_MAX",
     "CONTROL_FILE",
     "ChaosSettings",
-    "OffsetClock",
     "describe",
     "parse_control",
     "read_control",
-    "run_chaos_control",
 ]
-
-log = logging.getLogger("sequencer.chaos")
 
 CONTROL_FILE = "chaos.json"
 CONTROL_BYTES_MAX = 64 * 1024
@@ -61,17 +50,6 @@ CLOCK_OFFSET_MS_MAX = 10 * 60 * 1000
 class ChaosSettings:
     faults: FaultConfig = dataclasses.field(default_factory=FaultConfig)
     clock_offset_ms: int = 0
-
-
-class OffsetClock:
-    """Wall milliseconds plus an offset that the chaos control may change."""
-
-    def __init__(self, now_ms: Callable[[], int] = wall_ms) -> None:
-        self._now_ms = now_ms
-        self.offset_ms = 0
-
-    def __call__(self) -> int:
-        return self._now_ms() + self.offset_ms
 
 
 def describe(settings: ChaosSettings) -> str:
@@ -152,30 +130,3 @@ def read_control(home: Path, validators: Sequence[bytes]) -> ChaosSettings:
     if len(data) > CONTROL_BYTES_MAX:
         raise ConfigError(f"{path}: larger than {CONTROL_BYTES_MAX} bytes")
     return parse_control(data, validators)
-
-
-async def run_chaos_control(
-    home: Path,
-    validators: Sequence[bytes],
-    set_faults: Callable[[FaultConfig], None],
-    clock: OffsetClock,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Apply `chaos.json` now and on every SIGUSR1, until cancelled."""
-
-    def apply() -> None:
-        try:
-            settings = read_control(home, validators)
-        except ConfigError as error:
-            log.error("chaos control: %s (keeping the current settings)", error)
-            return
-        set_faults(settings.faults)
-        clock.offset_ms = settings.clock_offset_ms
-        log.warning("chaos control: %s", describe(settings))
-
-    with trio.open_signal_receiver(signal.SIGUSR1) as signals:
-        apply()
-        task_status.started()
-        async for _ in signals:
-            apply()

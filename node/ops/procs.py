@@ -27,7 +27,7 @@ __all__ = ["NodeProcess", "free_base_port", "get_json", "wait_until"]
 POLL_S = 0.01
 # The source tree this module runs from: children import the same code, not
 # whatever an installed copy of the project (or the working directory) holds.
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_S = 20.0
 
 

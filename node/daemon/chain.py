@@ -16,7 +16,7 @@ import trio
 
 from consensus.blocks import next_nonces
 from consensus.core import Anchor
-from node.backend import Finalized
+from node.api.backend import Finalized
 from sequencer.ids import block_id, genesis_state_root
 from sequencer.mempool import Mempool, PoolTx
 from sequencer.types import ZERO_ID, Block, CommitCertificate, Genesis

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from net.driver import GossipNode
+from node.api.server import ConnectionCaps
+from node.daemon.batcher import BatcherService
+from node.daemon.consensus import ConsensusDriver
+from node.daemon.health import StorageHealth
+from node.daemon.ingest import Ingest
 from sequencer.ids import tx_id
+from sequencer.mempool import Mempool, PoolTx
+from sequencer.types import Block, CommitCertificate
+from storage.store import Store
 
-if TYPE_CHECKING:
-    from node.runtime import Node
-    from sequencer.mempool import PoolTx
-    from sequencer.types import Block, CommitCertificate
-
-__all__ = ["NodeMetrics"]
+__all__ = ["NodeMetrics", "Observed"]
 
 # From a fast loopback commit (milliseconds) to a stalled round (seconds).
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -36,8 +40,21 @@ ROUND_BUCKETS = (0, 1, 2, 3, 5, 8, 13)
 TOPICS = ("tx", "consensus", "sync")
 
 
+class Observed(Protocol):
+    """The subsystems whose state a scrape reads (the runtime's `Node`)."""
+
+    store: Store
+    consensus: ConsensusDriver
+    ingest: Ingest
+    health: StorageHealth
+    mempool: Mempool
+    gossip: GossipNode
+    connections: ConnectionCaps | None  # None until the RPC serves
+    batcher: BatcherService | None  # None without an L1
+
+
 class NodeMetrics:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Observed) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.received = Counter(
@@ -122,7 +139,7 @@ class NodeMetrics:
 class _StateCollector(Collector):
     """Reads subsystem state at scrape time."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Observed) -> None:
         self._node = node
 
     def collect(self) -> Iterator[Any]:
@@ -238,7 +255,7 @@ class _StateCollector(Collector):
         yield peers
 
     def _rpc(self) -> Iterator[Any]:
-        caps = getattr(self._node, "connections", None)
+        caps = self._node.connections
         if caps is None:
             return
         yield _gauge("sequencer_rpc_connections", "Open HTTP connections", caps.open)

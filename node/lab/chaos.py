@@ -5,11 +5,11 @@ perturbed from a seed, then healed and audited.
     python3 scripts/chaos.py --validators 7 --duration 300 --seed 42 --out chaos.json
     python3 scripts/chaos.py --disk                   # also fill one node's disk (root)
 
-The plan (`node.chaos_plan`) is printed as it runs; it includes restarts at
+The plan (`node.lab.chaos_plan`) is printed as it runs; it includes restarts at
 the moments that once wedged a cluster (a node restarted twice while the
 chain is idle, a node killed the moment it commits). Partitions, loss,
 duplication and clock jumps go through each node's chaos control
-(`node.chaos_control`: `chaos.json` in its home, then SIGUSR1); kill -9,
+(`node.daemon.chaos_control`: `chaos.json` in its home, then SIGUSR1); kill -9,
 pauses and restarts through the processes; a full disk through a small
 tmpfs mounted on one node's data directory and a ballast file.
 
@@ -18,7 +18,7 @@ running, at most f nodes faulty, which the plan guarantees): the highest
 height among the nodes that are not faulty must grow at least every
 `--stall-bound` seconds. The longest such stall is reported.
 
-After the last episode everything is healed and checked (`node.audit`):
+After the last episode everything is healed and checked (`node.lab.audit`):
 identical block ids at every height on every node, every certificate valid
 against genesis, no validator's precommits for two blocks at one
 (height, round) and no equivocation reported by any node, every
@@ -47,13 +47,13 @@ from typing import Any
 import httpx
 import trio
 
-from node.audit import AuditReport, audit, fetch_blocks
-from node.bench import Devnet
-from node.chaos_control import CONTROL_FILE
-from node.chaos_plan import Episode, plan
-from node.l1verify import verify_l1
-from node.loadgen import SteadyLoad, presign
-from node.procs import free_base_port
+from node.config.chaos import CONTROL_FILE
+from node.lab.audit import AuditReport, audit, fetch_blocks
+from node.lab.bench import Devnet
+from node.lab.chaos_plan import Episode, plan
+from node.lab.loadgen import SteadyLoad, presign
+from node.ops.l1verify import verify_l1
+from node.ops.procs import free_base_port
 from sequencer.certificate import ValidatorSet
 from sequencer.files import write_atomic
 from sequencer.genesis import load_genesis

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from node.l1verify import ChainView, certificate_problems
+from node.ops.l1verify import ChainView, certificate_problems
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import from_builtins
 from sequencer.types import BlockHeader, CommitCertificate

@@ -1,8 +1,8 @@
 """Write a long finalized chain straight into devnet stores, for benchmarks.
 
-    python -m node.chainbuild DEVNET_DIR --blocks 100000 [--txs-per-block K] [--nodes 0,1,2]
+    python -m node.lab.chainbuild DEVNET_DIR --blocks 100000 [--txs-per-block K] [--nodes 0,1,2]
 
-Given a devnet written by `node.devnet.init_devnet`, `build_chain` makes
+Given a devnet written by `node.ops.devnet.init_devnet`, `build_chain` makes
 `blocks` blocks on top of genesis exactly as consensus would have finalized
 them: each block is built by `consensus.blocks.build_block` (parent id,
 last_commit_id, tx root and state root chained), proposed by the round-0
@@ -37,9 +37,9 @@ from pathlib import Path
 
 from consensus.blocks import build_block
 from consensus.proposer import ProposerSchedule
-from node.config import load_config
-from node.devnet import load_layout
+from node.config.schema import load_config
 from node.errors import ConfigError
+from node.ops.devnet import load_layout
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, load_key, sign_transaction, vote_signing_bytes
 from sequencer.errors import SequencerError
@@ -327,7 +327,7 @@ def _txs(plan: _Plan, chain_id: str, height: int, nonces: dict[bytes, int]) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m node.chainbuild",
+        prog="python -m node.lab.chainbuild",
         description="Write N valid finalized blocks into the stores of devnet nodes "
         "(for benchmarks; the nodes must be stopped and their stores empty).",
     )

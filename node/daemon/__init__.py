@@ -1,0 +1,12 @@
+"""The running node: every subsystem in one trio nursery (`runtime.py`).
+
+runtime.py        the nursery and the wiring; implements the API's Backend
+ingest.py         transactions from wallets and peers, and the journal
+consensus.py      the trio shell around `consensus.host.Host`
+chain.py          committing decided blocks, telling subscribers
+batcher.py        posting batch commitments of finalized blocks to the L1
+messages.py       what nodes send each other over gossip, per topic
+metrics.py        the Prometheus registry
+health.py         storage failure: out of service until restarted
+chaos_control.py  run-time fault control, for chaos runs only
+"""

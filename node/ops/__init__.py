@@ -1,0 +1,8 @@
+"""What an operator runs beside the daemon.
+
+devnet.py      the files of a local devnet (`devnet init`)
+supervisor.py  `devnet up`: the nodes as child processes
+prometheus.py  a scrape config and a Prometheus process for a devnet
+l1verify.py    `l1 verify`: the L1 against the chain a node serves
+procs.py       one node process on loopback: start, wait, stop
+"""
