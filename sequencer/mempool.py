@@ -22,147 +22,25 @@ follow geth's legacypool:
 Signatures and chain ids are checked by the caller once, on entry; the pool
 trusts what it is given. Every change reports the entries it added or removed
 (`PoolTx.seq` keys the store's journal, see `storage`).
+
+This module holds the rules; the records it passes around are in
+`sequencer.mempool_types` (re-exported here, where they are imported from)
+and the structures that index the pool in `sequencer.mempool_index`.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from enum import Enum
-from typing import Annotated
-
-from msgspec import Meta, Struct
 
 from sequencer.codec import encode
-from sequencer.ids import GAS_PER_TX, gas, tx_id
+from sequencer.ids import GAS_PER_TX, tx_id
+from sequencer.mempool_index import DroppedLog, SenderTxs, TailIndex, queued_count
+from sequencer.mempool_types import AddResult, AddStatus, Dropped, MempoolConfig, PoolTx
 from sequencer.types import Transaction
 
 __all__ = ["AddResult", "AddStatus", "Dropped", "Mempool", "MempoolConfig", "PoolTx"]
-
-Positive = Annotated[int, Meta(ge=1)]
-
-
-class MempoolConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    chain_id: str
-    slots_max: Positive = 100_000  # transactions in the pool, pending and queued
-    queued_slots_max: Positive = 25_000  # of which queued (not yet executable)
-    sender_slots_max: Positive = 256  # transactions of one sender
-    tx_bytes_max: Positive = 128 * 1024  # encoded size of one transaction
-    min_gas_price: Annotated[int, Meta(ge=0)] = 1
-    price_bump_percent: Annotated[int, Meta(ge=0)] = 10
-    queued_lifetime_ms: Positive = 10 * 60 * 1_000
-    # Ids of acknowledged transactions the pool dropped (evicted, expired),
-    # with why, for `GET /tx/{id}`: at most this many, the oldest forgotten.
-    dropped_log_max: Positive = 65_536
-
-
-class Dropped(Struct, frozen=True):
-    """Why the pool let go of a transaction it had accepted."""
-
-    status: str  # "evicted" or "expired"
-    reason: str
-
-
-class _DroppedLog:
-    """Dropped ids, bounded: a dict keeps insertion order, the oldest goes first.
-    (Only added to at the end and trimmed at the front in bulk, so the dict's
-    dead front slots are reclaimed by its resizes.)"""
-
-    __slots__ = ("_entries", "_max")
-
-    def __init__(self, entries_max: int) -> None:
-        self._max = entries_max
-        self._entries: dict[bytes, Dropped] = {}
-
-    def add(self, tx_id: bytes, dropped: Dropped) -> None:
-        self._entries.pop(tx_id, None)
-        self._entries[tx_id] = dropped
-        if len(self._entries) > self._max + self._max // 8:
-            for old in list(itertools.islice(self._entries, len(self._entries) - self._max)):
-                del self._entries[old]
-
-    def forget(self, tx_id: bytes) -> None:
-        self._entries.pop(tx_id, None)
-
-    def get(self, tx_id: bytes) -> Dropped | None:
-        return self._entries.get(tx_id)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-class AddStatus(Enum):
-    ACCEPTED = "accepted"
-    REPLACED = "replaced"
-    DUPLICATE = "duplicate"
-    NONCE_TOO_LOW = "nonce_too_low"
-    UNDERPRICED_REPLACEMENT = "underpriced_replacement"
-    BELOW_MIN_GAS_PRICE = "below_min_gas_price"
-    POOL_FULL = "pool_full"
-    SENDER_SLOTS_FULL = "sender_slots_full"
-    TOO_LARGE = "too_large"
-    WRONG_CHAIN = "wrong_chain"
-
-
-class PoolTx:
-    """A verified transaction in the pool, with what the pool needs about it."""
-
-    __slots__ = ("gas", "gas_price", "nonce", "sender", "seq", "size", "time_ms", "tx", "tx_id")
-
-    def __init__(self, tx: Transaction, tx_id: bytes, seq: int, time_ms: int, size: int) -> None:
-        self.tx = tx
-        self.tx_id = tx_id
-        self.sender = tx.sender
-        self.nonce = tx.nonce
-        self.gas_price = tx.gas_price
-        self.gas = gas(tx)
-        self.seq = seq  # arrival order at this node (FIFO among equal prices)
-        self.time_ms = time_ms
-        self.size = size
-
-    def __repr__(self) -> str:
-        return f"PoolTx(nonce={self.nonce}, price={self.gas_price}, seq={self.seq})"
-
-
-class AddResult(Struct, frozen=True):
-    status: AddStatus
-    tx_id: bytes
-    added: PoolTx | None = None  # the entry to journal (accepted or replacing)
-    queued: bool = False
-    removed: list[PoolTx] = []  # the replaced or evicted entries, to unjournal
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (AddStatus.ACCEPTED, AddStatus.REPLACED)
-
-
-class _Sender:
-    """One sender's transactions: nonce -> entry, the pending run, the tail."""
-
-    __slots__ = ("next_nonce", "pending", "top", "txs")
-
-    def __init__(self, next_nonce: int) -> None:
-        self.next_nonce = next_nonce  # committed: the next executable nonce
-        self.txs: dict[int, PoolTx] = {}
-        self.pending = 0  # txs[next_nonce .. next_nonce + pending - 1] exist
-        self.top = -1  # the highest nonce held: the tail
-
-    def tail(self) -> PoolTx:
-        return self.txs[self.top]
-
-    def tail_is_queued(self) -> bool:
-        return len(self.txs) > self.pending
-
-    def is_queued(self, nonce: int) -> bool:
-        return nonce >= self.next_nonce + self.pending
-
-    def forget(self, nonce: int) -> PoolTx:
-        entry = self.txs.pop(nonce)
-        if nonce == self.top:
-            self.top = max(self.txs, default=-1)
-        return entry
 
 
 class Mempool:
@@ -172,19 +50,13 @@ class Mempool:
     def __init__(self, config: MempoolConfig, committed_nonce: Callable[[bytes], int]) -> None:
         self.config = config
         self._committed_nonce = committed_nonce
-        self._senders: dict[bytes, _Sender] = {}
+        self._senders: dict[bytes, SenderTxs] = {}
         self._by_id: dict[bytes, PoolTx] = {}
         self._pending_count = 0
         self._seq = 0
-        # Lazy heaps of sender tails, (price, -seq, sender, nonce): eviction candidates.
-        self._tails_pending: list[tuple[int, int, bytes, int]] = []
-        self._tails_queued: list[tuple[int, int, bytes, int]] = []
-        # Lazy heap of senders by queued count, (-count, tail seq, sender): when
-        # the queued slots are full at one price, the sender holding the most
-        # gives way (see `_fair_share_victim`).
-        self._hoarders: list[tuple[int, int, bytes]] = []
+        self._tails = TailIndex(self._senders)  # eviction candidates
         self._queued_by_time: deque[PoolTx] = deque()  # for expiry, lazily pruned
-        self._dropped = _DroppedLog(config.dropped_log_max)
+        self._dropped = DroppedLog(config.dropped_log_max)
         self.counters: Counter[str] = Counter()
 
     # ------------------------------------------------------------ reading
@@ -299,13 +171,13 @@ class Mempool:
             del self._senders[sender]  # a refused newcomer leaves no record behind
         return AddResult(status, id)
 
-    def _account(self, sender: bytes) -> _Sender:
+    def _account(self, sender: bytes) -> SenderTxs:
         account = self._senders.get(sender)
         if account is None:
-            account = self._senders[sender] = _Sender(self._committed_nonce(sender))
+            account = self._senders[sender] = SenderTxs(self._committed_nonce(sender))
         return account
 
-    def _replace(self, account: _Sender, old: PoolTx, entry: PoolTx) -> AddResult:
+    def _replace(self, account: SenderTxs, old: PoolTx, entry: PoolTx) -> AddResult:
         """Same sender and nonce, paid at least the bump more (checked by the caller)."""
         del self._by_id[old.tx_id]
         reason = f"replaced by {entry.tx_id.hex()}, same sender and nonce, paying more"
@@ -316,11 +188,11 @@ class Mempool:
         queued = account.is_queued(entry.nonce)
         if queued:
             self._track_queued(entry)
-        self._push_tail(account)
+        self._tails.push(account)
         self.counters["replaced"] += 1
         return AddResult(AddStatus.REPLACED, entry.tx_id, entry, queued, [old])
 
-    def _insert(self, account: _Sender, entry: PoolTx) -> None:
+    def _insert(self, account: SenderTxs, entry: PoolTx) -> None:
         self._dropped.forget(entry.tx_id)  # sent again, and taken
         account.txs[entry.nonce] = entry
         account.top = max(account.top, entry.nonce)
@@ -329,9 +201,9 @@ class Mempool:
             self._extend_pending(account)
         else:
             self._track_queued(entry)
-        self._push_tail(account)
+        self._tails.push(account)
 
-    def _extend_pending(self, account: _Sender) -> None:
+    def _extend_pending(self, account: SenderTxs) -> None:
         """Grow the pending run over consecutive nonces (promotes filled gaps)."""
         nonce = account.next_nonce + account.pending
         while nonce in account.txs:
@@ -340,79 +212,6 @@ class Mempool:
             nonce += 1
 
     # ------------------------------------------------------------ eviction
-
-    def _push_tail(self, account: _Sender) -> None:
-        tail = account.tail()
-        queued = account.tail_is_queued()
-        heap = self._tails_queued if queued else self._tails_pending
-        heapq.heappush(heap, (tail.gas_price, -tail.seq, tail.sender, tail.nonce))
-        if queued:
-            heapq.heappush(self._hoarders, (-_queued_count(account), tail.seq, tail.sender))
-        if len(heap) > 4 * len(self._senders) + 1_024 or (
-            len(self._hoarders) > 4 * len(self._senders) + 1_024
-        ):
-            self._rebuild_tails()
-
-    def _rebuild_tails(self) -> None:
-        self._tails_pending, self._tails_queued, self._hoarders = [], [], []
-        for account in self._senders.values():
-            self._push_tail(account)
-
-    def _fair_share_victim(self, tx: Transaction) -> tuple[int, int, bytes, int] | None:
-        """The queued tail of the sender holding the most queued transactions,
-        if it holds more than `tx`'s sender would with `tx`, and pays no more.
-
-        Without it, whoever fills the queued slots first at the top price keeps
-        everyone else out for the queued lifetime: keys cost nothing, so a few
-        of them could deny the pool to all. With it, a sender holding more
-        than its share gives way to one holding less, the oldest first."""
-        account = self._senders.get(tx.sender)
-        mine = 1 + (_queued_count(account) if account is not None else 0)
-        heap = self._hoarders
-        while heap:
-            neg_count, seq, sender = heap[0]
-            other = self._senders.get(sender)
-            if other is None or _queued_count(other) != -neg_count or other.tail().seq != seq:
-                heapq.heappop(heap)  # stale: the sender's count or tail changed since
-                if other is not None and other.tail_is_queued():
-                    current = (-_queued_count(other), other.tail().seq, sender)
-                    if current != (neg_count, seq, sender):
-                        heapq.heappush(heap, current)
-                continue
-            if sender == tx.sender:
-                return None  # the newcomer's own sender holds the most
-            if -neg_count <= mine:
-                return None
-            tail = other.tail()
-            if tail.gas_price > tx.gas_price:
-                return None  # never evict a better-priced transaction
-            return (tail.gas_price, -tail.seq, sender, tail.nonce)
-        return None
-
-    def _valid_tail(self, entry: tuple[int, int, bytes, int], queued: bool) -> bool:
-        _, neg_seq, sender, nonce = entry
-        account = self._senders.get(sender)
-        if account is None or account.top != nonce:
-            return False
-        return account.txs[nonce].seq == -neg_seq and account.tail_is_queued() == queued
-
-    def _cheapest(self, queued: bool, exclude: bytes) -> tuple[int, int, bytes, int] | None:
-        """The cheapest valid tail in one heap, not of sender `exclude` (left in place)."""
-        heap = self._tails_queued if queued else self._tails_pending
-        skipped = []
-        found = None
-        while heap:
-            entry = heap[0]
-            if not self._valid_tail(entry, queued):
-                heapq.heappop(heap)
-            elif entry[2] == exclude:
-                skipped.append(heapq.heappop(heap))
-            else:
-                found = entry
-                break
-        for entry in skipped:
-            heapq.heappush(heap, entry)
-        return found
 
     def _make_room(self, tx: Transaction, queued: bool) -> list[PoolTx] | None:
         """Evict cheaper tails until `tx` fits; None (and nothing evicted) if it cannot."""
@@ -424,9 +223,9 @@ class Mempool:
             return []
         # One eviction frees one slot: enough, since we add one transaction.
         only_queued = queued or need_queued > 0
-        candidates = [self._cheapest(True, tx.sender)]
+        candidates = [self._tails.cheapest(True, tx.sender)]
         if not only_queued:
-            candidates.append(self._cheapest(False, tx.sender))
+            candidates.append(self._tails.cheapest(False, tx.sender))
         victims = [c for c in candidates if c is not None]
         if not victims:
             return None
@@ -436,11 +235,11 @@ class Mempool:
         )
         if victim[0] >= tx.gas_price:
             # No cheaper one: among queued ones, the biggest holder gives way.
-            fair = self._fair_share_victim(tx) if only_queued else None
+            fair = self._tails.fair_share_victim(tx) if only_queued else None
             if fair is None:
                 return None  # never evict a better- or equally-priced transaction
             victim = fair
-            held = _queued_count(self._senders[victim[2]])
+            held = queued_count(self._senders[victim[2]])
             reason = (
                 f"the queued slots were full: its sender held {held} queued transactions,"
                 f" more than the newcomer's (it paid %d)"
@@ -455,7 +254,7 @@ class Mempool:
 
     # ------------------------------------------------------------ removing
 
-    def _remove(self, account: _Sender, entry: PoolTx) -> None:
+    def _remove(self, account: SenderTxs, entry: PoolTx) -> None:
         """Remove one entry; pending ones only as the sender's tail or below next_nonce."""
         account.forget(entry.nonce)
         del self._by_id[entry.tx_id]
@@ -466,7 +265,7 @@ class Mempool:
             account.pending -= 1
             self._pending_count -= 1
         if account.txs:
-            self._push_tail(account)
+            self._tails.push(account)
         else:
             del self._senders[entry.sender]
 
@@ -527,7 +326,7 @@ class Mempool:
             account.pending = 0
             self._extend_pending(account)
             if account.txs:
-                self._push_tail(account)
+                self._tails.push(account)
             else:
                 del self._senders[sender]
         self.counters["committed_or_stale"] += len(removed)
@@ -576,7 +375,3 @@ class Mempool:
         self._queued_by_time = deque(sorted(self._queued_by_time, key=lambda e: e.time_ms))
         self.expire(now_ms)
         return results
-
-
-def _queued_count(account: _Sender) -> int:
-    return len(account.txs) - account.pending
