@@ -26,6 +26,23 @@ _PING_SPARE_BYTES = 32
 _TAG_ENTRY_BYTES = 2 + SENDER_TAG_BYTES
 
 
+# The driver's socket and queues (`net.driver`).
+RECEIVE_BYTES = 65_536
+# Per wake-up, so subscribers and publishers get their turn between bursts.
+BURST_DATAGRAMS = 256
+BURST_BYTES = 1024 * 1024
+# Reading the socket costs little beside handling a datagram, so each wake-up
+# reads far more than a burst: what waits in the kernel's buffer (first in,
+# first out over every peer) moves to the per-peer queues, where a flood
+# displaces only its sender's datagrams.
+DRAIN_DATAGRAMS = 4_096
+INBOX_DATAGRAMS_PER_PEER = 1_024
+OUTBOX_DATAGRAMS_MAX = 65_536
+SOCKET_BUFFER_BYTES = 16 * 1024 * 1024
+SUBSCRIBER_CAPACITY = 4_096
+SUBSCRIBER_BYTES_PER_PEER = 32 * 1024 * 1024
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class GossipConfig:
     # 1,400 fits an Ethernet MTU with IP and UDP headers; raise it on loopback.

@@ -33,7 +33,18 @@ from collections.abc import Iterable
 
 import trio
 
-from net.config import GossipConfig
+from net.config import (
+    BURST_BYTES,
+    BURST_DATAGRAMS,
+    DRAIN_DATAGRAMS,
+    INBOX_DATAGRAMS_PER_PEER,
+    OUTBOX_DATAGRAMS_MAX,
+    RECEIVE_BYTES,
+    SOCKET_BUFFER_BYTES,
+    SUBSCRIBER_BYTES_PER_PEER,
+    SUBSCRIBER_CAPACITY,
+    GossipConfig,
+)
 from net.errors import BacklogFullError, NetError
 from net.fair import FairQueue
 from net.faults import FaultConfig, FaultInjector
@@ -48,21 +59,6 @@ from sequencer.crypto import PrivateKey
 __all__ = ["GossipNode", "PeerStatus"]
 
 log = logging.getLogger("sequencer.gossip")
-
-_RECEIVE_BYTES = 65_536
-# Per wake-up, so subscribers and publishers get their turn between bursts.
-_BURST_DATAGRAMS = 256
-_BURST_BYTES = 1024 * 1024
-# Reading the socket costs little beside handling a datagram, so each wake-up
-# reads far more than a burst: what waits in the kernel's buffer (first in,
-# first out over every peer) moves to the per-peer queues, where a flood
-# displaces only its sender's datagrams.
-_DRAIN_DATAGRAMS = 4_096
-INBOX_DATAGRAMS_PER_PEER = 1_024
-_OUTBOX_DATAGRAMS_MAX = 65_536
-_SOCKET_BUFFER_BYTES = 16 * 1024 * 1024
-SUBSCRIBER_CAPACITY = 4_096
-SUBSCRIBER_BYTES_PER_PEER = 32 * 1024 * 1024
 
 
 class PeerStatus:
@@ -247,8 +243,8 @@ class GossipNode:
             self._drain(sock)
             now_ms = self._now_ms()
             burst_bytes = 0
-            for _ in range(_BURST_DATAGRAMS):
-                if not inbox or burst_bytes >= _BURST_BYTES:
+            for _ in range(BURST_DATAGRAMS):
+                if not inbox or burst_bytes >= BURST_BYTES:
                     break
                 data, address = inbox.get()
                 burst_bytes += len(data)
@@ -260,11 +256,11 @@ class GossipNode:
                 self._backlog_drained.set()
 
     def _drain(self, sock: socket.socket) -> None:
-        """Move what the kernel holds to the per-peer queues, up to `_DRAIN_DATAGRAMS`."""
+        """Move what the kernel holds to the per-peer queues, up to `DRAIN_DATAGRAMS`."""
         core, faults, inbox = self._running_core(), self._faults, self._inbox
-        for _ in range(_DRAIN_DATAGRAMS):
+        for _ in range(DRAIN_DATAGRAMS):
             try:
-                data, address = sock.recvfrom(_RECEIVE_BYTES)
+                data, address = sock.recvfrom(RECEIVE_BYTES)
             except BlockingIOError:
                 return
             except OSError as error:  # e.g. ICMP errors reported on the socket
@@ -363,7 +359,7 @@ class GossipNode:
             self._enqueue(datagram, address)
 
     def _enqueue(self, datagram: bytes, address: tuple[str, int]) -> None:
-        if len(self._outbox) >= _OUTBOX_DATAGRAMS_MAX:
+        if len(self._outbox) >= OUTBOX_DATAGRAMS_MAX:
             self.counts["outbox_dropped"] += 1  # lost like on the wire; the link resends
             return
         self._outbox.append((datagram, address))
@@ -422,7 +418,7 @@ def _grow_buffers(sock: socket.socket) -> None:
             if option is None:
                 continue
             try:
-                sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER_BYTES)
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
                 break
             except OSError:
                 continue

@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
-from net.wire import Fragment, Topic, encode_frame, message_id
+from net.wire import TOTAL_BYTES_MAX, Fragment, Topic, encode_frame, message_id
 
 __all__ = [
     "CHUNK_OVERHEAD_BYTES",
+    "FRAGMENT_OVERHEAD_BYTES",
     "PARTIAL_OVERHEAD_BYTES",
     "Partial",
     "Reassembler",
@@ -25,6 +26,15 @@ __all__ = [
     "held_bytes",
     "join",
 ]
+
+
+def _fragment_overhead_bytes() -> int:
+    worst = Fragment(bytes(32), Topic.SYNC, bytes(8), True, TOTAL_BYTES_MAX, TOTAL_BYTES_MAX, b"")
+    return len(encode_frame(worst)) + 4  # the data's bin header grows up to bin32
+
+
+# What a fragment frame adds to the data it carries, at most.
+FRAGMENT_OVERHEAD_BYTES = _fragment_overhead_bytes()
 
 # What a partial message and each of its chunks cost beyond their data
 # (objects, dict slots), measured on CPython 3.11 and rounded up.

@@ -17,23 +17,24 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-import struct
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import msgspec
 
 from net.config import GossipConfig
 from net.errors import MessageTooLargeError, NetConfigError
-from net.fragments import fragment_message, join
+from net.fragments import FRAGMENT_OVERHEAD_BYTES, fragment_message, join
 from net.link import LinkKeys, open_datagram
-from net.mesh import build_mesh
+from net.mesh import RelayRoutes, refused_origin
 from net.peer import Peer, PeerState
 from net.seen import SeenCache
 from net.wire import (
+    DIRECT_TOPICS,
     HEADER,
+    HEADER_TAG,
     PAYLOAD_HEADER_BYTES,
     SENDER_TAG_BYTES,
-    TOTAL_BYTES_MAX,
     VERSION,
     Ack,
     Fragment,
@@ -46,14 +47,11 @@ from net.wire import (
     message_id,
 )
 
-__all__ = ["DIRECT_TOPICS", "Delivery", "Gossip", "PeerAddress"]
+__all__ = ["Delivery", "Gossip", "PeerAddress"]
 
 # Datagrams of a peer's previous session may still arrive this long after its
 # new one began (reordering, a restart's last sends) without meaning anything.
 SESSION_OVERLAP_MS = 2_000.0
-
-# Topics of point-to-point requests and answers: never published, never relayed.
-DIRECT_TOPICS = frozenset({Topic.SYNC})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,17 +73,14 @@ class Delivery:
     held: bool = False
 
 
-def _fragment_overhead_bytes() -> int:
-    worst = Fragment(bytes(32), Topic.SYNC, bytes(8), True, TOTAL_BYTES_MAX, TOTAL_BYTES_MAX, b"")
-    return len(encode_frame(worst)) + 4  # the data's bin header grows up to bin32
+class _Opened(NamedTuple):
+    """A datagram that authenticated: whose, its packet number, what it carries."""
 
-
-_FRAGMENT_OVERHEAD_BYTES = _fragment_overhead_bytes()
-# Where the sender tag sits in a datagram's header (after the version byte),
-# and the echo (after the sender's session).
-HEADER_TAG = slice(1, 1 + SENDER_TAG_BYTES)
-HEADER_ECHO = struct.Struct(">Q")
-HEADER_ECHO_OFFSET = 1 + SENDER_TAG_BYTES + 8
+    peer: Peer
+    counter: int
+    horizon: int
+    payload: bytes
+    fresh: bool  # it echoes a session of ours: the peer has heard this run
 
 
 class Gossip:
@@ -114,11 +109,9 @@ class Gossip:
         self._peers: dict[bytes, Peer] = {}
         for entry in peers:
             self._add_peer(seed, entry, now_ms)
-        self._mesh = build_mesh([self.tag, *self._peers], config.mesh_degree)
-        self._neighbours = sorted(self._mesh[self.tag])
+        self._relay_routes = RelayRoutes(self.tag, self._peers, config.mesh_degree)
         self._seen = SeenCache(config.seen_cache_max, config.seen_ttl_ms)
         self._deliveries: list[Delivery] = []
-        self._routes: dict[tuple[bytes, bytes], list[Peer]] = {}
         self._next_tick_ms = now_ms
         self._session_started_ms = now_ms
         self.counts: collections.Counter[str] = collections.Counter()
@@ -150,7 +143,7 @@ class Gossip:
         id_ = self._check_size(topic, data)
         self._seen.add(id_, now_ms)
         frames, size = self._frames(id_, topic, self.tag, True, data)
-        targets = [self._peers[tag] for tag in self._neighbours]
+        targets = self._relay_routes.neighbours()
         self._queue(targets, frames, size, topic, now_ms)
         self.counts["messages_published"] += 1
         self._count_topic("out", topic, len(data))
@@ -188,7 +181,7 @@ class Gossip:
         frame = encode_frame(Message(topic, origin, relay, data))
         if len(frame) <= self._config.payload_bytes_max - PAYLOAD_HEADER_BYTES:
             return [frame], len(frame)
-        chunk = self._config.payload_bytes_max - PAYLOAD_HEADER_BYTES - _FRAGMENT_OVERHEAD_BYTES
+        chunk = self._config.payload_bytes_max - PAYLOAD_HEADER_BYTES - FRAGMENT_OVERHEAD_BYTES
         frames = fragment_message(id_, topic, origin, relay, data, chunk)
         self.counts["messages_fragmented"] += 1
         return frames, sum(len(f) for f in frames)
@@ -211,10 +204,10 @@ class Gossip:
     # --------------------------------------------------------------- receiving
 
     def receive_datagram(self, data: bytes, address: tuple[str, int], now_ms: float) -> None:
-        peer, counter, horizon, payload = self._authenticate(data, address, now_ms)
-        if peer is None:
+        opened = self._authenticate(data, address, now_ms)
+        if opened is None:
             return
-        fresh = HEADER_ECHO.unpack_from(data, HEADER_ECHO_OFFSET)[0] != 0
+        peer, counter, horizon, payload, fresh = opened
         if peer.heard(address, counter, fresh, now_ms):
             self._peer_changed(now_ms)
         if not peer.admit(len(data), now_ms):
@@ -251,10 +244,8 @@ class Gossip:
         tag = data[HEADER_TAG]
         return tag if len(tag) == SENDER_TAG_BYTES and tag in self._peers else None
 
-    def _authenticate(
-        self, data: bytes, address: tuple[str, int], now_ms: float
-    ) -> tuple[Peer | None, int, int, bytes]:
-        """(peer, counter, horizon, payload), or (None, 0, 0, b"") after counting the drop."""
+    def _authenticate(self, data: bytes, address: tuple[str, int], now_ms: float) -> _Opened | None:
+        """The datagram opened, or None after counting why it was dropped."""
         if len(data) > self._config.datagram_bytes_max:
             return self._drop("oversized")
         if len(data) < HEADER.size + 16:
@@ -291,7 +282,7 @@ class Gossip:
         if new_session:
             peer.start_session(session, cipher, now_ms)
             self.counts["peer_sessions"] += 1
-        return peer, counter, horizon, payload
+        return _Opened(peer, counter, horizon, payload, echo != 0)
 
     def _check_conflict(
         self, peer: Peer, session: int, data: bytes, counter: int, now_ms: float
@@ -335,9 +326,8 @@ class Gossip:
             peer.ping_at_ms = now_ms
         self.counts["session_restarts"] += 1
 
-    def _drop(self, reason: str) -> tuple[None, int, int, bytes]:
+    def _drop(self, reason: str) -> None:
         self.counts["dropped_" + reason] += 1
-        return None, 0, 0, b""
 
     def _on_frame(self, peer: Peer, frame: object, now_ms: float) -> bool:
         """Handle one frame; True if it asks for an acknowledgement."""
@@ -361,7 +351,7 @@ class Gossip:
 
     def _on_report(self, peer: Peer, alive: list[bytes], now_ms: float) -> None:
         if peer.reported(alive, now_ms):
-            self._routes.clear()
+            self._relay_routes.forget()
 
     def _on_fragment(self, peer: Peer, frame: Fragment, now_ms: float) -> None:
         if frame.id in self._seen:
@@ -389,7 +379,7 @@ class Gossip:
         if len(data) > self._config.message_bytes_max:
             self.counts["dropped_oversized_message"] += 1
             return
-        reason = self._refused_origin(peer, topic, origin, relay)
+        reason = refused_origin(self.tag, self._peers, peer.tag, topic, origin, relay)
         if reason is not None:
             self.counts["dropped_" + reason] += 1
             return
@@ -414,53 +404,14 @@ class Gossip:
     def _relay(
         self, topic: Topic, data: bytes, id_: bytes, origin: bytes, sender: bytes, now_ms: float
     ) -> None:
-        targets = self._relay_targets(origin, sender, now_ms)
+        targets = self._relay_routes.targets(origin, sender, now_ms)
         if targets:
             frames, size = self._frames(id_, topic, origin, True, data)
             self.counts["messages_relayed"] += self._queue(targets, frames, size, topic, now_ms)
 
-    def _refused_origin(self, peer: Peer, topic: Topic, origin: bytes, relay: bool) -> str | None:
-        """Why a message may not come this way, or None. A peer speaks for
-        itself, or relays what a configured node published: nothing else is
-        delivered or relayed on (a byzantine peer must not make us forward
-        junk under invented origins)."""
-        if not relay:
-            return None if origin == peer.tag else "forged_origin"
-        if topic in DIRECT_TOPICS:
-            return "not_relayable"
-        if origin == self.tag:
-            return "own_origin"  # ours, come back: we published it
-        if origin not in self._peers:
-            return "unknown_origin"
-        return None
-
-    def _relay_targets(self, origin: bytes, sender: bytes, now_ms: float) -> list[Peer]:
-        """Our mesh neighbours minus those the origin and the sender reach (`net.mesh`)."""
-        route = self._routes.get((origin, sender))
-        if route is not None:
-            return route
-        covered = {origin, sender}
-        for upstream in (origin, sender):
-            reporter = self._peers.get(upstream)
-            if reporter is None:
-                continue  # no reports from it: assume it covers nobody
-            for tag in self._mesh.get(upstream, ()):
-                peer = self._peers.get(tag)
-                # Covered only if the link works both ways, as both ends say:
-                # the upstream sends data only to peers it hears from.
-                if (
-                    peer is not None
-                    and peer.reports_hearing(upstream, now_ms)
-                    and reporter.reports_hearing(tag, now_ms)
-                ):
-                    covered.add(tag)
-        route = [self._peers[tag] for tag in self._neighbours if tag not in covered]
-        self._routes[(origin, sender)] = route
-        return route
-
     def _peer_changed(self, now_ms: float) -> None:
         """A peer came or went: refresh routes, and tell everyone soon."""
-        self._routes.clear()
+        self._relay_routes.forget()
         for peer in self._peers.values():
             peer.ping_at_ms = min(peer.ping_at_ms, now_ms)
 

@@ -21,10 +21,14 @@ a complete mesh it gets exactly one copy, from the origin.
 from __future__ import annotations
 
 import random
+from collections.abc import Container, Mapping
 
 import blake3
 
-__all__ = ["build_mesh"]
+from net.peer import Peer
+from net.wire import DIRECT_TOPICS, Topic
+
+__all__ = ["RelayRoutes", "build_mesh", "refused_origin"]
 
 
 def build_mesh(tags: list[bytes], degree: int) -> dict[bytes, frozenset[bytes]]:
@@ -45,3 +49,63 @@ def build_mesh(tags: list[bytes], degree: int) -> dict[bytes, frozenset[bytes]]:
                 neighbours[a].add(b)
                 neighbours[b].add(a)
     return {tag: frozenset(peers) for tag, peers in neighbours.items()}
+
+
+class RelayRoutes:
+    """The peers a message goes on to, by (origin, sender), cached until a
+    peer's liveness reports change (`forget`)."""
+
+    def __init__(self, own: bytes, peers: Mapping[bytes, Peer], degree: int) -> None:
+        self._peers = peers  # the core's own table, by sender tag: not copied
+        self._mesh = build_mesh([own, *peers], degree)
+        self._neighbours = sorted(self._mesh[own])
+        self._routes: dict[tuple[bytes, bytes], list[Peer]] = {}
+
+    def neighbours(self) -> list[Peer]:
+        """Where a message we publish goes: every mesh neighbour."""
+        return [self._peers[tag] for tag in self._neighbours]
+
+    def forget(self) -> None:
+        self._routes.clear()
+
+    def targets(self, origin: bytes, sender: bytes, now_ms: float) -> list[Peer]:
+        """Our mesh neighbours minus those the origin and the sender reach."""
+        route = self._routes.get((origin, sender))
+        if route is not None:
+            return route
+        covered = {origin, sender}
+        for upstream in (origin, sender):
+            reporter = self._peers.get(upstream)
+            if reporter is None:
+                continue  # no reports from it: assume it covers nobody
+            for tag in self._mesh.get(upstream, ()):
+                peer = self._peers.get(tag)
+                # Covered only if the link works both ways, as both ends say:
+                # the upstream sends data only to peers it hears from.
+                if (
+                    peer is not None
+                    and peer.reports_hearing(upstream, now_ms)
+                    and reporter.reports_hearing(tag, now_ms)
+                ):
+                    covered.add(tag)
+        route = [self._peers[tag] for tag in self._neighbours if tag not in covered]
+        self._routes[(origin, sender)] = route
+        return route
+
+
+def refused_origin(
+    own: bytes, known: Container[bytes], sender: bytes, topic: Topic, origin: bytes, relay: bool
+) -> str | None:
+    """Why a message may not come this way from `sender`, or None. A peer
+    speaks for itself, or relays what a configured node published: nothing
+    else is delivered or relayed on (a byzantine peer must not make us
+    forward junk under invented origins)."""
+    if not relay:
+        return None if origin == sender else "forged_origin"
+    if topic in DIRECT_TOPICS:
+        return "not_relayable"
+    if origin == own:
+        return "own_origin"  # ours, come back: we published it
+    if origin not in known:
+        return "unknown_origin"
+    return None

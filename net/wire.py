@@ -38,7 +38,9 @@ import blake3
 import msgspec
 
 __all__ = [
+    "DIRECT_TOPICS",
     "HEADER",
+    "HEADER_TAG",
     "OVERHEAD_BYTES",
     "TAG_BYTES",
     "VERSION",
@@ -60,6 +62,8 @@ HEADER = struct.Struct(">B8sQQQQ")
 TAG_BYTES = 16
 OVERHEAD_BYTES = HEADER.size + TAG_BYTES
 SENDER_TAG_BYTES = 8
+# Where the sender tag sits in a datagram's header (after the version byte).
+HEADER_TAG = slice(1, 1 + SENDER_TAG_BYTES)
 MESSAGE_ID_BYTES = 32
 # A msgpack array16 header: frames per datagram are far below 65,535.
 _ARRAY16 = b"\xdc"
@@ -81,6 +85,10 @@ class Topic(enum.IntEnum):
     TX = 0
     CONSENSUS = 1
     SYNC = 2
+
+
+# Topics of point-to-point requests and answers: never published, never relayed.
+DIRECT_TOPICS = frozenset({Topic.SYNC})
 
 
 def message_id(topic: int, data: bytes) -> bytes:

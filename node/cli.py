@@ -47,7 +47,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
-    from node.config.schema import load_config
+    from node.config import load_config
     from node.daemon.runtime import run_node
     from node.logs import setup_logging
 

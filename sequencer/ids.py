@@ -6,7 +6,7 @@ All hashes are BLAKE3-256 over canonical encodings (`codec.encode`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from blake3 import blake3
 
@@ -25,6 +25,7 @@ from sequencer.types import (
 
 __all__ = [
     "BATCH_TAG",
+    "TxFacts",
     "batch_commitment",
     "block_id",
     "commit_id",
@@ -34,6 +35,7 @@ __all__ = [
     "genesis_state_root",
     "hash32",
     "state_root",
+    "tx_facts",
     "tx_id",
     "tx_root",
 ]
@@ -49,6 +51,19 @@ def hash32(data: bytes) -> bytes:
 
 def tx_id(tx: Transaction) -> bytes:
     return blake3(encode(tx)).digest()
+
+
+class TxFacts(NamedTuple):
+    """What a transaction's canonical encoding says of it, computed once on
+    entry and carried from there: its id, and the encoding's size."""
+
+    id: bytes
+    size: int
+
+
+def tx_facts(tx: Transaction) -> TxFacts:
+    encoded = encode(tx)
+    return TxFacts(blake3(encoded).digest(), len(encoded))
 
 
 def gas(tx: Transaction) -> int:

@@ -15,6 +15,7 @@ verify signatures, transaction roots, nonces or state roots: the caller
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import msgspec
 
@@ -227,6 +228,14 @@ class WriteBatch:
         assert self._open, _USED_AFTER_END
         self._open = False
         return list(self._ops.items())
+
+
+class JournalEntry(NamedTuple):
+    """One journaled transaction, under its arrival order and time."""
+
+    seq: int
+    time_ms: int
+    tx: Transaction
 
 
 def journal_entry(seq: int, time_ms: int, tx: Transaction) -> tuple[bytes, bytes]:

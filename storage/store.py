@@ -44,7 +44,7 @@ from sequencer.types import (
     Transaction,
     TxLocation,
 )
-from storage.batch import WriteBatch, journal_entry
+from storage.batch import JournalEntry, WriteBatch, journal_entry
 from storage.errors import StoreCorruptError, StoreMismatchError
 from storage.kv import KV, MemoryKV
 from storage.leveldb import LevelDBKV
@@ -392,8 +392,8 @@ class Store:
 
     # ------------------------------------------------------------ mempool journal
 
-    def append_journal(self, entries: Iterable[tuple[int, int, Transaction]]) -> None:
-        """Journal accepted transactions, (seq, time_ms, tx), in one synced write:
+    def append_journal(self, entries: Iterable[JournalEntry]) -> None:
+        """Journal accepted transactions in one synced write:
         a group commit, so many transactions share one fsync before their 202.
 
         Safe to call from a worker thread while the owner writes blocks: the
@@ -408,13 +408,14 @@ class Store:
             for seq in seqs:
                 batch.delete_journal(seq)
 
-    def journal(self) -> Iterator[tuple[int, int, Transaction]]:
-        """The journaled (seq, time_ms, tx), in arrival order."""
+    def journal(self) -> Iterator[JournalEntry]:
+        """The journaled transactions, in arrival order."""
         start, stop = journal_range()
         for key, value in self._kv.scan(start, stop):
             seq = self._parse(key[1:], decode_u64, "a journal key")
             time_ms = self._parse(value[:8], decode_u64, f"journal entry {seq}")
-            yield seq, time_ms, self._decode(value[8:], Transaction, f"journal entry {seq}")
+            tx = self._decode(value[8:], Transaction, f"journal entry {seq}")
+            yield JournalEntry(seq, time_ms, tx)
 
     # ------------------------------------------------------------ L1 batches
 

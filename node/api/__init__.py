@@ -1,7 +1,9 @@
 """The node's HTTP API, written against `backend.Backend`.
 
-backend.py   what the API needs from a node; the stable error codes
-rpc.py       the Starlette app: endpoints, views, rate limits, events
-openapi.py   the OpenAPI 3.1 description, built from the limits in effect
-server.py    Hypercorn behind a listener that bounds what clients hold
+backend.py    what the API needs from a node; the stable error codes
+rpc.py        the Starlette app: its routes and endpoints
+requests.py   reading parameters and bodies      responses.py  JSON and error answers
+limits.py     limits and the cost model          ratelimit.py  token buckets per client
+events.py     `/events` as server-sent events    openapi.py    the OpenAPI 3.1 description
+server.py     Hypercorn behind a listener that bounds what clients hold
 """

@@ -9,13 +9,11 @@ document is the contract schemathesis tests the server against.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from node.api.backend import ErrorCode
+from node.api.limits import RpcLimits
 from sequencer.limits import CHAIN_ID_CHARS_MAX, TX_PAYLOAD_BYTES_MAX, U32_MAX, U64_MAX
-
-if TYPE_CHECKING:
-    from node.api.rpc import RpcLimits
 
 __all__ = ["ERROR_CODES", "INTERNAL_ERROR", "build_openapi"]
 

@@ -32,24 +32,16 @@ The last four tables mirror their library types field for field (types,
 bounds and defaults are taken from them, so they cannot drift), and
 `dump_config` writes only the keys that differ from those defaults.
 
-Environment variables `SEQUENCER_<SECTION>_<KEY>` override the file before
-validation, for example `SEQUENCER_RPC_LISTEN=127.0.0.1:9000`,
-`SEQUENCER_LOG_FORMAT=json`, `SEQUENCER_P2P_GOSSIP_DATAGRAM_BYTES_MAX=9000`.
-String keys take the value as it is; list keys take a TOML array or a
-comma-separated list; other keys take a TOML scalar (`false`, `2.5`). A
-variable under a known section that names no key is an error, so a typo
-does not pass silently.
+Loading (`node.config.load`) applies environment overrides and translates
+errors; writing is `node.config.write`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
-import os
 import re
-import tomllib
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -64,13 +56,16 @@ from net.errors import NetError
 from net.faults import FaultConfig
 from net.multiaddr import Multiaddr
 from net.wire import PEERS_MAX
+from node.api.limits import RpcLimits
 from node.errors import ConfigError
+from sequencer.batcher import BatchConfig
 from sequencer.limits import BLOCK_TXS_MAX, NAME_CHARS_MAX
 from sequencer.mempool import MempoolConfig
 
 __all__ = [
     "CONFIG_FILE",
-    "ENV_PREFIX",
+    "KEYS",
+    "TABLE_KEYS",
     "BatcherSection",
     "ChaosSection",
     "ConsensusSection",
@@ -82,17 +77,10 @@ __all__ = [
     "NodeSection",
     "P2PSection",
     "RpcSection",
-    "config_from_table",
-    "dump_config",
-    "load_config",
-    "parse_config",
     "parse_host_port",
 ]
 
 CONFIG_FILE = "config.toml"
-ENV_PREFIX = "SEQUENCER_"
-# A config file is a few kilobytes; refuse to parse megabytes of anything.
-CONFIG_BYTES_MAX = 1024 * 1024
 RPC_BODY_BYTES_LIMIT = 64 * 1024 * 1024
 RPC_REQUESTS_PER_S_LIMIT = 10_000_000
 RPC_BURST_LIMIT = 10_000_000
@@ -118,12 +106,20 @@ class NodeSection(_Section):
     journal: bool = True  # journal accepted transactions
 
 
+# The defaults of keys that configure a library type are that type's own, so
+# that the two cannot drift apart.
+_RPC = RpcLimits()
+_BATCH = BatchConfig()
+
+
 class RpcSection(_Section):
     listen: Address = "127.0.0.1:26600"
-    body_bytes_max: Annotated[int, Meta(ge=1, le=RPC_BODY_BYTES_LIMIT)] = 1024 * 1024
-    batch_txs_max: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)] = 1_000
-    requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = 100.0
-    burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = 400
+    body_bytes_max: Annotated[int, Meta(ge=1, le=RPC_BODY_BYTES_LIMIT)] = _RPC.body_bytes_max
+    batch_txs_max: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)] = _RPC.batch_txs_max
+    requests_per_s: Annotated[float, Meta(gt=0, le=RPC_REQUESTS_PER_S_LIMIT)] = float(
+        _RPC.requests_per_s
+    )
+    burst: Annotated[int, Meta(ge=1, le=RPC_BURST_LIMIT)] = _RPC.burst
     # Open connections in all (lowered at start to keep descriptors free for
     # storage) and per client address; one over either gets 503 `overloaded`.
     connections_max: Annotated[int, Meta(ge=1, le=1_000_000)] = 1_024
@@ -133,9 +129,9 @@ class RpcSection(_Section):
     # 408); a connection on which nothing moved either way for read_timeout_s
     # is closed (an event stream's keepalive comment counts as moving).
     send_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
-    body_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0
+    body_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = _RPC.body_timeout_s
     read_timeout_s: Annotated[float, Meta(gt=0, le=3_600)] = 30.0
-    response_bytes_max: Annotated[int, Meta(ge=65_536, le=1 << 30)] = 4 * 1024 * 1024
+    response_bytes_max: Annotated[int, Meta(ge=65_536, le=1 << 30)] = _RPC.response_bytes_max
 
 
 # ------------------------------------------------------------------ mirrored tables
@@ -224,9 +220,9 @@ class BatcherSection(_Section):
         "0x00000000000000000000000000000000000b47c4"
     )
     confirmations: Annotated[int, Meta(ge=0, le=1_000)] = 1
-    max_blocks: Annotated[int, Meta(ge=1, le=100_000)] = 100
-    max_bytes: Annotated[int, Meta(ge=1, le=128 * 1024 * 1024)] = 1_000_000
-    max_age_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = 2_000
+    max_blocks: Annotated[int, Meta(ge=1, le=100_000)] = _BATCH.max_blocks
+    max_bytes: Annotated[int, Meta(ge=1, le=128 * 1024 * 1024)] = _BATCH.max_bytes
+    max_age_ms: Annotated[int, Meta(ge=1, le=3_600_000)] = _BATCH.max_age_ms
     backlog_batches_max: Annotated[int, Meta(ge=1, le=100_000)] = 64
 
 
@@ -320,6 +316,17 @@ class NodeConfig(_Section):
     def core(self) -> CoreConfig:
         return _build("consensus", lambda: CoreConfig(**_fields(self.consensus)))
 
+    def rpc_limits(self) -> RpcLimits:
+        """The `[rpc]` keys the app enforces, by the names `RpcLimits` shares."""
+        fields = _fields(self.rpc)
+        shared = {f.name: fields[f.name] for f in dataclasses.fields(RpcLimits) if f.name in fields}
+        return _build("rpc", lambda: RpcLimits(**shared))
+
+    def batch_config(self) -> BatchConfig:
+        fields = _fields(self.batcher)
+        shared = {name: fields[name] for name in BatchConfig.__struct_fields__}
+        return _build("batcher", lambda: BatchConfig(**shared))
+
     # -------------------------------------------------------------- paths
 
     def key_path(self, home: Path) -> Path:
@@ -338,6 +345,8 @@ class NodeConfig(_Section):
         self.faults()
         self.mempool("validation")
         self.core()
+        self.rpc_limits()
+        self.batch_config()
 
 
 def _fields(section: msgspec.Struct) -> dict[str, Any]:
@@ -361,7 +370,7 @@ def _library_error(table: str, message: str) -> ConfigError:
     `net` says "gossip.tick_ms must be ..." of the table `p2p.gossip`.
     """
     match = re.fullmatch(r"(\w+)\.(\w+):? (.*)", message, re.DOTALL)
-    if match and match[1] == table.rsplit(".", 1)[-1] and f"{table}.{match[2]}" in _KEYS:
+    if match and match[1] == table.rsplit(".", 1)[-1] and f"{table}.{match[2]}" in KEYS:
         key = f"{table}.{match[2]}"
         return ConfigError(f"{key}: {match[3]}", key=key)
     return ConfigError(f"{table}: {message}", key=table)
@@ -413,236 +422,6 @@ def _tables(struct: type, prefix: str = "") -> Iterator[tuple[str, Any, bool]]:
             yield from _tables(info.type, f"{key}.")
 
 
-_KEYS: dict[str, Any] = {key: kind for key, kind, table in _tables(NodeConfig) if not table}
-_TABLE_KEYS = frozenset(key for key, _, table in _tables(NodeConfig) if table)
-_ENV_KEYS = {ENV_PREFIX + key.upper().replace(".", "_"): key for key in _KEYS}
-assert len(_ENV_KEYS) == len(_KEYS), "two config keys share an environment variable name"
-_ENV_SECTIONS = tuple(f"{ENV_PREFIX}{key.upper()}_" for key in _TABLE_KEYS if "." not in key)
-
-
-def _children(parent: str) -> list[str]:
-    """The keys directly under the table `parent` ("" for the top level)."""
-    prefix = f"{parent}." if parent else ""
-    names = {
-        key[len(prefix) :].split(".")[0] for key in (*_KEYS, *_TABLE_KEYS) if key.startswith(prefix)
-    }
-    return sorted(names)
-
-
-def _type_info(key: str) -> msgspec.inspect.Type:
-    return msgspec.inspect.type_info(_KEYS[key])
-
-
-# ------------------------------------------------------------------ loading
-
-
-def read_limited(path: Path, bytes_max: int, missing: str) -> bytes:
-    """A small file's bytes, read without trusting its size (`ConfigError` otherwise)."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(bytes_max + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {missing}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > bytes_max:
-        raise ConfigError(f"{path}: larger than {bytes_max} bytes")
-    return data
-
-
-def load_config(home: str | Path, *, environ: Mapping[str, str] | None = None) -> NodeConfig:
-    """Read, override from the environment (`os.environ` by default), validate."""
-    path = Path(home) / CONFIG_FILE
-    data = read_limited(
-        path, CONFIG_BYTES_MAX, "no such file (write one, or run `sequencer devnet init`)"
-    )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse_config(text, source=str(path), environ=os.environ if environ is None else environ)
-
-
-def parse_config(
-    text: str, *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
-) -> NodeConfig:
-    """A config from TOML text; `source` names it in errors; no environment unless given."""
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return config_from_table(table, source=source, environ=environ)
-
-
-def config_from_table(
-    table: Mapping[str, Any], *, source: str = CONFIG_FILE, environ: Mapping[str, str] | None = None
-) -> NodeConfig:
-    """A config from a decoded TOML document (nested dicts), validated."""
-    document = _copy_tables(table)
-    origins = _apply_environment(document, environ or {}, source)
-    try:
-        config = msgspec.convert(document, NodeConfig)
-    except msgspec.ValidationError as exc:
-        raise _from_msgspec(str(exc), source, origins) from None
-    try:
-        config.validate()
-    except ConfigError as exc:
-        raise _located(str(exc), exc.key, source, origins) from None
-    return config
-
-
-def _copy_tables(table: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy whose tables can be changed without touching the caller's."""
-    return {
-        key: _copy_tables(value) if isinstance(value, Mapping) else value
-        for key, value in table.items()
-    }
-
-
-def _apply_environment(
-    document: dict[str, Any], environ: Mapping[str, str], source: str
-) -> dict[str, str]:
-    """Write `SEQUENCER_<SECTION>_<KEY>` values into `document`; {key: variable}."""
-    origins: dict[str, str] = {}
-    for variable in sorted(environ):
-        if not variable.startswith(_ENV_SECTIONS):
-            continue  # SEQUENCER_HOME and the like belong to others
-        key = _ENV_KEYS.get(variable)
-        if key is None:
-            close = difflib.get_close_matches(variable, list(_ENV_KEYS), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(
-                f"{source}: environment variable {variable} names no config key{hint}"
-            )
-        table = document
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            table = table.setdefault(parent, {})
-            if not isinstance(table, dict):
-                break  # the file's own value is wrong; msgspec reports it
-        else:
-            table[leaf] = _env_value(key, environ[variable], variable, source)
-            origins[key] = variable
-    return origins
-
-
-def _env_value(key: str, text: str, variable: str, source: str) -> Any:
-    info = _type_info(key)
-    if isinstance(info, msgspec.inspect.StrType | msgspec.inspect.LiteralType):
-        return text
-    if isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
-        if not text.lstrip().startswith("["):
-            return [item.strip() for item in text.split(",") if item.strip()]
-        try:
-            return tomllib.loads(f"value = {text}")["value"]
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"{source}: {key} (from {variable}): not a TOML array: {exc}", key=key
-            ) from None
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text  # msgspec then says which type was expected
-
-
-# "Expected `int`, got `str` - at `$.rpc.body_bytes_max`"
-_MSGSPEC_ERROR = re.compile(r"(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
-_MSGSPEC_WORDS = {"`object`": "a table", "`array`": "a list", "Invalid enum value": "invalid value"}
-
-
-def _from_msgspec(message: str, source: str, origins: Mapping[str, str]) -> ConfigError:
-    match = _MSGSPEC_ERROR.fullmatch(message)
-    assert match is not None  # the pattern matches any text
-    key = match["path"].removeprefix(".") if match["path"] else ""
-    problem = match["problem"]
-    unknown = _UNKNOWN_FIELD.fullmatch(problem)
-    if unknown:
-        name = unknown["name"]
-        close = difflib.get_close_matches(name, _children(key), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        dotted = f"{key}.{name}" if key else name
-        return ConfigError(f"{source}: unknown key {dotted}{hint}", key=dotted)
-    for word, replacement in _MSGSPEC_WORDS.items():
-        problem = problem.replace(word, replacement)
-    problem = problem[:1].lower() + problem[1:]
-    if key in _KEYS and isinstance(_type_info(key), msgspec.inspect.LiteralType):
-        choices = typing.get_args(_KEYS[key])  # in declaration order, unlike type_info's
-        problem += f" (one of: {', '.join(map(str, choices))})"
-    return _located(f"{key}: {problem}" if key else problem, key or None, source, origins)
-
-
-def _located(message: str, key: str | None, source: str, origins: Mapping[str, str]) -> ConfigError:
-    """`message` prefixed with the file, and with the variables that set `key`."""
-    variables = sorted(var for overridden, var in origins.items() if _related(key, overridden))
-    suffix = f" (set by {', '.join(variables)})" if variables else ""
-    return ConfigError(f"{source}: {message}{suffix}", key=key)
-
-
-def _related(key: str | None, other: str) -> bool:
-    """Whether one key is the other or lies inside it (`p2p.gossip`, `p2p.gossip.tick_ms`)."""
-    if not key:
-        return False
-    return key == other or any(
-        inner.startswith((f"{outer}.", f"{outer}["))
-        for outer, inner in ((key, other), (other, key))
-    )
-
-
-# ------------------------------------------------------------------ writing
-
-
-_TABLE_NOTES = {
-    "p2p.gossip": "net.config.GossipConfig fields; unlisted ones keep their defaults",
-    "p2p.faults": "net.faults.FaultConfig fields (blocked_to, blocked_from: peer ids)",
-    "mempool": "sequencer.mempool.MempoolConfig fields but chain_id (the genesis's)",
-    "consensus": "consensus.core.CoreConfig fields",
-}
-
-
-def dump_config(config: NodeConfig) -> str:
-    """TOML text that `parse_config` reads back as `config`.
-
-    Written by hand: TOML output is small here (strings, numbers, booleans,
-    lists of strings, nested tables). Mirrored tables list only the keys
-    that differ from their library defaults.
-    """
-    lines = ["# Node configuration; paths are relative to this file's directory."]
-    _write_table(lines, "", msgspec.to_builtins(config))
-    return "\n".join(lines) + "\n"
-
-
-def _write_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
-    if name:
-        lines.append("")
-        lines.append(f"[{name}]")
-        if name in _TABLE_NOTES:
-            lines.append(f"# {_TABLE_NOTES[name]}")
-    subtables = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            subtables[key] = value
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for key, value in subtables.items():
-        _write_table(lines, f"{name}.{key}" if name else key, value)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)  # repr spells inf, nan and 1e+16 as TOML does
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        items = "".join(f"\n    {_toml_value(item)}," for item in value)
-        return f"[{items}\n]"
-    raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, except that TOML wants DEL escaped."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+# Every dotted key of a value, with its type; every dotted key of a table.
+KEYS: dict[str, Any] = {key: kind for key, kind, table in _tables(NodeConfig) if not table}
+TABLE_KEYS = frozenset(key for key, _, table in _tables(NodeConfig) if table)

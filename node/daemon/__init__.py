@@ -1,5 +1,8 @@
 """The running node: every subsystem in one trio nursery (`runtime.py`).
 
+Its public surface is `Node` and `run_node`, below: the lab drives nodes
+through them, or as processes through their HTTP API.
+
 runtime.py        the nursery and the wiring; implements the API's Backend
 ingest.py         transactions from wallets and peers, and the journal
 consensus.py      the trio shell around `consensus.host.Host`
@@ -10,3 +13,7 @@ metrics.py        the Prometheus registry
 health.py         storage failure: out of service until restarted
 chaos_control.py  run-time fault control, for chaos runs only
 """
+
+from node.daemon.runtime import Node, run_node
+
+__all__ = ["Node", "run_node"]

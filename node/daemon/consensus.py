@@ -75,7 +75,7 @@ class ConsensusDriver:
         self.gossip = gossip
         self._clock = clock
         # Set by the node to its cache of verified transactions.
-        self.remember_verified: Callable[[Transaction], None] = lambda tx: None
+        self.remember_verified: Callable[[bytes], None] = lambda tx_id: None
         self.host = Host(
             core,
             chain=_ChainPort(chain),
@@ -259,7 +259,7 @@ class _TransactionsPort:
     def verify(self, tx: Transaction) -> bool:
         if not verify_transaction(tx):
             return False
-        self._driver.remember_verified(tx)  # its gossip may still arrive: not again
+        self._driver.remember_verified(tx_id(tx))  # its gossip may still arrive: not again
         return True
 
 
@@ -289,16 +289,16 @@ class _GossipPort:
 
 def verified_cache(
     mempool_get: Callable[[bytes], object], capacity: int
-) -> tuple[Callable[[bytes], bool], Callable[[Transaction], None]]:
-    """`is_verified(tx_id)` for block checks, and `remember(tx)` for transactions
+) -> tuple[Callable[[bytes], bool], Callable[[bytes], None]]:
+    """`is_verified(tx_id)` for block checks, and `remember(tx_id)` for transactions
     verified on entry that may have left the pool (bounded, oldest out)."""
     recent: collections.OrderedDict[bytes, None] = collections.OrderedDict()
 
     def is_verified(id_: bytes) -> bool:
         return id_ in recent or mempool_get(id_) is not None
 
-    def remember(tx: Transaction) -> None:
-        recent[tx_id(tx)] = None
+    def remember(id_: bytes) -> None:
+        recent[id_] = None
         if len(recent) > capacity:
             recent.popitem(last=False)
 

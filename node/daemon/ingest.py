@@ -30,9 +30,10 @@ from node.api.backend import ErrorCode, SubmitResult
 from node.daemon.health import StorageHealth
 from node.daemon.messages import TX_BATCH_MAX, encode_txs
 from sequencer.crypto import verify_transaction
-from sequencer.ids import tx_id
-from sequencer.mempool import AddResult, AddStatus, Mempool
+from sequencer.ids import tx_facts, tx_id
+from sequencer.mempool import AddResult, AddStatus, Mempool, PoolTx
 from sequencer.types import Transaction
+from storage.batch import JournalEntry
 from storage.errors import StorageError
 from storage.store import Store
 
@@ -68,14 +69,14 @@ class JournalWriter:
         # Set by the node to its cache of verified transaction ids.
         self.is_verified: Callable[[bytes], bool] = lambda id_: False
         self._on_durable = on_durable
-        self._entries: list[tuple[int, int, Transaction]] = []
+        self._entries: list[JournalEntry] = []
         self._done = trio.Event()
         self._wake = trio.Event()
         self._error: StorageError | None = None
         self.writes = 0
         self.on_write: Callable[[str, float], None] = lambda operation, seconds: None
 
-    async def write(self, entries: list[tuple[int, int, Transaction]]) -> None:
+    async def write(self, entries: list[JournalEntry]) -> None:
         """Return once `entries` are durable (raises `StorageError` if they are not)."""
         self._entries.extend(entries)
         done = self._done
@@ -95,7 +96,7 @@ class JournalWriter:
                 await trio.to_thread.run_sync(self._store.append_journal, entries)
                 self.on_write("journal", time.perf_counter() - started)
                 self._error = None
-                self._on_durable([tx for _seq, _time, tx in entries])
+                self._on_durable([entry.tx for entry in entries])
             except StorageError as error:
                 self._error = error
                 self._health.fail("writing the mempool journal", error)
@@ -112,7 +113,7 @@ class Ingest:
         gossip: GossipNode,
         now_ms: Callable[[], int],
         on_added: Callable[[], None],
-        remember_verified: Callable[[Transaction], None],
+        remember_verified: Callable[[bytes], None],
         health: StorageHealth | None = None,
     ) -> None:
         self._health = StorageHealth() if health is None else health
@@ -131,38 +132,38 @@ class Ingest:
         if self._health.failure is not None:
             message = f"the node's storage failed ({self._health.failure}); it accepts nothing"
             return [SubmitResult(tx_id(tx), ErrorCode.STORAGE_FAILED, message) for tx in txs]
-        admitted: list[tuple[Transaction, AddResult]] = []
+        pooled: list[PoolTx] = []  # the pool entries made, to journal or gossip
         results: list[SubmitResult] = []
         for tx in txs:
             result, added = self._admit(tx)
             results.append(result)
-            if added is not None:
-                admitted.append((tx, added))
-        if not admitted:
+            if added is not None and added.added is not None:
+                pooled.append(added.added)
+        if not pooled:
             return results
         if self._journal is not None:
-            entries = [(a.added.seq, a.added.time_ms, tx) for tx, a in admitted if a.added]
+            entries = [JournalEntry(entry.seq, entry.time_ms, entry.tx) for entry in pooled]
             try:
                 await self._journal.write(entries)
             except StorageError as error:
                 return [_unjournaled(r, error) for r in results]
         else:
-            self.publish([tx for tx, _ in admitted])
+            self.publish([entry.tx for entry in pooled])
         self._on_added()
         return results
 
     def _admit(self, tx: Transaction) -> tuple[SubmitResult, AddResult | None]:
-        id_ = tx_id(tx)
+        id_, size = tx_facts(tx)
         problem = self._precheck(tx, id_)
         if problem is not None:
             self.counts[problem.value] += 1
             return SubmitResult(id_, problem, _MESSAGES[problem]), None
-        added = self._mempool.add(tx, self._now_ms(), id=id_)
+        added = self._mempool.add(tx, self._now_ms(), id=id_, size=size)
         if not added.ok:
             code = ADD_ERRORS[added.status]
             self.counts[code.value] += 1
             return SubmitResult(id_, code, f"refused by the mempool: {added.status.value}"), None
-        self._remember(tx)
+        self._remember(id_)
         self.counts["accepted"] += 1
         return SubmitResult(id_), added
 
@@ -196,11 +197,11 @@ class Ingest:
         now_ms = self._now_ms()
         added = 0
         for tx in txs:
-            id_ = tx_id(tx)
+            id_, size = tx_facts(tx)
             if self._precheck(tx, id_) is not None:
                 self.counts["peer_refused"] += 1
-            elif self._mempool.add(tx, now_ms, id=id_).ok:
-                self._remember(tx)
+            elif self._mempool.add(tx, now_ms, id=id_, size=size).ok:
+                self._remember(id_)
                 self.counts["peer_accepted"] += 1
                 added += 1
         if added:

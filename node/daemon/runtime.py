@@ -32,7 +32,8 @@ from net.identity import peer_id
 from net.subscription import Subscription
 from net.wire import Topic
 from node.api.backend import Finalized, SubmitResult
-from node.api.rpc import KEEPALIVE_S, RpcLimits, build_app
+from node.api.events import KEEPALIVE_S
+from node.api.rpc import build_app
 from node.api.server import (
     DESCRIPTOR_RESERVE,
     ConnectionCaps,
@@ -41,7 +42,7 @@ from node.api.server import (
     raise_descriptor_limit,
     serve,
 )
-from node.config.schema import NodeConfig, load_config
+from node.config import NodeConfig, load_config
 from node.daemon.batcher import BatcherService
 from node.daemon.chain import Chain
 from node.daemon.chaos_control import OffsetClock, run_chaos_control
@@ -338,14 +339,7 @@ class Node:
     ) -> None:
         rpc = self.config.rpc
         config = http_config(rpc.listen)
-        limits = RpcLimits(
-            body_bytes_max=rpc.body_bytes_max,
-            batch_txs_max=rpc.batch_txs_max,
-            requests_per_s=rpc.requests_per_s,
-            burst=rpc.burst,
-            response_bytes_max=rpc.response_bytes_max,
-            body_timeout_s=rpc.body_timeout_s,
-        )
+        limits = self.config.rpc_limits()
         if limits.burst < limits.dearest_request_tokens:
             log.warning(
                 "rpc.burst %d is below the dearest request (%d tokens: a whole body in,"
@@ -449,7 +443,6 @@ def open_kv(path: Path, environ: Mapping[str, str] = os.environ) -> KV:
 
 def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService:
     """The batch poster and its sink, from the `[batcher]` table."""
-    from sequencer.batcher import BatchConfig
 
     settings = config.batcher
     chain_id = chain.genesis.chain_id
@@ -470,12 +463,7 @@ def make_batcher(home: Path, config: NodeConfig, chain: Chain) -> BatcherService
             chain_id,
             confirmations=settings.confirmations,
         )
-    batch_config = BatchConfig(
-        max_blocks=settings.max_blocks,
-        max_bytes=settings.max_bytes,
-        max_age_ms=settings.max_age_ms,
-    )
-    return BatcherService(chain, sink, batch_config, settings.backlog_batches_max)
+    return BatcherService(chain, sink, config.batch_config(), settings.backlog_batches_max)
 
 
 # Signals that end the node cleanly: SIGHUP too (its terminal went away),

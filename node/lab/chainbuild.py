@@ -37,7 +37,7 @@ from pathlib import Path
 
 from consensus.blocks import build_block
 from consensus.proposer import ProposerSchedule
-from node.config.schema import load_config
+from node.config import load_config
 from node.errors import ConfigError
 from node.ops.devnet import load_layout
 from sequencer.certificate import ValidatorSet

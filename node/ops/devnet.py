@@ -31,13 +31,7 @@ import msgspec
 
 from net.config import DATAGRAM_BYTES_MAX
 from net.identity import peer_id
-from node.config.schema import (
-    CONFIG_FILE,
-    config_from_table,
-    dump_config,
-    parse_config,
-    read_limited,
-)
+from node.config import CONFIG_FILE, config_from_table, dump_config, parse_config, read_limited
 from node.errors import ConfigError
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.files import write_atomic

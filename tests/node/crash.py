@@ -16,7 +16,7 @@ from types import TracebackType
 
 import httpx
 
-from node.config.schema import load_config
+from node.config import load_config
 from sequencer.certificate import ValidatorSet, verify_certificate
 from sequencer.client import Wallet
 from sequencer.codec import from_builtins, parse_hex, to_builtins

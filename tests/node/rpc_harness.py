@@ -15,8 +15,9 @@ import httpx
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.routing import Match
 
+from node.api.limits import RpcLimits
 from node.api.openapi import build_openapi
-from node.api.rpc import RpcLimits, build_app
+from node.api.rpc import build_app
 from sequencer.codec import to_builtins
 from sequencer.crypto import PrivateKey, sign_transaction
 from sequencer.types import Transaction

@@ -9,6 +9,7 @@ import pytest
 
 from net.faults import FaultConfig
 from net.identity import peer_id
+from node.config import parse_config
 from node.config.chaos import (
     CLOCK_OFFSET_MS_MAX,
     ChaosSettings,
@@ -16,7 +17,6 @@ from node.config.chaos import (
     parse_control,
     read_control,
 )
-from node.config.schema import parse_config
 from node.daemon.chaos_control import OffsetClock
 from node.errors import ConfigError
 

@@ -1,10 +1,10 @@
-"""The in-run liveness check of chaos runs (`node.lab.chaos.StallWatch`)."""
+"""The in-run liveness check of chaos runs (`node.lab.chaos_run.StallWatch`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from node.lab.chaos import StallWatch
+from node.lab.chaos_run import StallWatch
 
 # (now, owed, height) observations -> the indices at which a stall is reported
 CASES = [

@@ -15,23 +15,27 @@ from net.config import GossipConfig
 from net.faults import FaultConfig
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
-from node.config.schema import (
+from node.api.limits import RpcLimits
+from node.config import (
     CONFIG_FILE,
-    ConsensusSection,
-    FaultsSection,
-    GossipSection,
-    MempoolSection,
     NodeConfig,
-    NodeSection,
-    P2PSection,
-    RpcSection,
     config_from_table,
     dump_config,
     load_config,
     parse_config,
     parse_host_port,
 )
+from node.config.schema import (
+    ConsensusSection,
+    FaultsSection,
+    GossipSection,
+    MempoolSection,
+    NodeSection,
+    P2PSection,
+    RpcSection,
+)
 from node.errors import ConfigError, NodeError
+from sequencer.batcher import BatchConfig
 from sequencer.crypto import PrivateKey
 from sequencer.errors import SequencerError
 from sequencer.mempool import MempoolConfig
@@ -461,3 +465,19 @@ def test_mirrored_tables_follow_their_library_types(section, target, excluded) -
         names = list(target.__struct_fields__)
     assert list(section.__struct_fields__) == [n for n in names if n not in excluded]
     assert msgspec.to_builtins(section()) == {}  # defaults are omitted when dumped
+
+
+def test_the_rpc_and_batcher_tables_default_to_what_the_node_enforces() -> None:
+    config = parse_config("")
+    assert config.rpc_limits() == RpcLimits()
+    assert config.batch_config() == BatchConfig()
+    shared = [
+        f.name for f in dataclasses.fields(RpcLimits) if f.name in RpcSection.__struct_fields__
+    ]
+    assert len(shared) >= 6  # body, batch, rate, burst, response bytes, body timeout
+
+
+def test_the_rpc_table_reaches_the_limits() -> None:
+    config = parse_config("[rpc]\nrequests_per_s = 7\nburst = 9\n[batcher]\nmax_blocks = 3")
+    assert (config.rpc_limits().requests_per_s, config.rpc_limits().burst) == (7, 9)
+    assert config.batch_config().max_blocks == 3

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config.schema import load_config
+from node.config import load_config
 from sequencer.types import NIL, SigningState, SignStep
 from storage import Store
 from tests.node.cluster import Cluster, wait_until

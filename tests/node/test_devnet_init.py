@@ -10,7 +10,7 @@ import pytest
 
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
-from node.config.schema import load_config, parse_host_port
+from node.config import load_config, parse_host_port
 from node.errors import ConfigError
 from node.ops import devnet
 from node.ops.devnet import (

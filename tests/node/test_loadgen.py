@@ -1,5 +1,6 @@
-"""The benchmark's load generator (node/lab/loadgen.py): its bookkeeping as a
-table, and a short real run against a devnet of node processes."""
+"""The benchmark's load generator (node/lab/loadgen.py, its bookkeeping in
+node/lab/finality.py): the bookkeeping as a table, and a short real run
+against a devnet of node processes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import trio
 
-from node.lab.loadgen import LoadResult, RawConnection, Signed, _chunks, presign, run_load
+from node.lab.finality import LoadResult
+from node.lab.loadgen import _chunks, run_load
+from node.lab.presign import Signed, presign
+from node.lab.rawhttp import RawConnection
 from tests.node.cluster import running
 
 NAN = math.nan

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from node.api.limits import RpcLimits
 from node.api.openapi import build_openapi
-from node.api.rpc import RpcLimits
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -15,7 +15,8 @@ import pytest
 import trio
 
 from node.api.backend import HTTP_STATUS, ErrorCode
-from node.api.rpc import RpcLimits, _RateLimit, _TokenBuckets, request_tokens
+from node.api.limits import RpcLimits, request_tokens
+from node.api.ratelimit import RateLimit, TokenBuckets
 from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.types import Transaction
@@ -301,7 +302,7 @@ def test_probes_have_a_rate_limit_of_their_own() -> None:
 
 
 def _spent_by_limiter(body_bytes: int, response_bytes: int) -> float:
-    """Tokens `_RateLimit` takes for one request moving these body bytes, each
+    """Tokens `RateLimit` takes for one request moving these body bytes, each
     side in two messages (as a streamed answer is sent)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -313,8 +314,8 @@ def _spent_by_limiter(body_bytes: int, response_bytes: int) -> float:
         await send({"type": "http.response.body", "body": b"x" * (response_bytes - half)})
 
     full = 1_000_000.0
-    buckets = _TokenBuckets(1.0, int(full), clock=lambda: 0.0)  # a frozen clock: no refill
-    limiter = _RateLimit(app, buckets=buckets, probes=_TokenBuckets(1.0, 10, lambda: 0.0))
+    buckets = TokenBuckets(1.0, int(full), clock=lambda: 0.0)  # a frozen clock: no refill
+    limiter = RateLimit(app, buckets=buckets, probes=TokenBuckets(1.0, 10, lambda: 0.0))
     scope = {"type": "http", "path": "/blocks", "client": ("127.0.0.11", 1)}
     incoming = [
         {"type": "http.request", "body": b"y" * (body_bytes // 2), "more_body": True},

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import trio
 
-from node.api.rpc import RpcLimits
-from node.lab.rpcbench import MAX_REQUEST_TOKENS, Connection, candidate_burst, core_share, main
+from node.api.limits import RpcLimits
+from node.lab.rawhttp import Connection
+from node.lab.rpcbench import MAX_REQUEST_TOKENS, candidate_burst, core_share, main
 
 
 def test_the_core_share_is_taken_at_the_dearest_kind() -> None:

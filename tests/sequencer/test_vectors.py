@@ -30,6 +30,8 @@ def test_design_3_1_transaction_vector() -> None:
     assert ids.tx_id(tx).hex() == "f233b35f3ba984f0a5cc0001bce78734975320e4be6e247c6ca13f516befeb1b"
     assert verify_transaction(tx)
     assert ids.gas(tx) == 1000 + 16 * 5
+    # What ingest computes once and carries: the same id, and the encoding's size.
+    assert ids.tx_facts(tx) == (ids.tx_id(tx), len(encode(tx)))
 
 
 def test_tx_signing_bytes_layout() -> None:
