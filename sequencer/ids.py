@@ -15,6 +15,7 @@ from sequencer.merkle import merkle_root
 from sequencer.types import (
     U64,
     BatchCommitment,
+    Block,
     BlockHeader,
     Bytes32,
     ChainId,
@@ -25,8 +26,10 @@ from sequencer.types import (
 
 __all__ = [
     "BATCH_TAG",
+    "BlockFacts",
     "TxFacts",
     "batch_commitment",
+    "block_facts",
     "block_id",
     "commit_id",
     "decode_batch",
@@ -64,6 +67,18 @@ class TxFacts(NamedTuple):
 def tx_facts(tx: Transaction) -> TxFacts:
     encoded = encode(tx)
     return TxFacts(blake3(encoded).digest(), len(encoded))
+
+
+class BlockFacts(NamedTuple):
+    """A finalized block's ids, computed once at commit and carried to the
+    store (its tx index), the metrics and the log."""
+
+    block_id: bytes
+    tx_ids: list[bytes]
+
+
+def block_facts(block: Block) -> BlockFacts:
+    return BlockFacts(block_id(block.header), [tx_id(tx) for tx in block.txs])
 
 
 def gas(tx: Transaction) -> int:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import msgspec
 
 from sequencer.codec import encode
-from sequencer.ids import block_id, commit_id, tx_id
+from sequencer.ids import BlockFacts, block_facts, commit_id
 from sequencer.types import (
     ZERO_ID,
     Block,
@@ -122,8 +122,12 @@ class WriteBatch:
         certificate: CommitCertificate,
         next_nonces: Mapping[bytes, int],
         parent_certificate: CommitCertificate | None = None,
+        facts: BlockFacts | None = None,
     ) -> bool:
         """Put a finalized block, its certificate, tx index, nonces and the new tip.
+
+        `facts`, when the caller has them, are the block's ids (`block_facts`),
+        so that they are not computed again here.
 
         `next_nonces` maps each sender the block changed to its next nonce.
         `parent_certificate`, when given and not the stored one, replaces the
@@ -137,7 +141,9 @@ class WriteBatch:
         """
         assert self._open, _USED_AFTER_END
         header = block.header
-        header_id = block_id(header)
+        if facts is None:
+            facts = block_facts(block)
+        header_id = facts.block_id
         if self._chain_id is not None and header.chain_id != self._chain_id:
             raise StoreConflictError(
                 f"block at height {header.height} is for chain {header.chain_id!r}, "
@@ -153,7 +159,7 @@ class WriteBatch:
             assert parent_certificate is not None
             assert tip is not None
             self._ops[certificate_key(tip.height)] = encode(parent_certificate)
-        self._add_finalized(block, header_id, certificate, next_nonces)
+        self._add_finalized(block, facts, certificate, next_nonces)
         return True
 
     def _with_parent_certificate(self, parent: CommitCertificate | None) -> ChainTip | None:
@@ -201,11 +207,12 @@ class WriteBatch:
     def _add_finalized(
         self,
         block: Block,
-        header_id: bytes,
+        facts: BlockFacts,
         certificate: CommitCertificate,
         next_nonces: Mapping[bytes, int],
     ) -> None:
         height = block.header.height
+        header_id = facts.block_id
         # Build this block's ops apart first: a bad argument (a 31-byte
         # sender) then leaves the batch as it was, not half a block in it.
         ops: dict[bytes, bytes | None] = {
@@ -213,8 +220,8 @@ class WriteBatch:
             certificate_key(height): encode(certificate),
             block_id_key(header_id): encode_u64(height),
         }
-        for index, tx in enumerate(block.txs):
-            ops[tx_key(tx_id(tx))] = encode_tx_location(height, index)
+        for index, id_ in enumerate(facts.tx_ids):
+            ops[tx_key(id_)] = encode_tx_location(height, index)
         for sender, nonce in next_nonces.items():
             ops[nonce_key(sender)] = encode_u64(nonce)
         tip = ChainTip(height, header_id, block.header.state_root, commit_id(certificate))

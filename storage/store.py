@@ -35,6 +35,7 @@ import msgspec
 
 from sequencer.codec import decode
 from sequencer.errors import DecodeError
+from sequencer.ids import BlockFacts
 from sequencer.types import (
     Block,
     BlockHeader,
@@ -381,6 +382,7 @@ class Store:
         parent_certificate: CommitCertificate | None = None,
         *,
         sync: bool = True,
+        facts: BlockFacts | None = None,
     ) -> bool:
         """Store a finalized block, durably unless `sync` is False (then a later
         synced write or `sync()` makes it durable); False if it was already stored.
@@ -388,7 +390,7 @@ class Store:
         See `WriteBatch.put_finalized` for the arguments and the checks.
         """
         with self.batch(sync=sync) as batch:
-            return batch.put_finalized(block, certificate, next_nonces, parent_certificate)
+            return batch.put_finalized(block, certificate, next_nonces, parent_certificate, facts)
 
     # ------------------------------------------------------------ mempool journal
 

@@ -8,6 +8,7 @@ up by reading, and one that starts late replays from any height.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,14 +18,24 @@ import trio
 from consensus.blocks import next_nonces
 from consensus.core import Anchor
 from node.api.backend import Finalized
-from sequencer.ids import block_id, genesis_state_root
+from sequencer.ids import BlockFacts, block_facts, genesis_state_root
 from sequencer.mempool import Mempool, PoolTx
 from sequencer.types import ZERO_ID, Block, CommitCertificate, Genesis
 from storage.store import Store
 
-__all__ = ["Chain"]
+__all__ = ["Chain", "Committed"]
 
 log = logging.getLogger("sequencer.chain")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit published to its subscribers (metrics, among them)."""
+
+    block: Block
+    certificate: CommitCertificate
+    facts: BlockFacts  # the block's ids, computed once
+    removed: list[PoolTx]  # the pool entries it removed: its own, and any made stale
 
 
 def _ignore(operation: str, seconds: float) -> None:
@@ -37,9 +48,8 @@ class Chain:
         self.store = store
         self.mempool = mempool
         self._committed = trio.Event()
-        # Called after each commit with the block, its certificate and the pool
-        # entries the block removed (its own transactions, and any made stale).
-        self.on_commit: list[Callable[[Block, CommitCertificate, list[PoolTx]], None]] = []
+        # Told of each commit, in height order.
+        self.on_commit: list[Callable[[Committed], None]] = []
         self.on_storage_write: Callable[[str, float], None] = _ignore
 
     @property
@@ -74,16 +84,21 @@ class Chain:
         clear its transactions from the pool."""
         changed = next_nonces(block.txs, self.store.next_nonce)
         assert changed is not None, "the core decided a block that does not apply"
+        facts = block_facts(block)
         started = time.perf_counter()
-        if not self.store.commit_block(block, certificate, changed, parent_certificate, sync=sync):
+        stored = self.store.commit_block(
+            block, certificate, changed, parent_certificate, sync=sync, facts=facts
+        )
+        if not stored:
             return  # already stored (a replay)
         if sync:  # the metric is of synced writes; `sync` reports the catch-up ones
             self.on_storage_write("commit_block", time.perf_counter() - started)
         removed = self.mempool.on_committed(changed)
         if removed:
             self.store.remove_journal(entry.seq for entry in removed)
+        committed = Committed(block, certificate, facts, removed)
         for callback in self.on_commit:
-            callback(block, certificate, removed)
+            callback(committed)
         self._committed.set()
         self._committed = trio.Event()
         if not sync:
@@ -96,7 +111,7 @@ class Chain:
             len(block.txs),
             certificate.round,
             latency_ms,
-            block_id(block.header).hex()[:16],
+            facts.block_id.hex()[:16],
         )
 
     def sync(self) -> None:

@@ -23,12 +23,11 @@ from prometheus_client.registry import Collector
 from net.driver import GossipNode
 from node.api.server import ConnectionCaps
 from node.daemon.batcher import BatcherService
+from node.daemon.chain import Committed
 from node.daemon.consensus import ConsensusDriver
 from node.daemon.health import StorageHealth
 from node.daemon.ingest import Ingest
-from sequencer.ids import tx_id
-from sequencer.mempool import Mempool, PoolTx
-from sequencer.types import Block, CommitCertificate
+from sequencer.mempool import Mempool
 from storage.store import Store
 
 __all__ = ["NodeMetrics", "Observed"]
@@ -108,9 +107,8 @@ class NodeMetrics:
         for result in results:
             self.received.labels(result.error.value if result.error else "accepted").inc()
 
-    def on_commit(
-        self, block: Block, certificate: CommitCertificate, removed: list[PoolTx]
-    ) -> None:
+    def on_commit(self, committed: Committed) -> None:
+        block, certificate, removed = committed.block, committed.certificate, committed.removed
         now_s = time.time()
         self.blocks.inc()
         self.txs.inc(len(block.txs))
@@ -121,7 +119,7 @@ class NodeMetrics:
         self._last_commit_s = now_s
         # Transactions this node held: their arrival time is in the pool entry
         # (entries made stale by the block, not in it, are not finality).
-        in_block = {tx_id(tx) for tx in block.txs} if removed else set()
+        in_block = set(committed.facts.tx_ids) if removed else set()
         for entry in removed:
             if entry.tx_id in in_block:
                 self.finality.observe(max(0.0, now_s - entry.time_ms / 1000))

@@ -11,6 +11,7 @@ import pytest
 
 from sequencer.certificate import verify_certificate
 from sequencer.codec import decode, encode
+from sequencer.ids import block_facts
 from sequencer.types import ZERO_ID, Block, SignStep, Transaction, TxLocation
 from storage import (
     SCHEMA_VERSION,
@@ -116,6 +117,13 @@ def test_commit_then_every_read_returns_it(backend: Backend) -> None:
         assert_holds(store, CHAIN[:count])
     assert store.block(len(CHAIN) + 1) is None
     assert store.certificate(len(CHAIN) + 1) is None
+
+
+def test_ids_the_caller_computed_are_stored_as_computed_here(backend: Backend) -> None:
+    store = backend.open()
+    for count, item in enumerate(CHAIN, start=1):
+        assert store.commit_block(*item.args(), facts=block_facts(item.block)) is True
+        assert_holds(store, CHAIN[:count])
 
 
 def test_reopened_store_has_everything_and_continues(backend: Backend) -> None:
