@@ -1,7 +1,7 @@
 """Admission checks: may a proposal, a block or a decided block from a peer be used?
 
 Pure functions of the message, the chain anchor and the validator set, kept
-apart from the state machine (`core.py`) that acts on their verdicts. Each
+apart from the state machine (`core.py`, `inbox.py`) that acts on their verdicts. Each
 returns None for "admit" or a short reason code, which the core counts. Peers'
 bad input is never an exception.
 """

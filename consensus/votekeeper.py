@@ -1,17 +1,20 @@
-"""Vote counting for one height (Malachite's core-votekeeper, in Python).
+"""Vote counting for one height (after Malachite's core-votekeeper).
 
 The keeper verifies each vote (validator index, signature), keeps the first
 vote of each validator per (round, kind), tallies voting power per value, and
-reports every threshold the first time it is crossed:
+answers the queries the rules ask ("2f+1" is more than 2/3 of the voting
+power, "f+1" more than 1/3):
 
-    POLKA_VALUE      2f+1 prevotes for one block          (L28, L36)
-    POLKA_NIL        2f+1 prevotes for nil                (L44)
-    POLKA_ANY        2f+1 prevotes of any kind            (L34)
-    PRECOMMIT_VALUE  2f+1 precommits for one block        (L49)
-    PRECOMMIT_ANY    2f+1 precommits of any kind          (L47)
-    SKIP_ROUND       f+1 validators voted in this round   (L55)
+    has_quorum_for    2f+1 votes of a kind for one value, nil included (L28, L44)
+    quorum_value      the block with 2f+1 prevotes in a round        (L36)
+    has_quorum_any    2f+1 votes of a kind, whatever their values    (L34, L47)
+    power_for         the power behind one value (f+1: an honest voter)
+    decisions         the (round, block) pairs with 2f+1 precommits  (L49)
 
-("2f+1" is more than 2/3 of the voting power, "f+1" more than 1/3.)
+The rules are evaluated against the state after every input that changed it
+(a proposal or a verdict arriving can make a rule fire as much as a vote), so
+they ask these queries rather than react to a vote crossing a threshold; only
+the decisions are kept as they are reached, to spare a scan of every round.
 
 A second, different vote of a validator for the same (round, kind) is
 equivocation: both signed votes are kept as `Equivocation` evidence. The
@@ -24,9 +27,6 @@ an equivocator's other vote could otherwise never confirm the polka the
 others locked on (CometBFT tracks such votes for the same reason). Each
 validator is counted for at most `VALUES_PER_VOTER_MAX` values per (round,
 kind), so an equivocator cannot grow memory without bound.
-
-The state machine asks the keeper's queries whenever its own state changes,
-so the reports are for tests, metrics and logs, not the only trigger.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from sequencer.certificate import ValidatorSet
 from sequencer.crypto import verify_signature, vote_signing_bytes
 from sequencer.types import NIL, CommitCertificate, Vote, VoteKind
 
-__all__ = ["AddResult", "Threshold", "ThresholdKind", "Verifier", "VoteKeeper", "VoteStatus"]
+__all__ = ["AddResult", "Verifier", "VoteKeeper", "VoteStatus"]
 
 # (public key, message, signature) -> valid; the simulator passes a memoizing one.
 Verifier = Callable[[bytes, bytes, bytes], bool]
@@ -61,24 +61,8 @@ class VoteStatus(Enum):
     WRONG_HEIGHT = "wrong_height"
 
 
-class ThresholdKind(Enum):
-    POLKA_VALUE = "polka_value"
-    POLKA_NIL = "polka_nil"
-    POLKA_ANY = "polka_any"
-    PRECOMMIT_VALUE = "precommit_value"
-    PRECOMMIT_ANY = "precommit_any"
-    SKIP_ROUND = "skip_round"
-
-
-class Threshold(Struct, frozen=True):
-    kind: ThresholdKind
-    round: int
-    block_id: bytes = NIL
-
-
 class AddResult(Struct, frozen=True):
     status: VoteStatus
-    thresholds: list[Threshold] = []
     evidence: Equivocation | None = None
 
 
@@ -95,14 +79,11 @@ class _Tally:
 
 
 class _RoundVotes:
-    __slots__ = ("precommits", "prevotes", "reported", "voter_power", "voters")
+    __slots__ = ("precommits", "prevotes")
 
     def __init__(self) -> None:
         self.prevotes = _Tally()
         self.precommits = _Tally()
-        self.voters: set[int] = set()
-        self.voter_power = 0
-        self.reported: set[tuple[ThresholdKind, bytes]] = set()
 
     def tally(self, kind: VoteKind) -> _Tally:
         return self.prevotes if kind is VoteKind.PREVOTE else self.precommits
@@ -137,19 +118,15 @@ class VoteKeeper:
         status = self._admit(vote, verified)
         if status is not None:
             return AddResult(status)
-        votes = self._round(vote.round)
-        tally = votes.tally(vote.kind)
+        tally = self._round(vote.round).tally(vote.kind)
         power = self._validators.powers[vote.validator]
         values = tally.by_validator.get(vote.validator)
         if values is not None:
-            return self._repeat(votes, tally, values, vote, power)
+            return self._repeat(tally, values, vote, power)
         tally.by_validator[vote.validator] = {vote.block_id: vote}
-        tally.power_by_value[vote.block_id] += power
+        self._count(tally, vote, power)
         tally.power_total += power
-        if vote.validator not in votes.voters:
-            votes.voters.add(vote.validator)
-            votes.voter_power += power
-        return AddResult(VoteStatus.ADDED, self._new_thresholds(vote.round, votes, vote))
+        return AddResult(VoteStatus.ADDED)
 
     def _admit(self, vote: Vote, verified: bool) -> VoteStatus | None:
         """None if the vote may be counted, else why not."""
@@ -177,12 +154,7 @@ class VoteKeeper:
         return self._verify(self._validators.public_keys[vote.validator], message, vote.signature)
 
     def _repeat(
-        self,
-        votes: _RoundVotes,
-        tally: _Tally,
-        values: dict[bytes, Vote],
-        vote: Vote,
-        power: int,
+        self, tally: _Tally, values: dict[bytes, Vote], vote: Vote, power: int
     ) -> AddResult:
         if vote.block_id in values:
             return AddResult(VoteStatus.DUPLICATE)
@@ -190,43 +162,32 @@ class VoteKeeper:
         evidence = Equivocation(first, vote)
         self.rejected[VoteStatus.EQUIVOCATION.value] += 1
         if len(values) >= VALUES_PER_VOTER_MAX:
-            return AddResult(VoteStatus.EQUIVOCATION, evidence=evidence)
+            return AddResult(VoteStatus.EQUIVOCATION, evidence)
         if len(self.evidence) < VALUES_PER_VOTER_MAX * len(self._validators):
             self.evidence.append(evidence)
         values[vote.block_id] = vote
-        tally.power_by_value[vote.block_id] += power
-        thresholds = self._new_thresholds(vote.round, votes, vote)
-        return AddResult(VoteStatus.EQUIVOCATION, thresholds, evidence)
+        self._count(tally, vote, power)
+        return AddResult(VoteStatus.EQUIVOCATION, evidence)
+
+    def _count(self, tally: _Tally, vote: Vote, power: int) -> None:
+        """Add the vote's power to its value; precommits reaching 2f+1 for a
+        block just now are a decision."""
+        before = tally.power_by_value[vote.block_id]
+        tally.power_by_value[vote.block_id] = before + power
+        if (
+            vote.kind is VoteKind.PRECOMMIT
+            and vote.block_id != NIL
+            and not self._validators.is_quorum(before)
+            and self._validators.is_quorum(before + power)
+        ):
+            self._decisions.append((vote.round, vote.block_id))
+            self._decisions.sort()
 
     def _round(self, round: int) -> _RoundVotes:
         votes = self._rounds.get(round)
         if votes is None:
             votes = self._rounds[round] = _RoundVotes()
         return votes
-
-    def _new_thresholds(self, round: int, votes: _RoundVotes, vote: Vote) -> list[Threshold]:
-        tally = votes.tally(vote.kind)
-        prevote = vote.kind is VoteKind.PREVOTE
-        candidates = []
-        if self._validators.is_quorum(tally.power_by_value[vote.block_id]):
-            if vote.block_id == NIL:
-                kind = ThresholdKind.POLKA_NIL if prevote else None
-            else:
-                kind = ThresholdKind.POLKA_VALUE if prevote else ThresholdKind.PRECOMMIT_VALUE
-            if kind is not None:
-                candidates.append((kind, vote.block_id))
-        if self._validators.is_quorum(tally.power_total):
-            any_kind = ThresholdKind.POLKA_ANY if prevote else ThresholdKind.PRECOMMIT_ANY
-            candidates.append((any_kind, NIL))
-        if self._validators.is_one_third(votes.voter_power):
-            candidates.append((ThresholdKind.SKIP_ROUND, NIL))
-        new = [c for c in candidates if c not in votes.reported]
-        votes.reported.update(new)
-        for kind, block_id in new:
-            if kind is ThresholdKind.PRECOMMIT_VALUE:
-                self._decisions.append((round, block_id))
-                self._decisions.sort()
-        return [Threshold(kind, round, block_id) for kind, block_id in new]
 
     # ------------------------------------------------------------ queries
 
@@ -258,15 +219,6 @@ class VoteKeeper:
                 return block_id
         return None
 
-    def skip_round(self, above: int) -> int | None:
-        """The highest round above `above` in which f+1 validators voted."""
-        rounds = [
-            r
-            for r, votes in self._rounds.items()
-            if r > above and self._validators.is_one_third(votes.voter_power)
-        ]
-        return max(rounds, default=None)
-
     def decisions(self) -> list[tuple[int, bytes]]:
         """(round, block) pairs with 2f+1 precommits, lowest round first."""
         return self._decisions
@@ -291,6 +243,10 @@ class VoteKeeper:
         if tally is None:
             return []
         return [vote for values in tally.by_validator.values() for vote in values.values()]
+
+    def votes_for(self, round: int, kind: VoteKind, block_id: bytes) -> list[Vote]:
+        """The counted votes of `kind` in `round` for `block_id` (to show a polka)."""
+        return [vote for vote in self.votes(round, kind) if vote.block_id == block_id]
 
     def vote_count(self) -> int:
         return sum(

@@ -1,80 +1,18 @@
-"""The vote keeper: thresholds reported once, evidence, rejection, certificates."""
+"""The vote keeper: queries, evidence, rejection, certificates."""
 
 from __future__ import annotations
 
-import pytest
-
-from consensus.votekeeper import ThresholdKind, VoteKeeper, VoteStatus
+from consensus.votekeeper import VoteKeeper, VoteStatus
 from sequencer.certificate import verify_certificate
 from sequencer.crypto import PrivateKey, sign_vote
 from tests.consensus.harness import CHAIN, ID, KEYS, PRECOMMIT, PREVOTE, VALIDATORS, vote
-
-T = ThresholdKind
 
 
 def fresh() -> VoteKeeper:
     return VoteKeeper(1, VALIDATORS, CHAIN)
 
 
-def thresholds(keeper: VoteKeeper, *votes_in: object) -> list[list[tuple]]:
-    """For each vote added, the thresholds it newly crossed."""
-    out = []
-    for v in votes_in:
-        result = keeper.add(v)
-        out.append([(t.kind, t.round, t.block_id) for t in result.thresholds])
-    return out
-
-
 A, NIL = ID["A"], b""
-
-
-@pytest.mark.parametrize(
-    ("name", "votes_in", "expected"),
-    [
-        (
-            "polka for a value, then polka any, reported on the third vote",
-            [vote(PREVOTE, i, "A") for i in range(4)],
-            [[], [(T.SKIP_ROUND, 0, NIL)], [(T.POLKA_VALUE, 0, A), (T.POLKA_ANY, 0, NIL)], []],
-        ),
-        (
-            "polka for nil",
-            [vote(PREVOTE, i, "nil") for i in range(3)],
-            [[], [(T.SKIP_ROUND, 0, NIL)], [(T.POLKA_NIL, 0, NIL), (T.POLKA_ANY, 0, NIL)]],
-        ),
-        (
-            "mixed prevotes: polka any only",
-            [vote(PREVOTE, 0, "A"), vote(PREVOTE, 1, "B"), vote(PREVOTE, 2, "nil")],
-            [[], [(T.SKIP_ROUND, 0, NIL)], [(T.POLKA_ANY, 0, NIL)]],
-        ),
-        (
-            "precommits for a value",
-            [vote(PRECOMMIT, i, "A") for i in range(3)],
-            [[], [(T.SKIP_ROUND, 0, NIL)], [(T.PRECOMMIT_VALUE, 0, A), (T.PRECOMMIT_ANY, 0, NIL)]],
-        ),
-        (
-            "precommits for nil: any only (nil decides nothing)",
-            [vote(PRECOMMIT, i, "nil") for i in range(3)],
-            [[], [(T.SKIP_ROUND, 0, NIL)], [(T.PRECOMMIT_ANY, 0, NIL)]],
-        ),
-        (
-            "f+1 in a round counts validators across vote kinds once",
-            [
-                vote(PREVOTE, 2, "nil", 5),
-                vote(PRECOMMIT, 2, "nil", 5),
-                vote(PRECOMMIT, 3, "nil", 5),
-            ],
-            [[], [], [(T.SKIP_ROUND, 5, NIL)]],
-        ),
-        (
-            "rounds are counted apart",
-            [vote(PREVOTE, 0, "A", 0), vote(PREVOTE, 1, "A", 1), vote(PREVOTE, 2, "A", 2)],
-            [[], [], []],
-        ),
-    ],
-    ids=lambda value: value if isinstance(value, str) else "",
-)
-def test_thresholds_are_reported_once(name: str, votes_in: list, expected: list) -> None:
-    assert thresholds(fresh(), *votes_in) == expected
 
 
 def test_queries_follow_the_tallies() -> None:
@@ -88,11 +26,6 @@ def test_queries_follow_the_tallies() -> None:
     assert not keeper.has_quorum_any(0, PRECOMMIT)
     assert keeper.quorum_value(0, PREVOTE) == A
     assert keeper.quorum_value(1, PREVOTE) is None
-    assert keeper.skip_round(0) is None
-    keeper.add(vote(PREVOTE, 1, "nil", 4))
-    keeper.add(vote(PREVOTE, 2, "nil", 4))
-    assert keeper.skip_round(0) == 4
-    assert keeper.skip_round(4) is None
 
 
 def test_duplicates_are_ignored() -> None:
@@ -165,3 +98,14 @@ def test_certificate_from_precommits_verifies() -> None:
     assert [index for index, _ in certificate.signatures] == [0, 1, 3]
     verify_certificate(certificate, VALIDATORS, CHAIN, height=1, block_id=A)
     assert keeper.decisions() == [(0, A)]
+
+
+def test_decisions_are_kept_once_each_lowest_round_first() -> None:
+    keeper = fresh()
+    for i in range(3):
+        keeper.add(vote(PRECOMMIT, i, "B", 2))
+    for i in range(4):
+        keeper.add(vote(PRECOMMIT, i, "A"))
+    keeper.add(vote(PRECOMMIT, 3, "B", 2))  # past the quorum: no second decision
+    keeper.add(vote(PRECOMMIT, 3, "nil"))  # an equivocation, for nil: decides nothing
+    assert keeper.decisions() == [(0, A), (2, ID["B"])]
