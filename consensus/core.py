@@ -21,7 +21,9 @@ driver fsyncs) before the message that needs it is broadcast.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from msgspec import Struct
 
 from consensus.admission import Admission
 from consensus.anchor import Anchor
@@ -72,10 +74,21 @@ from sequencer.types import (
     VoteKind,
 )
 
-__all__ = ["Anchor", "Core", "CoreConfig"]
+__all__ = ["Anchor", "Core", "CoreConfig", "CoreStatistics"]
 
 # Every rule that fires changes the state for good; this only guards our bugs.
 RULE_FIRINGS_PER_INPUT_MAX = 10_000
+
+
+class CoreStatistics(Struct, frozen=True):
+    """Where consensus is, and what it refused or noted, by what (`Core.stats`)."""
+
+    height: int
+    round: int
+    step: int
+    votes: int  # held for this height
+    counts: Mapping[str, int]  # `Core.stats`: refused messages, signing refusals, ...
+    votes_rejected: Mapping[str, int]  # by the vote keeper, by `VoteStatus` value
 
 
 class Core:
@@ -153,15 +166,16 @@ class Core:
     def proposer(self, height: int, round: int) -> int:
         return self._schedule.proposer(height, round)
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "height": self.height,
-            "round": self.round,
-            "step": int(self.round_step),
-            "votes": self._keeper.vote_count(),
-            **self.stats,
-            **{f"vote_rejected_{k}": v for k, v in self._keeper.rejected.items()},
-        }
+    def statistics(self) -> CoreStatistics:
+        keeper = self._keeper
+        return CoreStatistics(
+            self.height,
+            self.round,
+            int(self.round_step),
+            keeper.vote_count(),
+            dict(self.stats),
+            dict(keeper.rejected),
+        )
 
     # The lock and the valid value (L36-L43), as Algorithm 1 names them.
     @property

@@ -52,6 +52,7 @@ from net.gossip import Delivery, Gossip, PeerAddress
 from net.identity import peer_id
 from net.multiaddr import Multiaddr
 from net.peer import PeerState
+from net.stats import GossipNodeStatistics, GossipStatistics
 from net.subscription import Subscription
 from net.wire import Topic
 from sequencer.crypto import PrivateKey
@@ -106,6 +107,7 @@ class GossipNode:
         self._outbox_ready = trio.Event()
         self._wake = trio.Event()
         self._backlog_drained = trio.Event()
+        # Named as `GossipNodeStatistics`' counters.
         self.counts: collections.Counter[str] = collections.Counter()
         self._conflicts_logged: dict[bytes, int] = {}
         self.listen_address: tuple[str, int] | None = None
@@ -200,16 +202,15 @@ class GossipNode:
 
     # ------------------------------------------------------------- inspection
 
-    def statistics(self) -> dict[str, float]:
-        stats: dict[str, float] = {}
-        if self._core is not None:
-            stats.update(self._core.statistics())
-        stats.update(self._faults.statistics())
-        stats.update(self.counts)
-        stats["outbox_datagrams"] = len(self._outbox)
-        stats["inbox_datagrams"] = len(self._inbox)
-        stats["dropped_inbox_full"] = self._inbox.dropped
-        return stats
+    def statistics(self) -> GossipNodeStatistics:
+        return GossipNodeStatistics(
+            GossipStatistics() if self._core is None else self._core.statistics(),
+            self._faults.statistics(),
+            **self.counts,
+            inbox_full=self._inbox.dropped,
+            outbox_datagrams=len(self._outbox),
+            inbox_datagrams=len(self._inbox),
+        )
 
     def peers(self) -> list[PeerStatus]:
         core = self._running_core()

@@ -14,11 +14,13 @@ import dataclasses
 import random
 from collections.abc import Mapping
 
+from msgspec import Struct
+
 from net.errors import InvalidPeerIdError, NetConfigError
 from net.identity import public_key_from_peer_id
 from net.wire import HEADER, SENDER_TAG_BYTES
 
-__all__ = ["FaultConfig", "FaultInjector"]
+__all__ = ["FaultConfig", "FaultInjector", "FaultStatistics"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,6 +70,15 @@ class FaultConfig:
         """Faults that cut `me` off from every peer outside `reachable`, both ways."""
         others = frozenset(everyone - reachable - {me})
         return FaultConfig(blocked_to=others, blocked_from=others)
+
+
+class FaultStatistics(Struct, frozen=True):
+    """Datagrams the injector dropped, sent twice, held back, or blocked (either way)."""
+
+    dropped: int = 0
+    duplicated: int = 0
+    delayed: int = 0
+    blocked: int = 0
 
 
 def _public_keys(name: str, values: object) -> frozenset[bytes]:
@@ -142,10 +153,5 @@ class FaultInjector:
             return False
         return True
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "faults_dropped": self.dropped,
-            "faults_duplicated": self.duplicated,
-            "faults_delayed": self.delayed,
-            "faults_blocked": self.blocked,
-        }
+    def statistics(self) -> FaultStatistics:
+        return FaultStatistics(self.dropped, self.duplicated, self.delayed, self.blocked)

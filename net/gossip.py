@@ -29,6 +29,7 @@ from net.link import LinkKeys, open_datagram
 from net.mesh import RelayRoutes, refused_origin
 from net.peer import Peer, PeerState
 from net.seen import SeenCache
+from net.stats import GossipStatistics, TopicTraffic
 from net.wire import (
     DIRECT_TOPICS,
     HEADER,
@@ -114,7 +115,11 @@ class Gossip:
         self._deliveries: list[Delivery] = []
         self._next_tick_ms = now_ms
         self._session_started_ms = now_ms
+        # Named as `GossipStatistics`' counters; drops by reason, traffic by topic.
         self.counts: collections.Counter[str] = collections.Counter()
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.traffic_in = TopicTraffic()
+        self.traffic_out = TopicTraffic()
         self.session_conflicts: collections.Counter[bytes] = collections.Counter()
 
     def _add_peer(self, seed: bytes, entry: PeerAddress, now_ms: float) -> None:
@@ -146,7 +151,7 @@ class Gossip:
         targets = self._relay_routes.neighbours()
         self._queue(targets, frames, size, topic, now_ms)
         self.counts["messages_published"] += 1
-        self._count_topic("out", topic, len(data))
+        self.traffic_out.count(topic, len(data))
         return id_
 
     def send(self, public_key: bytes, topic: Topic, data: bytes, now_ms: float) -> bool:
@@ -158,14 +163,8 @@ class Gossip:
             raise NetConfigError(f"not a configured peer: {public_key.hex()}")
         frames, size = self._frames(id_, topic, self.tag, False, data)
         self.counts["messages_sent_direct"] += 1
-        self._count_topic("out", topic, len(data))
+        self.traffic_out.count(topic, len(data))
         return self._queue([peer], frames, size, topic, now_ms) == 1
-
-    def _count_topic(self, direction: str, topic: Topic, size: int) -> None:
-        """Messages and bytes by topic and direction (metrics: `topic_<dir>_<kind>_<topic>`)."""
-        name = topic.name.lower()
-        self.counts[f"topic_{direction}_messages_{name}"] += 1
-        self.counts[f"topic_{direction}_bytes_{name}"] += size
 
     def _check_size(self, topic: Topic, data: bytes) -> bytes:
         if len(data) > self._config.message_bytes_max:
@@ -211,7 +210,7 @@ class Gossip:
         if peer.heard(address, counter, fresh, now_ms):
             self._peer_changed(now_ms)
         if not peer.admit(len(data), now_ms):
-            self.counts["dropped_rate_limited"] += 1
+            self._drop("rate_limited")
             return  # not marked received: the peer will send it again
         self.counts["datagrams_received"] += 1
         self.counts["bytes_received"] += len(data)
@@ -219,10 +218,10 @@ class Gossip:
             frames = decode_payload(payload)
         except msgspec.DecodeError:
             peer.received_packet(counter, horizon, False, now_ms)
-            self.counts["dropped_malformed"] += 1
+            self._drop("malformed")
             return
         if not peer.admit_frames(len(frames), now_ms):
-            self.counts["dropped_frame_rate_limited"] += 1
+            self._drop("frame_rate_limited")
             return  # not marked received either
         eliciting = False
         ping: Ping | None = None
@@ -327,7 +326,7 @@ class Gossip:
         self.counts["session_restarts"] += 1
 
     def _drop(self, reason: str) -> None:
-        self.counts["dropped_" + reason] += 1
+        self.dropped[reason] += 1
 
     def _on_frame(self, peer: Peer, frame: object, now_ms: float) -> bool:
         """Handle one frame; True if it asks for an acknowledgement."""
@@ -362,7 +361,7 @@ class Gossip:
             return
         data = join(partial, frame.id)
         if data is None:
-            self.counts["dropped_bad_reassembly"] += 1
+            self._drop("bad_reassembly")
             return
         self._on_message(peer, partial.topic, partial.origin, partial.relay, data, frame.id, now_ms)
 
@@ -377,11 +376,11 @@ class Gossip:
         now_ms: float,
     ) -> None:
         if len(data) > self._config.message_bytes_max:
-            self.counts["dropped_oversized_message"] += 1
+            self._drop("oversized_message")
             return
         reason = refused_origin(self.tag, self._peers, peer.tag, topic, origin, relay)
         if reason is not None:
-            self.counts["dropped_" + reason] += 1
+            self._drop(reason)
             return
         if id_ is None:
             id_ = message_id(topic, data)
@@ -391,7 +390,7 @@ class Gossip:
         held = relay and topic in self._validated
         self._deliveries.append(Delivery(topic, data, id_, peer.public_key, origin, held))
         self.counts["messages_delivered"] += 1
-        self._count_topic("in", topic, len(data))
+        self.traffic_in.count(topic, len(data))
         if relay and not held:
             self._relay(topic, data, id_, origin, peer.tag, now_ms)
 
@@ -479,16 +478,22 @@ class Gossip:
     def peers(self) -> list[Peer]:
         return list(self._peers.values())
 
-    def statistics(self) -> dict[str, float]:
-        stats: dict[str, float] = dict(self.counts)
-        states = collections.Counter(p.state.value for p in self._peers.values())
-        for state in PeerState:
-            stats["peers_" + state.value] = states[state.value]
-        stats["seen_cache_ids"] = len(self._seen)
-        stats["backlog_bytes"] = self.backlog_bytes()
-        stats["reassembly_bytes"] = sum(p.reassembler.bytes_held for p in self._peers.values())
-        stats["reassembly_partials"] = sum(len(p.reassembler) for p in self._peers.values())
-        stats["reassembly_evicted"] = sum(p.reassembler.evicted for p in self._peers.values())
-        rtts = [p.rtt_ms for p in self._peers.values() if p.rtt_ms is not None]
-        stats["rtt_ms_max"] = max(rtts) if rtts else math.nan
-        return stats
+    def statistics(self) -> GossipStatistics:
+        peers = self._peers.values()
+        states = collections.Counter(p.state for p in peers)
+        rtts = [p.rtt_ms for p in peers if p.rtt_ms is not None]
+        return GossipStatistics(
+            **self.counts,
+            dropped=dict(self.dropped),
+            topic_messages_in=dict(self.traffic_in.messages),
+            topic_bytes_in=dict(self.traffic_in.bytes),
+            topic_messages_out=dict(self.traffic_out.messages),
+            topic_bytes_out=dict(self.traffic_out.bytes),
+            peers={state: states[state] for state in PeerState},
+            seen_cache_ids=len(self._seen),
+            backlog_bytes=self.backlog_bytes(),
+            reassembly_bytes=sum(p.reassembler.bytes_held for p in peers),
+            reassembly_partials=sum(len(p.reassembler) for p in peers),
+            reassembly_evicted=sum(p.reassembler.evicted for p in peers),
+            rtt_ms_max=max(rtts) if rtts else math.nan,
+        )

@@ -27,6 +27,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the project imports the venv's packages: at run time, after `reexec_in_venv`
+    from net.stats import GossipNodeStatistics
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -190,7 +194,7 @@ def node_report(
     expected: int,
     finished: float,
     cpu: float,
-    stats: dict,
+    stats: GossipNodeStatistics,
 ) -> dict:
     return {
         "node": index,
@@ -204,10 +208,10 @@ def node_report(
         },
         "cpu_s": cpu,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "datagrams_sent": stats.get("datagrams_sent", 0),
-        "bytes_sent": stats.get("bytes_sent", 0),
-        "frames_retransmitted": stats.get("frames_retransmitted", 0),
-        "subscriber_dropped": stats.get("subscriber_dropped", 0),
+        "datagrams_sent": stats.gossip.datagrams_sent,
+        "bytes_sent": stats.gossip.bytes_sent,
+        "frames_retransmitted": stats.gossip.frames_retransmitted,
+        "subscriber_dropped": stats.subscriber_dropped,
     }
 
 

@@ -37,10 +37,25 @@ from collections.abc import Callable, Iterable, Mapping
 from sequencer.codec import encode
 from sequencer.ids import GAS_PER_TX, tx_id
 from sequencer.mempool_index import DroppedLog, SenderTxs, TailIndex, queued_count
-from sequencer.mempool_types import AddResult, AddStatus, Dropped, MempoolConfig, PoolTx
+from sequencer.mempool_types import (
+    AddResult,
+    AddStatus,
+    Dropped,
+    MempoolConfig,
+    MempoolStatistics,
+    PoolTx,
+)
 from sequencer.types import Transaction
 
-__all__ = ["AddResult", "AddStatus", "Dropped", "Mempool", "MempoolConfig", "PoolTx"]
+__all__ = [
+    "AddResult",
+    "AddStatus",
+    "Dropped",
+    "Mempool",
+    "MempoolConfig",
+    "MempoolStatistics",
+    "PoolTx",
+]
 
 
 class Mempool:
@@ -57,7 +72,10 @@ class Mempool:
         self._tails = TailIndex(self._senders)  # eviction candidates
         self._queued_by_time: deque[PoolTx] = deque()  # for expiry, lazily pruned
         self._dropped = DroppedLog(config.dropped_log_max)
-        self.counters: Counter[str] = Counter()
+        # Counts since start, as `MempoolStatistics` names them.
+        self._accepted = self._replaced = self._evicted = self._expired = 0
+        self._committed_or_stale = 0
+        self._rejected: Counter[AddStatus] = Counter()
 
     # ------------------------------------------------------------ reading
 
@@ -99,13 +117,18 @@ class Mempool:
         committed = self._committed_nonce(tx.sender) if account is None else account.next_nonce
         return tx.nonce < committed
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "pending": self._pending_count,
-            "queued": len(self._by_id) - self._pending_count,
-            "senders": len(self._senders),
-            **self.counters,
-        }
+    def statistics(self) -> MempoolStatistics:
+        return MempoolStatistics(
+            pending=self._pending_count,
+            queued=len(self._by_id) - self._pending_count,
+            senders=len(self._senders),
+            accepted=self._accepted,
+            replaced=self._replaced,
+            evicted=self._evicted,
+            expired=self._expired,
+            committed_or_stale=self._committed_or_stale,
+            rejected=dict(self._rejected),
+        )
 
     # ------------------------------------------------------------ adding
 
@@ -142,7 +165,7 @@ class Mempool:
             return self._refused(AddStatus.POOL_FULL, id, tx.sender)
         entry = PoolTx(tx, id, self._next_seq(seq), time_ms, size)
         self._insert(account, entry)
-        self.counters["accepted"] += 1
+        self._accepted += 1
         return AddResult(AddStatus.ACCEPTED, id, entry, account.is_queued(tx.nonce), evicted)
 
     def _next_seq(self, seq: int | None) -> int:
@@ -166,7 +189,7 @@ class Mempool:
         return None
 
     def _refused(self, status: AddStatus, id: bytes, sender: bytes | None = None) -> AddResult:
-        self.counters[f"rejected_{status.value}"] += 1
+        self._rejected[status] += 1
         if sender is not None and not self._senders[sender].txs:
             del self._senders[sender]  # a refused newcomer leaves no record behind
         return AddResult(status, id)
@@ -189,7 +212,7 @@ class Mempool:
         if queued:
             self._track_queued(entry)
         self._tails.push(account)
-        self.counters["replaced"] += 1
+        self._replaced += 1
         return AddResult(AddStatus.REPLACED, entry.tx_id, entry, queued, [old])
 
     def _insert(self, account: SenderTxs, entry: PoolTx) -> None:
@@ -249,7 +272,7 @@ class Mempool:
         self._remove(account, entry)
         reason %= entry.gas_price
         self._dropped.add(entry.tx_id, Dropped("evicted", reason))
-        self.counters["evicted"] += 1
+        self._evicted += 1
         return [entry]
 
     # ------------------------------------------------------------ removing
@@ -305,7 +328,7 @@ class Mempool:
             )
             self._dropped.add(entry.tx_id, Dropped("expired", reason))
             expired.append(entry)
-        self.counters["expired"] += len(expired)
+        self._expired += len(expired)
         return expired
 
     def on_committed(self, next_nonces: Mapping[bytes, int]) -> list[PoolTx]:
@@ -329,7 +352,7 @@ class Mempool:
                 self._tails.push(account)
             else:
                 del self._senders[sender]
-        self.counters["committed_or_stale"] += len(removed)
+        self._committed_or_stale += len(removed)
         return removed
 
     # ------------------------------------------------------------ block building

@@ -7,6 +7,7 @@ without the records they pass around.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from msgspec import Meta, Struct
 from sequencer.ids import gas
 from sequencer.types import Transaction
 
-__all__ = ["AddResult", "AddStatus", "Dropped", "MempoolConfig", "PoolTx"]
+__all__ = ["AddResult", "AddStatus", "Dropped", "MempoolConfig", "MempoolStatistics", "PoolTx"]
 
 Positive = Annotated[int, Meta(ge=1)]
 
@@ -84,3 +85,32 @@ class AddResult(Struct, frozen=True):
     @property
     def ok(self) -> bool:
         return self.status in (AddStatus.ACCEPTED, AddStatus.REPLACED)
+
+
+class MempoolStatistics(Struct, frozen=True):
+    """What `Mempool.statistics()` reports: its size now, and counts since start."""
+
+    pending: int = 0  # executable now
+    queued: int = 0  # behind a nonce gap
+    senders: int = 0
+    accepted: int = 0
+    replaced: int = 0  # by the same sender and nonce, paying more
+    evicted: int = 0  # for a better-paying newcomer
+    expired: int = 0  # queued too long
+    committed_or_stale: int = 0  # removed by commits: included in a block, or made stale
+    rejected: Mapping[AddStatus, int] = {}  # refused, by why
+
+    def as_json(self) -> dict[str, int]:
+        """The /status shape: sizes and counts by name, and `rejected_<status>`
+        for each reason that has refused a transaction."""
+        return {
+            "pending": self.pending,
+            "queued": self.queued,
+            "senders": self.senders,
+            "accepted": self.accepted,
+            "replaced": self.replaced,
+            "evicted": self.evicted,
+            "expired": self.expired,
+            "committed_or_stale": self.committed_or_stale,
+            **{f"rejected_{status.value}": n for status, n in self.rejected.items() if n},
+        }

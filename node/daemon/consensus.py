@@ -248,7 +248,7 @@ class _MempoolPort:
         return [entry.tx for entry in self._mempool.select(max_gas, max_txs)]
 
     def has_pending(self) -> bool:
-        return self._mempool.statistics().get("pending", 0) > 0
+        return self._mempool.statistics().pending > 0
 
 
 class _TransactionsPort:

@@ -21,6 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from net.driver import GossipNode
+from net.peer import PeerState
+from net.wire import Topic
 from node.api.server import ConnectionCaps
 from node.daemon.batcher import BatcherService
 from node.daemon.chain import Committed
@@ -36,7 +38,8 @@ __all__ = ["NodeMetrics", "Observed"]
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STORAGE_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 ROUND_BUCKETS = (0, 1, 2, 3, 5, 8, 13)
-TOPICS = ("tx", "consensus", "sync")
+TOPICS = (Topic.TX, Topic.CONSENSUS, Topic.SYNC)  # labelled by lower-case name
+PEER_STATES = (PeerState.NEW, PeerState.ALIVE, PeerState.DOWN)  # labelled by value
 
 
 class Observed(Protocol):
@@ -181,12 +184,13 @@ class _StateCollector(Collector):
         family = GaugeMetricFamily(
             "sequencer_mempool_txs", "Transactions in the mempool", labels=["state"]
         )
-        family.add_metric(["pending"], stats.get("pending", 0))
-        family.add_metric(["queued"], stats.get("queued", 0))
+        family.add_metric(["pending"], stats.pending)
+        family.add_metric(["queued"], stats.queued)
         yield family
 
     def _gossip(self) -> Iterator[Any]:
         stats = self._node.gossip.statistics()
+        core = stats.gossip
         messages = CounterMetricFamily(
             "sequencer_gossip_messages",
             "Gossip messages by topic and direction",
@@ -197,14 +201,15 @@ class _StateCollector(Collector):
             "Gossip message payload bytes by topic and direction",
             labels=["topic", "direction"],
         )
+        traffic = {
+            "in": (core.topic_messages_in, core.topic_bytes_in),
+            "out": (core.topic_messages_out, core.topic_bytes_out),
+        }
         for topic in TOPICS:
-            for direction in ("in", "out"):
-                messages.add_metric(
-                    [topic, direction], stats.get(f"topic_{direction}_messages_{topic}", 0)
-                )
-                sizes.add_metric(
-                    [topic, direction], stats.get(f"topic_{direction}_bytes_{topic}", 0)
-                )
+            label = topic.name.lower()
+            for direction, (counted, size) in traffic.items():
+                messages.add_metric([label, direction], counted.get(topic, 0))
+                sizes.add_metric([label, direction], size.get(topic, 0))
         yield messages
         yield sizes
         dropped = CounterMetricFamily(
@@ -212,44 +217,43 @@ class _StateCollector(Collector):
             "Datagrams and messages dropped, by reason",
             labels=["reason"],
         )
-        for key, value in sorted(stats.items()):
-            if key.startswith("dropped_"):
-                dropped.add_metric([key.removeprefix("dropped_")], value)
+        for reason, value in sorted(stats.dropped.items()):
+            dropped.add_metric([reason], value)
         yield dropped
-        for direction in ("sent", "received"):
+        directions = (
+            ("sent", core.datagrams_sent, core.bytes_sent),
+            ("received", core.datagrams_received, core.bytes_received),
+        )
+        for direction, datagrams, size in directions:
             yield _counter(
-                f"sequencer_gossip_datagrams_{direction}",
-                f"Datagrams {direction}",
-                stats.get(f"datagrams_{direction}", 0),
+                f"sequencer_gossip_datagrams_{direction}", f"Datagrams {direction}", datagrams
             )
             yield _counter(
-                f"sequencer_gossip_{direction}_bytes",
-                f"Datagram bytes {direction}",
-                stats.get(f"bytes_{direction}", 0),
+                f"sequencer_gossip_{direction}_bytes", f"Datagram bytes {direction}", size
             )
         yield _counter(
             "sequencer_gossip_session_conflicts",
             "Datagrams of a peer's older session after its newer one began (its key runs twice)",
-            stats.get("session_conflicts", 0),
+            core.session_conflicts,
         )
         yield _counter(
             "sequencer_gossip_session_restarts",
             "New sessions this node started after no peer heard from it",
-            stats.get("session_restarts", 0),
+            core.session_restarts,
         )
         yield _counter(
             "sequencer_gossip_isolations",
             "Times every peer went down (the pool is announced again when one returns)",
-            stats.get("isolations", 0),
+            core.isolations,
         )
         yield _counter(
             "sequencer_gossip_frames_retransmitted",
             "Frames resent after a loss",
-            stats.get("frames_retransmitted", 0),
+            core.frames_retransmitted,
         )
         peers = GaugeMetricFamily("sequencer_peers", "Configured peers, by state", labels=["state"])
-        for state in ("new", "alive", "down"):
-            peers.add_metric([state], stats.get(f"peers_{state}", 0))
+        for state in PEER_STATES:
+            peers.add_metric([state.value], core.peers.get(state, 0))
         yield peers
 
     def _rpc(self) -> Iterator[Any]:

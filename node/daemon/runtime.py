@@ -210,7 +210,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         core = self.consensus.core
         tip = self.store.tip()
-        gossip_stats = self.gossip.statistics()
+        gossip_stats = self.gossip.statistics().gossip
         return {
             "chain_id": self.genesis.chain_id,
             "node": self.config.node.name,
@@ -219,15 +219,15 @@ class Node:
             "height": self.store.height(),
             "block_id": tip.block_id.hex() if tip else None,
             "consensus": {"height": core.height, "round": core.round, "step": int(core.round_step)},
-            "mempool": self.mempool.statistics(),
+            "mempool": self.mempool.statistics().as_json(),
             "peers_alive": self.gossip.alive_peers(),
             "p2p": {
                 # Datagrams of a peer's older session after its newer one: its
                 # key runs in two processes. Restarts: ours, after being cut off.
-                "session_conflicts": int(gossip_stats.get("session_conflicts", 0)),
-                "session_restarts": int(gossip_stats.get("session_restarts", 0)),
+                "session_conflicts": gossip_stats.session_conflicts,
+                "session_restarts": gossip_stats.session_restarts,
                 # Times every peer went down: the pool is announced again after.
-                "isolations": int(gossip_stats.get("isolations", 0)),
+                "isolations": gossip_stats.isolations,
             },
             "ready": self.ready(),
             "equivocations": self.consensus.counts["equivocations"],
@@ -319,7 +319,7 @@ class Node:
             await trio.sleep(RECONNECT_POLL_S)
             # Counted by the gossip core, not sampled here: a cut shorter than
             # the poll interval is not missed.
-            isolations = int(self.gossip.statistics().get("isolations", 0))
+            isolations = self.gossip.statistics().gossip.isolations
             if isolations > announced_after and self.gossip.alive_peers() > 0:
                 announced_after = isolations
                 txs = self.mempool.transactions(REANNOUNCE_TXS_MAX)

@@ -142,12 +142,12 @@ def test_bad_votes_and_proposals_are_dropped_and_counted() -> None:
     node.feed(forged, stranger, bad_proposal, mismatched, proposal("A", pol_round=0))
     assert node.said() == []
     stats = node.core.statistics()
-    assert stats["vote_rejected_bad_signature"] == 1
-    assert stats["vote_rejected_unknown_validator"] == 1
-    assert stats["proposal_bad_signature"] == 1
-    assert stats["proposal_block_id_mismatch"] == 1
-    assert stats["proposal_bad_pol_round"] == 1
-    assert stats["votes"] == 0
+    assert stats.votes_rejected["bad_signature"] == 1
+    assert stats.votes_rejected["unknown_validator"] == 1
+    assert stats.counts["proposal_bad_signature"] == 1
+    assert stats.counts["proposal_block_id_mismatch"] == 1
+    assert stats.counts["proposal_bad_pol_round"] == 1
+    assert stats.votes == 0
 
 
 # ------------------------------------------------------------------ catch-up

@@ -68,7 +68,7 @@ def forged_tx(nonce: int = 7) -> Any:
 
 def test_messages_signed_by_non_validators_change_nothing() -> None:
     node = Node(0)
-    before = (node.state, node.core.statistics()["votes"])
+    before = (node.state, node.core.statistics().votes)
     stranger_proposal = ProposalMessage(
         sign_proposal(
             STRANGER,
@@ -90,11 +90,11 @@ def test_messages_signed_by_non_validators_change_nothing() -> None:
     ]
     node.feed(*hostile)
     assert node.said() == []
-    assert (node.state, node.core.statistics()["votes"]) == before
+    assert (node.state, node.core.statistics().votes) == before
     stats = node.core.statistics()
-    assert stats["vote_rejected_bad_signature"] == 8
-    assert stats["vote_rejected_unknown_validator"] == 2
-    assert stats["proposal_bad_signature"] == 1
+    assert stats.votes_rejected["bad_signature"] == 8
+    assert stats.votes_rejected["unknown_validator"] == 2
+    assert stats.counts["proposal_bad_signature"] == 1
     # Seven forged precommits for A: no commit, even with the real block known.
     node.feed(proposal("A"), valid("A"))
     assert not [a for a in node.actions if isinstance(a, Commit)]
@@ -107,8 +107,8 @@ def test_votes_at_absurd_heights_and_rounds_are_dropped_and_counted() -> None:
     assert node.said() == []
     assert node.state == (1, 0, "PROPOSE")
     stats = node.core.statistics()
-    assert stats["message_far_future"] == 2
-    assert stats["message_round_too_far"] == 1
+    assert stats.counts["message_far_future"] == 2
+    assert stats.counts["message_round_too_far"] == 1
 
 
 # ------------------------------------------------------------------ equivocation

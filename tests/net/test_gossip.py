@@ -10,6 +10,7 @@ import pytest
 from net.config import GossipConfig
 from net.errors import MessageTooLargeError, NetConfigError
 from net.gossip import Gossip, PeerAddress
+from net.peer import PeerState
 from net.wire import Topic
 from sequencer.crypto import PrivateKey
 from tests.net.harness import Network, address
@@ -72,7 +73,7 @@ def test_relays_cover_a_cut_link() -> None:
     ids = publish_round_robin(network, 100)
     network.run_for(2_000)
     assert_exactly_once(network, ids)
-    assert network.nodes[1].statistics()["peers_down"] == 1
+    assert network.nodes[1].statistics().peers[PeerState.DOWN] == 1
 
 
 @pytest.mark.parametrize("cut", [(0, 1), (1, 0)], ids=["origin-cannot-send", "origin-cannot-hear"])
@@ -133,7 +134,7 @@ def test_forged_datagrams_are_dropped_and_counted() -> None:
         forged = bytearray(datagram)
         forged[position] ^= 0x01
         network.inject(1, bytes(forged), address(0))
-    assert network.nodes[1].counts["dropped_unauthenticated"] == 3
+    assert network.nodes[1].dropped["unauthenticated"] == 3
     assert network.delivered[1] == []
     network.inject(1, datagram, address(0))  # the genuine one still works
     assert [d.data for d in network.delivered[1]] == [b"probe"]
@@ -146,7 +147,7 @@ def test_replayed_datagrams_are_dropped_and_counted() -> None:
     network.inject(1, datagram, address(0))
     network.inject(1, datagram, address(0))
     assert [d.data for d in network.delivered[1]] == [b"probe"]
-    assert network.nodes[1].counts["dropped_replayed"] == 1
+    assert network.nodes[1].dropped["replayed"] == 1
 
 
 def outsider_publishes(network: Network, seed: bytes, public_key: bytes, data: bytes) -> None:
@@ -168,7 +169,7 @@ def test_an_unknown_peer_cannot_inject_messages() -> None:
     network = Network(2, seed=13)
     stranger = PrivateKey(b"\x77" * 32)
     outsider_publishes(network, stranger.seed, stranger.public_key, b"let me in")
-    assert network.nodes[1].counts["dropped_unknown_peer"] >= 1
+    assert network.nodes[1].dropped["unknown_peer"] >= 1
     assert network.delivered[1] == []
 
 
@@ -178,7 +179,7 @@ def test_an_impostor_using_a_known_key_prefix_is_unauthenticated() -> None:
     # Same 8-byte tag as node 0, different key: it cannot seal for node 1.
     claimed = network.keys[0].public_key[:8] + impostor.public_key[8:]
     outsider_publishes(network, impostor.seed, claimed, b"i am node 0")
-    assert network.nodes[1].counts["dropped_unauthenticated"] >= 1
+    assert network.nodes[1].dropped["unauthenticated"] >= 1
     assert network.delivered[1] == []
 
 
@@ -198,7 +199,7 @@ def test_a_restarted_peer_is_accepted_and_its_old_datagrams_are_not() -> None:
     network.inject(1, old, address(0))
     assert [d.data for d in network.delivered[1]] == [b"probe"]  # same bytes: seen once
     assert network.nodes[1].counts["peer_sessions"] == 2
-    assert network.nodes[1].counts["dropped_replayed"] == 1
+    assert network.nodes[1].dropped["replayed"] == 1
 
 
 @pytest.mark.parametrize(
@@ -214,7 +215,7 @@ def test_a_restarted_peer_is_accepted_and_its_old_datagrams_are_not() -> None:
 def test_malformed_datagrams_are_dropped_and_counted(datagram: bytes, reason: str) -> None:
     network = Network(2)
     network.inject(1, datagram, address(0))
-    assert network.nodes[1].counts["dropped_" + reason] == 1
+    assert network.nodes[1].dropped[reason] == 1
     assert network.delivered[1] == []
 
 
@@ -227,7 +228,7 @@ def test_a_flooding_peer_is_rate_limited_and_nothing_is_lost() -> None:
         for n in range(300)
     ]
     network.run_for(10_000)
-    assert network.nodes[1].counts["dropped_rate_limited"] > 0
+    assert network.nodes[1].dropped["rate_limited"] > 0
     assert sorted(d.id for d in network.delivered[1]) == sorted(ids)
 
 

@@ -68,7 +68,7 @@ def test_what_a_peer_may_not_originate_is_neither_delivered_nor_relayed(
     tag = trio_.tags[origin] if isinstance(origin, int) else origin
     trio_.send([encode_frame(Message(topic, tag, relay, b"junk"))])
     assert trio_.delivered() == []
-    assert trio_.core.counts["dropped_" + reason] == 1
+    assert trio_.core.dropped[reason] == 1
     assert trio_.core.counts["messages_relayed"] == 0
     assert trio_.honest.pending_bytes == 0
 
@@ -97,7 +97,7 @@ def test_a_fragmented_message_is_held_to_the_same_origin_rules() -> None:
     for frame in frames:
         trio_.send([frame])
     assert trio_.delivered() == []
-    assert trio_.core.counts["dropped_unknown_origin"] == 1
+    assert trio_.core.dropped["unknown_origin"] == 1
 
 
 def test_publishing_on_a_direct_topic_is_refused() -> None:
@@ -117,7 +117,7 @@ def test_tiny_frames_spend_the_frame_budget_and_then_are_dropped_unread() -> Non
         ]
         trio_.send(frames, now_ms=0.0)
     assert len(trio_.delivered()) == 2_000
-    assert trio_.core.counts["dropped_frame_rate_limited"] == 40
+    assert trio_.core.dropped["frame_rate_limited"] == 40
     # A second later the budget has refilled, for this peer alone.
     trio_.send([encode_frame(Message(Topic.TX, tag, True, b"later"))], now_ms=1_000.0)
     assert trio_.delivered() == [b"later"]

@@ -82,7 +82,7 @@ def test_a_key_running_twice_is_detected_and_the_original_rejoins_when_the_twin_
     assert peer_of_0.session == 2
     assert peer_of_0.address == address(2)
     world.run(SESSION_OVERLAP_MS + 1_500)
-    assert world.other.counts["dropped_replayed"] > 0
+    assert world.other.dropped["replayed"] > 0
     assert world.other.session_conflicts[world.keys[0].public_key] > 0
     assert world.other.counts["session_conflicts"] > 0
     world.stop_twin()
@@ -140,7 +140,7 @@ def test_datagrams_replayed_after_the_receiver_restarts_are_refused_as_stale():
     # is empty and would take them, but they echo node 1's earlier session.
     for datagram in captured:
         other.receive_datagram(datagram, ("127.0.0.66", 9), world.now_ms)
-    assert other.counts["dropped_stale"] == len(captured)
+    assert other.dropped["stale"] == len(captured)
     assert other.deliveries() == []
     peer_of_0 = other.peers()[0]
     assert peer_of_0.address == address(0)

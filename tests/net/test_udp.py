@@ -106,7 +106,7 @@ def test_every_subscriber_gets_every_message_exactly_once(
 
     run(test)
     if loss:
-        assert sum(node.statistics().get("frames_retransmitted", 0) for node in nodes) > 0
+        assert sum(node.statistics().gossip.frames_retransmitted for node in nodes) > 0
 
 
 def test_a_one_mebibyte_message_arrives_under_ten_percent_loss() -> None:
@@ -126,7 +126,7 @@ def test_a_one_mebibyte_message_arrives_under_ten_percent_loss() -> None:
                 channel.receive_nowait()
 
     run(test)
-    assert nodes[0].statistics()["faults_dropped"] > 0
+    assert nodes[0].statistics().faults.dropped > 0
 
 
 def test_forged_and_replayed_datagrams_are_dropped_and_counted() -> None:
@@ -163,11 +163,11 @@ def test_forged_and_replayed_datagrams_are_dropped_and_counted() -> None:
         await trio.sleep(0.2)
         with pytest.raises(trio.WouldBlock):
             channel.receive_nowait()
-        stats = receiver.statistics()
+        dropped = receiver.statistics().dropped
         # Byte 1 sits in the sender tag: that forgery names nobody we know.
-        assert stats["dropped_unknown_peer"] == 1
-        assert stats["dropped_unauthenticated"] == 3
-        assert stats["dropped_replayed"] >= 1
+        assert dropped["unknown_peer"] == 1
+        assert dropped["unauthenticated"] == 3
+        assert dropped["replayed"] >= 1
         tap.close()
 
     run(test)
@@ -189,7 +189,7 @@ def test_an_unknown_peer_cannot_inject_messages() -> None:
         await trio.sleep(0.5)
         with pytest.raises(trio.WouldBlock):
             channel.receive_nowait()
-        assert nodes[1].statistics()["dropped_unknown_peer"] >= 1
+        assert nodes[1].statistics().dropped["unknown_peer"] >= 1
 
     run(test)
 
@@ -211,7 +211,7 @@ def test_a_short_partition_loses_nothing() -> None:
         nodes[3].set_faults(FaultConfig())
         got = sorted([int((await channel.receive()).data) for _ in range(100)])
         assert got == list(range(100))
-        assert nodes[3].statistics()["faults_blocked"] > 0
+        assert nodes[3].statistics().faults.blocked > 0
 
     run(test)
 
@@ -258,7 +258,7 @@ def test_datagrams_replayed_to_a_restarted_node_are_refused_as_stale() -> None:
             channel = receiver.subscribe(Topic.CONSENSUS)
             await sender.publish(Topic.CONSENSUS, b"before")
             assert (await channel.receive()).data == b"before"
-            while sender.statistics().get("peer_sessions", 0) < 1:  # it heard this run
+            while sender.statistics().gossip.peer_sessions < 1:  # it heard this run
                 await trio.sleep(0.01)
             recording = True
             await sender.publish(Topic.CONSENSUS, b"recorded" * 40)
@@ -276,8 +276,8 @@ def test_datagrams_replayed_to_a_restarted_node_are_refused_as_stale() -> None:
                 await tap.sendto(datagram, ("127.0.0.1", receiver_port))
                 elsewhere.sendto(datagram, ("127.0.0.1", receiver_port))
         await trio.sleep(0.3)
-        stats = restarted.statistics()
-        assert stats.get("dropped_stale", 0) >= 2 * len(recorded)
+        dropped = restarted.statistics().dropped
+        assert dropped.get("stale", 0) >= 2 * len(recorded)
         # The two find each other again, and new messages flow.
         await sender.publish(Topic.CONSENSUS, b"after")
         assert (await channel.receive()).data == b"after"

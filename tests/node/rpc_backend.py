@@ -146,7 +146,7 @@ class RpcBackend:
             "chain_id": CHAIN_ID,
             "height": self.store.height(),
             "ready": self.is_ready,
-            "mempool": {"pending": stats["pending"], "queued": stats["queued"]},
+            "mempool": {"pending": stats.pending, "queued": stats.queued},
         }
 
     def peers(self) -> list[dict[str, Any]]:
@@ -196,4 +196,4 @@ class RpcBackend:
         """What a refused request must not change: the pool and its journal."""
         stats = self.mempool.statistics()
         journal = [] if self.store.closed else [seq for seq, _, _ in self.store.journal()]
-        return len(self.mempool), stats["pending"], stats["queued"], journal
+        return len(self.mempool), stats.pending, stats.queued, journal

@@ -194,10 +194,10 @@ def test_a_failed_journal_write_refuses_the_transaction_and_fails_the_node() -> 
             assert "injected write failure" in first.message
             assert health.failure is not None
             assert "writing the mempool journal failed" in health.failure
-            pending = mempool.statistics()["pending"]
+            pending = mempool.statistics().pending
             (second,) = await ingest.submit(txs[1:])
             assert second.error == "storage_failed"
-            assert mempool.statistics()["pending"] == pending  # refused before admission
+            assert mempool.statistics().pending == pending  # refused before admission
             nursery.cancel_scope.cancel()
 
     trio.run(main)

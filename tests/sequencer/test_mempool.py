@@ -42,11 +42,11 @@ def test_pending_queued_and_promotion() -> None:
     assert p.add(tx(A, 0, 5), 0).queued is False
     gap = p.add(tx(A, 2, 5), 0)
     assert (gap.status, gap.queued) == (AddStatus.ACCEPTED, True)
-    assert p.statistics()["pending"] == 1
-    assert p.statistics()["queued"] == 1
+    assert p.statistics().pending == 1
+    assert p.statistics().queued == 1
     p.add(tx(A, 1, 5), 0)  # fills the gap: 2 is promoted
-    assert p.statistics()["pending"] == 3
-    assert p.statistics()["queued"] == 0
+    assert p.statistics().pending == 3
+    assert p.statistics().queued == 0
     assert p.next_nonce(A) == 3
 
 
@@ -121,7 +121,25 @@ def test_refusals_change_nothing(
     assert result.status is status
     assert result.tx_id == tx_id(newcomer)
     assert (len(p), nonces(p.select(10**9, 100))) == snapshot
-    assert p.statistics()[f"rejected_{status.value}"] == 1
+    assert p.statistics().rejected[status] == 1
+
+
+def test_statistics_in_the_status_shape() -> None:
+    p = pool()
+    assert p.add(tx(A, 0, 5), 0).ok
+    assert p.add(tx(A, 2, 5), 0).ok
+    assert p.add(tx(A, 0, 5), 0).status is AddStatus.DUPLICATE
+    assert p.statistics().as_json() == {
+        "pending": 1,
+        "queued": 1,
+        "senders": 1,
+        "accepted": 2,
+        "replaced": 0,
+        "evicted": 0,
+        "expired": 0,
+        "committed_or_stale": 0,
+        "rejected_duplicate": 1,
+    }
 
 
 def test_replacement_needs_a_ten_percent_bump() -> None:
@@ -132,7 +150,7 @@ def test_replacement_needs_a_ten_percent_bump() -> None:
     assert [e.tx_id for e in new.removed] == [old.tx_id]
     assert old.tx_id not in p
     assert new.tx_id in p
-    assert p.statistics()["pending"] == 1
+    assert p.statistics().pending == 1
 
 
 def test_eviction_takes_the_cheapest_tail_and_never_opens_a_gap() -> None:
@@ -143,7 +161,7 @@ def test_eviction_takes_the_cheapest_tail_and_never_opens_a_gap() -> None:
     assert result.status is AddStatus.ACCEPTED
     assert nonces(result.removed) == [(1, 0)]
     assert result.removed[0].gas_price < 60
-    assert p.statistics()["evicted"] == 1
+    assert p.statistics().evicted == 1
     assert nonces(p.select(10**9, 10)) == [(2, 0), (0, 0), (0, 1)]
 
 
@@ -164,7 +182,7 @@ def test_queued_transactions_expire_pending_ones_do_not() -> None:
     assert nonces(p.expire(1_000)) == [(0, 2)]
     assert nonces(p.expire(1_500)) == [(1, 5)]
     assert len(p) == 1
-    assert p.statistics()["expired"] == 2
+    assert p.statistics().expired == 2
     q = pool(queued_lifetime_ms=1_000)
     q.add(tx(A, 1, 5), 0)
     q.add(tx(A, 0, 5), 10)  # promotes nonce 1: it no longer expires
@@ -199,8 +217,8 @@ def test_commit_advances_nonces_drops_stale_and_promotes() -> None:
     removed = p.on_committed({A: 3})
     assert nonces(removed) == [(0, 0), (0, 1)]
     assert p.next_nonce(A) == 4  # nonce 3 was promoted
-    assert p.statistics()["pending"] == 2
-    assert p.statistics()["queued"] == 0
+    assert p.statistics().pending == 2
+    assert p.statistics().queued == 0
     assert other.nonce < p.next_nonce(A)
     assert p.add(other, 0).status is AddStatus.NONCE_TOO_LOW
 
@@ -221,12 +239,12 @@ def test_journal_round_trip_reproduces_the_pool() -> None:
     results = again.restore(store.journal(), 100)
     assert all(r.ok for _, r in results)
     assert nonces(again.select(10**9, 10)) == nonces(p.select(10**9, 10))
-    assert again.statistics()["queued"] == p.statistics()["queued"] == 1
+    assert again.statistics().queued == p.statistics().queued == 1
     assert {e.seq for e in again._by_id.values()} == {e.seq for e in p._by_id.values()}
     # Restored later, the queued one has outlived its lifetime (its arrival time was kept).
     late = pool(queued_lifetime_ms=10_000)
     late.restore(store.journal(), 20_000)
-    assert late.statistics()["queued"] == 0
+    assert late.statistics().queued == 0
     assert len(late) == 3
 
 
@@ -326,12 +344,17 @@ class PoolMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         before = nonces(self.pool.select(10**9, 100))
-        stats = {k: self.pool.statistics()[k] for k in ("pending", "queued", "senders")}
+        stats = self.pool.statistics()
         self.pool = self._new_pool()
         results = self.pool.restore(self.store.journal(), self.now)
         assert all(r.ok for _, r in results)
         assert nonces(self.pool.select(10**9, 100)) == before
-        assert {k: self.pool.statistics()[k] for k in stats} == stats
+        after = self.pool.statistics()
+        assert (after.pending, after.queued, after.senders) == (
+            stats.pending,
+            stats.queued,
+            stats.senders,
+        )
 
     def _queued(self) -> list[PoolTx]:
         return [e for e in self.pool._by_id.values() if e.nonce >= self.pool.next_nonce(e.sender)]
@@ -340,8 +363,8 @@ class PoolMachine(RuleBasedStateMachine):
     def within_limits(self) -> None:
         stats = self.pool.statistics()
         assert len(self.pool) <= self.LIMITS["slots_max"]
-        assert stats["queued"] <= self.LIMITS["queued_slots_max"]
-        assert stats["pending"] + stats["queued"] == len(self.pool)
+        assert stats.queued <= self.LIMITS["queued_slots_max"]
+        assert stats.pending + stats.queued == len(self.pool)
         per_sender: dict[bytes, list[int]] = {}
         for e in self.pool._by_id.values():
             per_sender.setdefault(e.sender, []).append(e.nonce)
@@ -366,7 +389,7 @@ class PoolMachine(RuleBasedStateMachine):
             best = min(heads.values(), key=lambda e: (-e.gas_price, e.seq))
             assert remaining[0] is best
             remaining.pop(0)
-        assert len(chosen) == self.pool.statistics()["pending"]
+        assert len(chosen) == self.pool.statistics().pending
 
     @invariant()
     def journal_holds_exactly_the_pool(self) -> None:
@@ -475,7 +498,7 @@ def test_a_hundred_keys_filling_the_queued_slots_cannot_keep_an_honest_sender_ou
     for key in attackers:
         for nonce in range(1, 257):  # nonce 0 never comes: all queued
             accepted += p.add(tx(key, nonce, top, b"squat"), 0).ok
-    assert p.statistics()["queued"] == p.config.queued_slots_max
+    assert p.statistics().queued == p.config.queued_slots_max
     honest = bytes([0x0B]) * 32
     mine = [p.add(tx(honest, nonce, top, b"honest"), 1) for nonce in (1, 2, 3)]
     assert all(result.ok for result in mine)
