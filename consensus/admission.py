@@ -1,9 +1,12 @@
 """Admission checks: may a proposal, a block or a decided block from a peer be used?
 
 Pure functions of the message, the chain anchor and the validator set, kept
-apart from the state machine (`core.py`, `inbox.py`) that acts on their verdicts. Each
-returns None for "admit" or a short reason code, which the core counts. Peers'
-bad input is never an exception.
+apart from the state machine (`core.py`, `inbox.py`) that acts on their
+verdicts. Each returns a short reason code, which the core counts, or what
+admitting the block computed: its `BlockFacts` (its id and its transactions'
+ids), which the block carries from here on (the block check, the driver's
+state check, the commit), so that none of them hashes it again. Peers' bad
+input is never an exception.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from consensus.votekeeper import Verifier
 from sequencer.certificate import ValidatorSet, verify_certificate
 from sequencer.crypto import proposal_signing_bytes
 from sequencer.errors import CertificateError
-from sequencer.ids import block_id, commit_id, tx_id, tx_root
-from sequencer.types import Block, CommitCertificate, ConsensusParams, Proposal
+from sequencer.ids import BlockFacts, block_facts, block_id, commit_id, tx_id, tx_root
+from sequencer.types import Block, BlockHeader, CommitCertificate, ConsensusParams, Proposal
 
 __all__ = ["Admission"]
 
@@ -42,15 +45,17 @@ class Admission:
         self._verify = verifier
         self._drift_ms = clock_drift_ms_max
 
-    def proposal(self, proposal: Proposal) -> str | None:
-        """Is this a well-formed proposal signed by the round's proposer?"""
+    def proposal(self, proposal: Proposal) -> BlockFacts | str:
+        """Is this a well-formed proposal signed by the round's proposer? Its
+        block's facts if so, else why not."""
         if proposal.validator != self._schedule.proposer(proposal.height, proposal.round):
             return "wrong_proposer"
         if proposal.pol_round >= proposal.round:
             return "bad_pol_round"
         if proposal.block_id != block_id(proposal.block.header):
             return "block_id_mismatch"
-        if not _body_matches(proposal.block):
+        facts = BlockFacts(proposal.block_id, [tx_id(tx) for tx in proposal.block.txs])
+        if not _body_matches(proposal.block, facts):
             # Not the proposer's block: the signature covers the header only,
             # so anyone relaying it could swap the body. Recording it would
             # mark the block id invalid and shut out the genuine proposal.
@@ -61,17 +66,25 @@ class Admission:
         public_key = self._validators.public_keys[proposal.validator]
         if not self._verify(public_key, message, proposal.signature):
             return "bad_signature"
-        return None
+        return facts
 
     def block(
-        self, message: ProposalMessage, anchor: Anchor, now_ms: int | None = None
+        self,
+        message: ProposalMessage,
+        anchor: Anchor,
+        facts: BlockFacts,
+        now_ms: int | None = None,
     ) -> str | None:
         """valid(v), the part decidable without chain state (see blocks.py);
-        without `now_ms`, all of it but the clock check."""
+        without `now_ms`, all of it but the clock check. `facts` are the
+        block's, from `proposal` or our own build."""
         proposal = message.proposal
-        link = self._accepted_link(message, anchor)
-        if link is None:
-            return "bad_parent_certificate"
+        header = proposal.block.header
+        link = self._link_problem(header, message.parent_certificate, anchor)
+        if link == "bad_parent_certificate":
+            return link
+        # An unknown certificate: the structural check reports wrong_last_commit.
+        last_commit_id = header.last_commit_id if link is None else anchor.commit_id
         height = anchor.height + 1
 
         def proposer_of(round: int) -> int:
@@ -81,43 +94,42 @@ class Admission:
             proposal.block,
             chain_id=self._chain_id,
             parent=ParentInfo(anchor.height, anchor.block_id, anchor.timestamp_ms),
-            last_commit_id=link,
+            last_commit_id=last_commit_id,
             proposal_round=proposal.round,
             proposer_of=proposer_of,
             params=self._params,
             now_ms=now_ms,
             clock_drift_ms_max=self._drift_ms,
+            tx_ids=facts.tx_ids,
         )
 
-    def decided(self, decided: DecidedBlock, anchor: Anchor) -> str | None:
-        """Is this the next block, finalized by a valid certificate?"""
+    def decided(self, decided: DecidedBlock, anchor: Anchor) -> BlockFacts | str:
+        """Is this the next block, finalized by a valid certificate? Its facts
+        if so, else why not."""
         header = decided.block.header
         if header.chain_id != self._chain_id or header.parent_id != anchor.block_id:
             return "wrong_parent"
-        if not self._certificate_ok(decided.certificate, anchor.height + 1, block_id(header)):
+        facts = block_facts(decided.block)
+        if not self._certificate_ok(decided.certificate, anchor.height + 1, facts.block_id):
             return "bad_certificate"
-        if not _body_matches(decided.block):
+        if not _body_matches(decided.block, facts):
             return "body_mismatch"  # the certificate vouches for the header alone
+        link = self._link_problem(header, decided.parent_certificate, anchor)
+        return facts if link is None else link
+
+    def _link_problem(
+        self, header: BlockHeader, parent: CommitCertificate | None, anchor: Anchor
+    ) -> str | None:
+        """Does the block link to a certificate of its parent that we accept:
+        ours, or the one it came with once that verifies? (Nodes build
+        different certificates for one block from the precommits they saw.)"""
         if header.last_commit_id == anchor.commit_id:
             return None
-        parent = decided.parent_certificate
         if parent is None or commit_id(parent) != header.last_commit_id:
             return "unknown_parent_certificate"
         if not self._parent_ok(parent, anchor):
             return "bad_parent_certificate"
         return None
-
-    def _accepted_link(self, message: ProposalMessage, anchor: Anchor) -> bytes | None:
-        """The last_commit_id the block may carry (ours, or the attached
-        certificate's if it verifies); None if the attached one is invalid."""
-        header = message.proposal.block.header
-        ours = anchor.commit_id
-        if header.last_commit_id == ours:
-            return ours
-        parent = message.parent_certificate
-        if parent is None or commit_id(parent) != header.last_commit_id:
-            return ours  # the structural check then reports wrong_last_commit
-        return header.last_commit_id if self._parent_ok(parent, anchor) else None
 
     def _parent_ok(self, certificate: CommitCertificate, anchor: Anchor) -> bool:
         if anchor.height == 0:
@@ -139,6 +151,6 @@ class Admission:
         return True
 
 
-def _body_matches(block: Block) -> bool:
+def _body_matches(block: Block, facts: BlockFacts) -> bool:
     """Are these the transactions the header's `tx_root` commits to?"""
-    return tx_root(tx_id(tx) for tx in block.txs) == block.header.tx_root
+    return tx_root(facts.tx_ids) == block.header.tx_root

@@ -5,7 +5,7 @@ Validity is split in two, by what the check needs:
 - `structural_problem`: everything decidable from the block, the parent and
   the consensus parameters (chain, height, proposer, links, timestamps, tx
   and gas limits, tx root). Pure; the core runs it on every proposal.
-- `state_problem`: what needs the chain state (each sender's next nonce, the
+- `state_check`: what needs the chain state (each sender's next nonce, the
   state root) and the signatures of transactions the caller has not verified
   yet (a node verifies each transaction once, on entry). The
   driver runs it when the core asks (`ValidateBlock`).
@@ -16,14 +16,22 @@ metrics and logs). Bad blocks come from peers: they are never exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from sequencer.crypto import verify_transaction
-from sequencer.ids import gas, state_root, tx_id, tx_root
+from sequencer.ids import BlockFacts, block_id, gas, state_root, tx_id, tx_root
 from sequencer.types import Block, BlockHeader, ConsensusParams, Transaction
 
-__all__ = ["ParentInfo", "build_block", "next_nonces", "state_problem", "structural_problem"]
+__all__ = [
+    "ParentInfo",
+    "StateCheck",
+    "build_block",
+    "next_nonces",
+    "state_check",
+    "state_problem",
+    "structural_problem",
+]
 
 NonceLookup = Callable[[bytes], int]
 
@@ -64,11 +72,13 @@ def structural_problem(
     params: ConsensusParams,
     now_ms: int | None,
     clock_drift_ms_max: int,
+    tx_ids: Sequence[bytes] | None = None,
 ) -> str | None:
     """Why `block` cannot be the next block after `parent`, or None.
 
     `now_ms` None leaves out the one check that depends on the clock (the
-    timestamp not too far ahead), which the caller makes on its own."""
+    timestamp not too far ahead), which the caller makes on its own.
+    `tx_ids`, when the caller computed them, are the block's transaction ids."""
     header = block.header
     problem = _header_problem(
         header,
@@ -82,7 +92,8 @@ def structural_problem(
     )
     if problem is not None:
         return problem
-    return _body_problem(block.txs, header, chain_id, params)
+    ids = [tx_id(tx) for tx in block.txs] if tx_ids is None else tx_ids
+    return _body_problem(block.txs, ids, header, chain_id, params)
 
 
 def _header_problem(
@@ -111,7 +122,11 @@ def _header_problem(
 
 
 def _body_problem(
-    txs: Sequence[Transaction], header: BlockHeader, chain_id: str, params: ConsensusParams
+    txs: Sequence[Transaction],
+    ids: Sequence[bytes],
+    header: BlockHeader,
+    chain_id: str,
+    params: ConsensusParams,
 ) -> str | None:
     if len(txs) > params.max_block_txs:
         return "too_many_txs"
@@ -119,12 +134,42 @@ def _body_problem(
         return "too_much_gas"
     if any(tx.chain_id != chain_id for tx in txs):
         return "tx_wrong_chain"
-    ids = [tx_id(tx) for tx in txs]
     if len(set(ids)) != len(ids):
         return "duplicate_tx"
     if tx_root(ids) != header.tx_root:
         return "wrong_tx_root"
     return None
+
+
+class StateCheck(NamedTuple):
+    """The state-dependent verdict on a block, and what it computed on the way."""
+
+    problem: str | None  # None: the block applies
+    next_nonces: dict[bytes, int] | None  # each sender's next nonce after it (None: bad_nonce)
+
+
+def state_check(
+    block: Block,
+    *,
+    parent_state_root: bytes,
+    next_nonce: NonceLookup,
+    is_verified: Callable[[bytes], bool],
+    verify: Callable[[Transaction, bytes], bool],
+    tx_ids: Sequence[bytes] | None = None,
+) -> StateCheck:
+    """Does `block` apply to the state (after `structural_problem`)? `tx_ids`,
+    when the caller computed them, are the block's transaction ids; `verify`
+    checks a transaction's signature (given its id, to remember it by)."""
+    changed = next_nonces(block.txs, next_nonce)
+    if changed is None:
+        return StateCheck("bad_nonce", None)
+    if state_root(parent_state_root, changed) != block.header.state_root:
+        return StateCheck("wrong_state_root", changed)
+    ids = [tx_id(tx) for tx in block.txs] if tx_ids is None else tx_ids
+    for tx, id_ in zip(block.txs, ids, strict=True):
+        if not is_verified(id_) and not verify(tx, id_):
+            return StateCheck("bad_tx_signature", changed)
+    return StateCheck(None, changed)
 
 
 def state_problem(
@@ -135,16 +180,14 @@ def state_problem(
     is_verified: Callable[[bytes], bool],
     verify: Callable[[Transaction], bool] = verify_transaction,
 ) -> str | None:
-    """Why `block` does not apply to the state, or None (after `structural_problem`)."""
-    changed = next_nonces(block.txs, next_nonce)
-    if changed is None:
-        return "bad_nonce"
-    if state_root(parent_state_root, changed) != block.header.state_root:
-        return "wrong_state_root"
-    for tx in block.txs:
-        if not is_verified(tx_id(tx)) and not verify(tx):
-            return "bad_tx_signature"
-    return None
+    """Why `block` does not apply to the state, or None (`state_check`'s verdict)."""
+    return state_check(
+        block,
+        parent_state_root=parent_state_root,
+        next_nonce=next_nonce,
+        is_verified=is_verified,
+        verify=lambda tx, _id: verify(tx),
+    ).problem
 
 
 def build_block(
@@ -159,19 +202,23 @@ def build_block(
     parent_state_root: bytes,
     txs: Sequence[Transaction],
     next_nonce: NonceLookup,
-) -> tuple[Block, Mapping[bytes, int]]:
-    """A block of `txs` (already in block order, nonces in order) and its nonce changes."""
+    tx_ids: Sequence[bytes] | None = None,
+) -> tuple[Block, BlockFacts]:
+    """A block of `txs` (already in block order, nonces in order) and its facts
+    (nonce changes included). `tx_ids`, when the caller holds them (a pool
+    entry carries its id), are the transactions' ids."""
     changed = next_nonces(txs, next_nonce)
     assert changed is not None, "the caller selects transactions in nonce order"
+    ids = [tx_id(tx) for tx in txs] if tx_ids is None else list(tx_ids)
     header = BlockHeader(
         chain_id=chain_id,
         height=height,
         round=round,
         timestamp_ms=timestamp_ms,
         parent_id=parent_id,
-        tx_root=tx_root(tx_id(tx) for tx in txs),
+        tx_root=tx_root(ids),
         state_root=state_root(parent_state_root, changed),
         proposer=proposer,
         last_commit_id=last_commit_id,
     )
-    return Block(header, list(txs)), changed
+    return Block(header, list(txs)), BlockFacts(block_id(header), ids, changed)

@@ -63,7 +63,7 @@ from consensus.voice import Voice, resend
 from consensus.votekeeper import Verifier, VoteKeeper
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, verify_signature
-from sequencer.ids import block_id
+from sequencer.ids import BlockFacts
 from sequencer.types import (
     NIL,
     Block,
@@ -250,11 +250,11 @@ class Core:
             self._schedule_timeout(TimeoutKind.EMPTY_BLOCK, self.params.empty_block_interval_ms)
         if not self.config.wait_for_txs:
             self._start_round(0)
-        for message in self._future.take():  # their signatures verified when buffered
+        for message, facts in self._future.take():  # admitted when buffered
             if isinstance(message, Vote):
                 self._on_vote(message, verified=True)
             else:
-                self._on_proposal(message, verified=True)
+                self._on_proposal(message, admitted=facts)
         self._quiet = False  # a new height: the rules must look
 
     def _resume(self, state: SigningState) -> None:
@@ -297,7 +297,12 @@ class Core:
         locks = self._locks
         valid = self._blocks.get(locks.valid_value) if locks.valid_value else None
         if valid is not None:  # L15-L16
-            self._sign_proposal(valid.proposal.block, locks.valid_round, valid.parent_certificate)
+            self._sign_proposal(
+                valid.proposal.block,
+                locks.valid_round,
+                valid.parent_certificate,
+                self._blocks.facts(locks.valid_value),
+            )
             return
         self._awaiting_value = True  # L18 getValue(), answered by ValueReady
         self._emit(
@@ -326,11 +331,18 @@ class Core:
         self._emit(ScheduleTimeout(kind, self.height, self.round, delay_ms))
 
     def _commit(
-        self, block: Block, certificate: CommitCertificate, parent: CommitCertificate | None
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        offered_parent: CommitCertificate | None,
+        facts: BlockFacts,
     ) -> None:
-        self._emit(Commit(block, certificate, parent))
+        """`offered_parent`: the parent certificate that came with the block;
+        the block links to it, unless it links to ours (then it is not stored)."""
         header = block.header
-        self.anchor = Anchor(header.height, block_id(header), header.timestamp_ms, certificate)
+        parent = None if header.last_commit_id == self.anchor.commit_id else offered_parent
+        self._emit(Commit(block, certificate, parent, facts))
+        self.anchor = Anchor(header.height, facts.block_id, header.timestamp_ms, certificate)
         self._reset_height(header.height + 1)  # L52-L53
         # The signer's copy of the locks must reset too: the next height's first
         # signature persists it, and a restart restores locks from it.
@@ -340,17 +352,21 @@ class Core:
     # ------------------------------------------------------------ signing
 
     def _sign_proposal(
-        self, block: Block, pol_round: int, parent_certificate: CommitCertificate | None
+        self,
+        block: Block,
+        pol_round: int,
+        parent_certificate: CommitCertificate | None,
+        facts: BlockFacts,
     ) -> None:
         """L19, with the proof of lock (the polka of `pol_round`) attached."""
-        value = block_id(block.header)
+        value = facts.block_id
         pol = self._keeper.votes_for(pol_round, VoteKind.PREVOTE, value) if pol_round >= 0 else []
         message = self._voice.propose(
-            self.height, self.round, pol_round, block, parent_certificate, pol
+            self.height, self.round, pol_round, block, value, parent_certificate, pol
         )
         if message is not None:
             self._proposals.own[self.round] = message
-            self._intake.record(message, self._now, trusted=True)
+            self._intake.record(message, facts, self._now, trusted=True)
 
     def _vote(self, kind: VoteKind, value: bytes) -> None:
         """Sign, persist, broadcast and count our own vote (observers only move on)."""
@@ -369,12 +385,13 @@ class Core:
         if heard is Heard.WORK:
             self._wake()
 
-    def _on_proposal(self, message: ProposalMessage, *, verified: bool = False) -> None:
-        heard = self._intake.proposal(message, self.round, verified=verified)
+    def _on_proposal(self, message: ProposalMessage, *, admitted: BlockFacts | None = None) -> None:
+        heard, facts = self._intake.proposal(message, self.round, admitted=admitted)
         self._quiet = heard is Heard.NOTHING
         if heard is Heard.WORK:
+            assert facts is not None
             self._wake()
-            self._intake.accept(message, self.round, self._now)
+            self._intake.accept(message, facts, self.round, self._now)
 
     def _wake(self) -> None:
         """A peer works on this height: start it even if our mempool looked empty."""
@@ -397,7 +414,7 @@ class Core:
             return
         self._awaiting_value = False
         # A fresh value has no proof-of-lock round, whatever validRound says.
-        self._sign_proposal(ready.block, -1, self.anchor.certificate)
+        self._sign_proposal(ready.block, -1, self.anchor.certificate, ready.facts)
 
     def _on_txs(self, _: TxsAvailable) -> None:
         self._wake()
@@ -408,14 +425,11 @@ class Core:
         if header.height != self.height:
             self.stats["decided_wrong_height"] += 1
             return
-        problem = self._admission.decided(decided, self.anchor)
-        if problem is not None:
-            self.stats[f"decided_{problem}"] += 1
+        verdict = self._admission.decided(decided, self.anchor)
+        if isinstance(verdict, str):
+            self.stats[f"decided_{verdict}"] += 1
             return
-        parent = None
-        if header.last_commit_id != self.anchor.commit_id:
-            parent = decided.parent_certificate
-        self._commit(decided.block, decided.certificate, parent)
+        self._commit(decided.block, decided.certificate, decided.parent_certificate, verdict)
 
     def _on_timeout(self, timeout: TimeoutElapsed) -> None:
         if timeout.height != self.height:
@@ -455,10 +469,8 @@ class Core:
         match effect:
             case Decide(round, value, message):
                 certificate = self._keeper.certificate(round, value)
-                parent = None
-                if message.proposal.block.header.last_commit_id != self.anchor.commit_id:
-                    parent = message.parent_certificate
-                self._commit(message.proposal.block, certificate, parent)  # L51
+                block, facts = message.proposal.block, self._blocks.facts(value)
+                self._commit(block, certificate, message.parent_certificate, facts)  # L51
             case SkipRound(round):
                 self._start_round(round)  # L56
             case Prevote(value):

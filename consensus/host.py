@@ -1,7 +1,8 @@
 """The consensus host: runs the core against its ports, sans-IO.
 
 The core decides; the host does what it says. It executes the core's actions
-in order (persist, broadcast, build, validate, commit), keeps the core's
+in order (persist, broadcast; build, validate and commit in
+`consensus.blockwork`), keeps the core's
 timers, drives catch-up (who is ahead, what to ask whom, serving peers), and
 tracks the heights validators show. It reads no clock, touches no socket and
 draws its randomness from the `rng` it is given: every entry takes `now_ms`,
@@ -25,13 +26,13 @@ import collections
 import heapq
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
-from consensus.blocks import build_block, state_problem
+from consensus.blockwork import BlockWork
 from consensus.core import Core
 from consensus.messages import (
-    BlockValidated,
     Broadcast,
     BroadcastVotes,
     Commit,
@@ -46,14 +47,19 @@ from consensus.messages import (
     TimeoutElapsed,
     TxsAvailable,
     ValidateBlock,
-    ValueReady,
 )
 from consensus.ports import ChainPort, MempoolPort, NetworkPort, Peer, TransactionsPort
-from consensus.sync import SYNC_BLOCKS_MAX, CatchUp, RawSyncResponse, SyncRequest, SyncResponse
+from consensus.sync import (
+    SYNC_BLOCKS_MAX,
+    CatchUp,
+    RawSyncResponse,
+    SyncRequest,
+    SyncResponse,
+    serve,
+)
 from consensus.votekeeper import Verifier
 from sequencer.crypto import proposal_signing_bytes, verify_signature, vote_signing_bytes
-from sequencer.ids import block_id
-from sequencer.types import Block, Transaction, Vote
+from sequencer.types import Block, Vote
 
 __all__ = ["Host", "HostConfig"]
 
@@ -122,6 +128,24 @@ class Host:
         self.on_synced: Callable[[int, int], None] = lambda first, last: None
         self.on_evidence: Callable[[Equivocation], None] = lambda evidence: None
         self.on_block_rejected: Callable[[Block, str], None] = lambda block, problem: None
+        self._blocks = BlockWork(
+            core.chain_id,
+            chain,
+            mempool,
+            transactions,
+            self.counts,
+            lambda block, problem: self.on_block_rejected(block, problem),
+        )
+        self._actions: dict[type, Callable[[Any], None]] = {
+            PersistSigningState: self._persist,
+            Broadcast: self._broadcast,
+            BroadcastVotes: self._broadcast_votes,
+            ScheduleTimeout: self._schedule,
+            RequestValue: self._build,
+            ValidateBlock: self._validate,
+            Commit: self._commit,
+            ReportEvidence: self._report,
+        }
 
     # ------------------------------------------------------------------ entries
 
@@ -289,67 +313,40 @@ class Host:
             self._on_failure(what, error)
 
     def _execute(self, action: object) -> None:
-        if isinstance(action, PersistSigningState):
-            self._chain.save_signing_state(action.state)
-        elif isinstance(action, Broadcast):
-            self._network.broadcast(action.message)
-        elif isinstance(action, BroadcastVotes):
-            self._network.broadcast_votes(action.votes)
-        elif isinstance(action, ScheduleTimeout):
-            self._timer_sequence += 1
-            timeout = TimeoutElapsed(action.kind, action.height, action.round)
-            due = self._now + action.delay_ms
-            heapq.heappush(self._timers, (due, self._timer_sequence, timeout))
-        elif isinstance(action, RequestValue):
-            self._inputs.append(self._build(action))
-        elif isinstance(action, ValidateBlock):
-            self._inputs.append(self._validate(action.block))
-        elif isinstance(action, Commit):
-            sync = not self._commit_unsynced
-            self._chain.commit(
-                action.block, action.certificate, action.parent_certificate, sync=sync
-            )
-            self._unsynced_commits += not sync
-            self.counts["blocks_committed"] += 1
-            if self._mempool.has_pending():
-                self._inputs.append(TxsAvailable())
-        elif isinstance(action, ReportEvidence):
-            self.evidence.append(action.evidence)
-            self.counts["equivocations"] += 1
-            self.on_evidence(action.evidence)
+        self._actions[type(action)](action)
 
-    def _build(self, request: RequestValue) -> ValueReady:
-        chain = self._chain
-        block, _ = build_block(
-            chain_id=self.core.chain_id,
-            height=request.height,
-            round=request.round,
-            proposer=request.proposer,
-            timestamp_ms=max(self._now, request.timestamp_ms_min),
-            parent_id=request.parent_id,
-            last_commit_id=request.last_commit_id,
-            parent_state_root=chain.state_root(),
-            txs=self._mempool.select(request.max_gas, request.max_txs),
-            next_nonce=chain.next_nonce,
-        )
-        return ValueReady(request.height, request.round, block)
+    def _persist(self, action: PersistSigningState) -> None:
+        self._chain.save_signing_state(action.state)
 
-    def _validate(self, block: Block) -> BlockValidated:
-        problem = state_problem(
-            block,
-            parent_state_root=self._chain.state_root(),
-            next_nonce=self._chain.next_nonce,
-            is_verified=self._transactions.is_verified,
-            verify=self._verify_transaction,
-        )
-        if problem is not None:
-            self.counts[f"block_rejected_{problem}"] += 1
-            self.on_block_rejected(block, problem)
-        return BlockValidated(block_id(block.header), problem is None, problem or "")
+    def _broadcast(self, action: Broadcast) -> None:
+        self._network.broadcast(action.message)
 
-    def _verify_transaction(self, tx: Transaction) -> bool:
-        self.counts["block_txs_verified"] += 1
-        return self._transactions.verify(tx)
+    def _broadcast_votes(self, action: BroadcastVotes) -> None:
+        self._network.broadcast_votes(action.votes)
+
+    def _schedule(self, action: ScheduleTimeout) -> None:
+        self._timer_sequence += 1
+        timeout = TimeoutElapsed(action.kind, action.height, action.round)
+        heapq.heappush(self._timers, (self._now + action.delay_ms, self._timer_sequence, timeout))
+
+    def _commit(self, action: Commit) -> None:
+        sync = not self._commit_unsynced
+        self._blocks.commit(action, sync=sync)
+        self._unsynced_commits += not sync
+        self.counts["blocks_committed"] += 1
+        if self._mempool.has_pending():
+            self._inputs.append(TxsAvailable())
+
+    def _report(self, action: ReportEvidence) -> None:
+        self.evidence.append(action.evidence)
+        self.counts["equivocations"] += 1
+        self.on_evidence(action.evidence)
+
+    def _build(self, request: RequestValue) -> None:
+        self._inputs.append(self._blocks.build(request, self._now))
+
+    def _validate(self, action: ValidateBlock) -> None:
+        self._inputs.append(self._blocks.validate(action))
 
     # ------------------------------------------------------------------ catch-up
 
@@ -463,27 +460,18 @@ class Host:
             self._network.send(peer, response)
 
     def _serve(self, request: SyncRequest) -> RawSyncResponse | None:
-        """Up to `max_blocks` finalized blocks, within one gossip message, from
-        their stored encodings (nothing decoded, nothing re-encoded)."""
+        """Blocks for a peer, within one gossip message."""
         chain = self._chain
-        tip = chain.height()
-        if request.from_height > tip:
-            return None
-        last = min(tip, request.from_height + request.max_blocks - 1)
-        blocks: list[tuple[msgspec.Raw, msgspec.Raw]] = []
-        size = 0
-        for block, certificate in chain.finalized_encoded(request.from_height, last):
-            size += len(block) + len(certificate)
-            if blocks and size > self.config.sync_response_bytes_max:
-                break
-            blocks.append((msgspec.Raw(block), msgspec.Raw(certificate)))
-        parent = None
-        if request.from_height > 1:
-            raw = chain.certificate_encoded(request.from_height - 1)
-            assert raw is not None, "a stored block has a stored certificate below it"
-            parent = msgspec.Raw(raw)
-        self.counts["sync_served_blocks"] += len(blocks)
-        return RawSyncResponse(parent, blocks)
+        response = serve(
+            request,
+            chain.height(),
+            chain.finalized_encoded,
+            chain.certificate_encoded,
+            self.config.sync_response_bytes_max,
+        )
+        if response is not None:
+            self.counts["sync_served_blocks"] += len(response.blocks)
+        return response
 
 
 def _failed_action(action: object) -> str:

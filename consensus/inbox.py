@@ -25,6 +25,7 @@ from consensus.messages import Action, ProposalMessage, ReportEvidence, Validate
 from consensus.proposals import Blocks, Proposals, Recorded
 from consensus.votekeeper import VoteKeeper, VoteStatus
 from sequencer.certificate import ValidatorSet
+from sequencer.ids import BlockFacts
 from sequencer.types import Vote, VoteKind
 
 __all__ = ["Heard", "Intake", "Message", "NextHeight", "PeerRounds"]
@@ -97,28 +98,34 @@ class Intake:
         aside = self._route(vote.height, vote.round, vote, round)
         return self._count(vote, round, verified=verified) if aside is None else aside
 
-    def proposal(self, message: ProposalMessage, round: int, *, verified: bool) -> Heard:
-        """A proposal, while we are in `round`: WORK if it is for now (then `accept` it)."""
+    def proposal(
+        self, message: ProposalMessage, round: int, *, admitted: BlockFacts | None
+    ) -> tuple[Heard, BlockFacts | None]:
+        """A proposal, while we are in `round`; `admitted`: its block's facts
+        if it was admitted already (buffered for this height). WORK and the
+        block's facts if it is for now (then `accept` it)."""
         proposal = message.proposal
         if proposal.chain_id != self._chain_id:
             self._stats["proposal_wrong_chain"] += 1
-            return Heard.NOTHING
+            return Heard.NOTHING, None
         aside = self._route(proposal.height, proposal.round, message, round)
         if aside is not None:
-            return aside
-        problem = None if verified else self._admission.proposal(proposal)
-        if problem is not None:
-            self._stats[f"proposal_{problem}"] += 1
-            return Heard.NOTHING
+            return aside, None
+        verdict = self._admission.proposal(proposal) if admitted is None else admitted
+        if isinstance(verdict, str):
+            self._stats[f"proposal_{verdict}"] += 1
+            return Heard.NOTHING, None
         self._rounds.saw(proposal.validator, proposal.round, round)
-        return Heard.WORK
+        return Heard.WORK, verdict
 
-    def accept(self, message: ProposalMessage, round: int, now_ms: int) -> None:
+    def accept(self, message: ProposalMessage, facts: BlockFacts, round: int, now_ms: int) -> None:
         """An admitted proposal: count its proof of lock, record it, check its block."""
         self._add_proof_of_lock(message, round)
-        self.record(message, now_ms, trusted=False)
+        self.record(message, facts, now_ms, trusted=False)
 
-    def record(self, message: ProposalMessage, now_ms: int, *, trusted: bool) -> None:
+    def record(
+        self, message: ProposalMessage, facts: BlockFacts, now_ms: int, *, trusted: bool
+    ) -> None:
         """Record a proposal; `trusted`: ours, its block valid without a check."""
         recorded = self._proposals.record(message.proposal)
         if recorded is not Recorded.NEW:
@@ -126,11 +133,11 @@ class Intake:
         if recorded is Recorded.DUPLICATE or recorded is Recorded.DROPPED:
             return
         value = message.proposal.block_id
-        self._blocks.add(message)
+        self._blocks.add(message, facts)
         if trusted:
             self._blocks.trust(value)
         elif not self._blocks.checked(value):
-            self._check_block(message, now_ms)
+            self._check_block(message, self._blocks.facts(value), now_ms)
 
     def _route(self, height: int, round: int, message: Message, current: int) -> Heard | None:
         """None if a message is for now. Else buffer the next height's, note
@@ -138,7 +145,7 @@ class Intake:
         if height < self._height:
             self._stats["message_stale"] += 1
         elif height == self._height + 1:
-            problem = self._future.add(message, self._signed)
+            problem = self._future.add(message, self._admitted)
             if problem is not None:
                 self._stats[f"message_future_{problem}"] += 1
         elif height > self._height + 1:
@@ -160,15 +167,17 @@ class Intake:
             return Heard.NOTHING
         if round <= self._rounds.highest(validator):
             return Heard.NOTHING
-        if not self._signed(message):
+        if self._admitted(message) is False:
             self._stats["message_round_too_far_bad_signature"] += 1
             return Heard.NOTHING
         return Heard.NEWS if self._rounds.saw(validator, round, current) else Heard.NOTHING
 
-    def _signed(self, message: Message) -> bool:
-        """Does the signature verify (and, for a proposal, is it well formed)?"""
+    def _admitted(self, message: Message) -> BlockFacts | bool:
+        """Does the signature verify (and, for a proposal, is it well formed:
+        then its block's facts)? False if not."""
         if isinstance(message, ProposalMessage):
-            return self._admission.proposal(message.proposal) is None
+            verdict = self._admission.proposal(message.proposal)
+            return False if isinstance(verdict, str) else verdict
         return self._keeper.signature_ok(message)
 
     def _count(self, vote: Vote, round: int, *, verified: bool) -> Heard:
@@ -206,11 +215,11 @@ class Intake:
             else:
                 self._stats["proposal_pol_vote_refused"] += 1
 
-    def _check_block(self, message: ProposalMessage, now_ms: int) -> None:
+    def _check_block(self, message: ProposalMessage, facts: BlockFacts, now_ms: int) -> None:
         """valid(v), part one: what the core can decide alone; then ask the driver.
         The clock check is kept apart (see `Blocks`)."""
         value = message.proposal.block_id
-        problem = self._admission.block(message, self._anchor)
+        problem = self._admission.block(message, self._anchor, facts)
         if problem is not None:
             self._stats[f"block_invalid_{problem}"] += 1
             self._blocks.reject(value)
@@ -218,7 +227,7 @@ class Intake:
         timestamp_ms = message.proposal.block.header.timestamp_ms
         if self._blocks.await_verdict(value, timestamp_ms, now_ms):
             self._stats["block_early"] += 1
-        self._emit(ValidateBlock(self._height, message.proposal.block))
+        self._emit(ValidateBlock(self._height, message.proposal.block, facts))
 
 
 class NextHeight(Mapping[int, Sequence[Message]]):
@@ -234,6 +243,7 @@ class NextHeight(Mapping[int, Sequence[Message]]):
         self._per_validator_max = per_validator_max
         self._proposals_max = proposals_max  # in all: they carry whole blocks
         self._kept: dict[int, list[Message]] = {}  # validator -> its messages
+        self._facts: dict[bytes, BlockFacts] = {}  # a kept proposal's block's, by value
         self._proposals = 0
 
     def __getitem__(self, validator: int) -> Sequence[Message]:
@@ -245,9 +255,10 @@ class NextHeight(Mapping[int, Sequence[Message]]):
     def __len__(self) -> int:
         return len(self._kept)
 
-    def add(self, message: Message, signed: Callable[[Message], bool]) -> str | None:
+    def add(self, message: Message, admitted: Callable[[Message], BlockFacts | bool]) -> str | None:
         """Keep a message of the next height; None if kept, else why not.
-        `signed` is asked last: it is the expensive check."""
+        `admitted` is asked last: it is the expensive check (False: refused;
+        a proposal's block's facts, kept with it)."""
         validator = _sender(message)[0]
         if not 0 <= validator < self._validators:
             return "unknown_validator"
@@ -259,17 +270,29 @@ class NextHeight(Mapping[int, Sequence[Message]]):
             proposal and self._proposals >= self._proposals_max
         ):
             return "dropped"
-        if not signed(message):
+        verdict = admitted(message)
+        if verdict is False:
             return "bad_signature"
         kept.append(message)
+        if isinstance(verdict, BlockFacts) and isinstance(message, ProposalMessage):
+            self._facts[message.proposal.block_id] = verdict
         self._proposals += proposal
         return None
 
-    def take(self) -> list[Message]:
+    def take(self) -> list[tuple[Message, BlockFacts | None]]:
         """Every kept message, in the order kept by validator (their signatures
-        verified); the buffer is empty after."""
+        verified), with a proposal's block's facts; the buffer is empty after."""
         kept, self._kept, self._proposals = self._kept, {}, 0
-        return [message for messages in kept.values() for message in messages]
+        facts, self._facts = self._facts, {}
+        return [
+            (message, _facts_of(message, facts))
+            for messages in kept.values()
+            for message in messages
+        ]
+
+
+def _facts_of(message: Message, facts: Mapping[bytes, BlockFacts]) -> BlockFacts | None:
+    return facts[message.proposal.block_id] if isinstance(message, ProposalMessage) else None
 
 
 class PeerRounds:

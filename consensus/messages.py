@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
+from sequencer.ids import BlockFacts
 from sequencer.limits import VALIDATORS_MAX
 from sequencer.types import Block, CommitCertificate, Proposal, SigningState, Vote, Wire
 
@@ -115,11 +116,13 @@ class BlockValidated(_Input):
 
 
 class ValueReady(_Input):
-    """The block the driver built for our proposal (answer to `RequestValue`)."""
+    """The block the driver built for our proposal (answer to `RequestValue`),
+    with its facts (computed while building it)."""
 
     height: int
     round: int
     block: Block
+    facts: BlockFacts
 
 
 class DecidedBlock(_Input):
@@ -196,6 +199,7 @@ class ValidateBlock(_Action):
 
     height: int
     block: Block
+    facts: BlockFacts  # its ids, computed when the core admitted it
 
 
 class Commit(_Action):
@@ -205,6 +209,7 @@ class Commit(_Action):
     block: Block
     certificate: CommitCertificate
     parent_certificate: CommitCertificate | None
+    facts: BlockFacts  # its ids, carried since the core admitted or built it
 
 
 class ReportEvidence(_Action):

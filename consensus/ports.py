@@ -11,15 +11,16 @@ simulator, a crash).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Protocol
 
 from consensus.anchor import Anchor
 from consensus.messages import ProposalMessage
 from consensus.sync import RawSyncResponse, SyncRequest
+from sequencer.ids import BlockFacts
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
 
-__all__ = ["ChainPort", "MempoolPort", "NetworkPort", "Peer", "TransactionsPort"]
+__all__ = ["ChainPort", "MempoolPort", "NetworkPort", "Peer", "Pooled", "TransactionsPort"]
 
 # How a network port names a peer it can send to (a public key in the node,
 # an index in the simulator).
@@ -46,9 +47,12 @@ class ChainPort(Protocol):
         parent_certificate: CommitCertificate | None,
         *,
         sync: bool,
+        facts: BlockFacts | None = None,
     ) -> None:
         """Store a decided block; durable before returning when `sync`, else
-        at the next `sync()` or the next synced write (storage keeps order)."""
+        at the next `sync()` or the next synced write (storage keeps order).
+        `facts` are the block's, computed when the core met it (its nonce
+        changes too, when the host checked or built it against this state)."""
         ...
 
     def sync(self) -> None: ...
@@ -64,8 +68,18 @@ class ChainPort(Protocol):
     def certificate_encoded(self, height: int) -> bytes | None: ...
 
 
+class Pooled(Protocol):
+    """A pooled transaction, with the id computed when it entered the pool."""
+
+    @property
+    def tx(self) -> Transaction: ...
+
+    @property
+    def tx_id(self) -> bytes: ...
+
+
 class MempoolPort(Protocol):
-    def select(self, max_gas: int, max_txs: int) -> list[Transaction]:
+    def select(self, max_gas: int, max_txs: int) -> Sequence[Pooled]:
         """Transactions for a block, in block order (each sender's nonces in order)."""
         ...
 
@@ -79,8 +93,8 @@ class TransactionsPort(Protocol):
 
     def is_verified(self, tx_id: bytes) -> bool: ...
 
-    def verify(self, tx: Transaction) -> bool:
-        """Verify a transaction met first in a block (and remember it)."""
+    def verify(self, tx: Transaction, tx_id: bytes) -> bool:
+        """Verify a transaction met first in a block (and remember it by its id)."""
         ...
 
 

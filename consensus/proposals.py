@@ -1,7 +1,7 @@
 """What one height keeps about proposed values, for the core's rules.
 
     Proposals   the proposals of each round, by value, and our own
-    Blocks      the block of each proposed value, and valid(v) as far as known
+    Blocks      the block of each proposed value, its facts, and valid(v) as far as known
     Locks       lockedValue/lockedRound and validValue/validRound (L36-L43)
 
 The core decides what to record and when (it checks the signatures, counts
@@ -18,6 +18,7 @@ from types import MappingProxyType
 from consensus.messages import ProposalMessage
 from consensus.votekeeper import VoteKeeper
 from sequencer.certificate import ValidatorSet
+from sequencer.ids import BlockFacts, block_facts
 from sequencer.types import NIL, Proposal, Vote, VoteKind
 
 __all__ = ["Blocks", "Locks", "Proposals", "Recorded"]
@@ -82,7 +83,8 @@ class Proposals:
 
 
 class Blocks:
-    """The block of each value proposed at one height, and valid(v) as far as known.
+    """The block of each value proposed at one height, its facts (its ids, from
+    admission or our own build), and valid(v) as far as known.
 
     A value's verdict is True or False once known, None while the driver
     checks the state-dependent part (`ValidateBlock`); a value never checked
@@ -92,6 +94,7 @@ class Blocks:
     def __init__(self, clock_drift_ms_max: int) -> None:
         self._drift_ms = clock_drift_ms_max
         self._messages: dict[bytes, ProposalMessage] = {}
+        self._facts: dict[bytes, BlockFacts] = {}
         self._verdicts: dict[bytes, bool | None] = {}
         # Blocks whose timestamp was too far ahead of our clock when checked:
         # not valid for our prevote until our clock gets there (see `valid_now`).
@@ -103,14 +106,22 @@ class Blocks:
     def get(self, value: bytes) -> ProposalMessage | None:
         return self._messages.get(value)
 
-    def add(self, message: ProposalMessage) -> None:
+    def facts(self, value: bytes) -> BlockFacts:
+        """The facts of a kept block."""
+        return self._facts[value]
+
+    def add(self, message: ProposalMessage, facts: BlockFacts) -> None:
         """Keep the block of a recorded proposal (the first message carrying it)."""
-        self._messages.setdefault(message.proposal.block_id, message)
+        value = message.proposal.block_id
+        if value not in self._messages:
+            self._messages[value] = message
+            self._facts[value] = facts
 
     def restore(self, message: ProposalMessage) -> None:
         """A block from the signing state: it was validated before it became valid."""
         value = message.proposal.block_id
         self._messages[value] = message
+        self._facts[value] = block_facts(message.proposal.block)
         self._verdicts[value] = True
 
     def trust(self, value: bytes) -> None:

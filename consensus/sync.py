@@ -3,7 +3,8 @@
 `CatchUp` is sans-IO: the driver tells it the heights peers work on
 (`observe`, from the messages they send), hands it each response
 (`received`), and polls it; it answers with `SyncRequest`s to send. The peer
-answers with finalized blocks and their certificates (`serve`), which the
+answers with finalized blocks and their certificates (`serve`, from their
+stored encodings), which the
 driver feeds to the core as `DecidedBlock`s, in order. The core verifies
 every certificate against the genesis validators before it commits anything.
 
@@ -25,7 +26,7 @@ a peer one height ahead is normal for a moment, not a reason to fetch.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 import msgspec
@@ -249,12 +250,28 @@ class CatchUp:
 def serve(
     request: SyncRequest,
     tip_height: int,
-    block_at: Callable[[int], tuple[Block, CommitCertificate]],
-) -> SyncResponse | None:
-    """The answer of a node whose chain ends at `tip_height` (None: nothing to give)."""
+    finalized_encoded: Callable[[int, int], Iterable[tuple[bytes, bytes]]],
+    certificate_encoded: Callable[[int], bytes | None],
+    bytes_max: int,
+) -> RawSyncResponse | None:
+    """The answer of a node whose chain ends at `tip_height` (None: nothing to
+    give): up to `max_blocks` finalized blocks from `request.from_height`, at
+    least one and no more than `bytes_max` of encodings after it, straight
+    from their stored encodings (nothing decoded, nothing re-encoded), and the
+    certificate of the height below the first (the one it links to)."""
     if request.from_height > tip_height:
         return None
     last = min(tip_height, request.from_height + min(request.max_blocks, SYNC_BLOCKS_MAX) - 1)
-    blocks = [block_at(h) for h in range(request.from_height, last + 1)]
-    parent = block_at(request.from_height - 1)[1] if request.from_height > 1 else None
-    return SyncResponse(parent, blocks)
+    blocks: list[tuple[msgspec.Raw, msgspec.Raw]] = []
+    size = 0
+    for block, certificate in finalized_encoded(request.from_height, last):
+        size += len(block) + len(certificate)
+        if blocks and size > bytes_max:
+            break
+        blocks.append((msgspec.Raw(block), msgspec.Raw(certificate)))
+    parent = None
+    if request.from_height > 1:
+        raw = certificate_encoded(request.from_height - 1)
+        assert raw is not None, "a stored block has a stored certificate below it"
+        parent = msgspec.Raw(raw)
+    return RawSyncResponse(parent, blocks)

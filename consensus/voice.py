@@ -26,7 +26,6 @@ from consensus.messages import (
 from consensus.proposals import Blocks, Locks, Proposals
 from consensus.signer import Signer
 from consensus.votekeeper import VoteKeeper
-from sequencer.ids import block_id
 from sequencer.limits import VOTE_BUNDLE_MAX
 from sequencer.types import Block, CommitCertificate, Proposal, SigningState, Vote, VoteKind
 
@@ -56,14 +55,15 @@ class Voice:
         round: int,
         pol_round: int,
         block: Block,
+        value: bytes,
         parent_certificate: CommitCertificate | None,
         pol: list[Vote],
     ) -> ProposalMessage | None:
         """L19 broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩, with
-        the proof of lock `pol`; None if the signer refused."""
+        the proof of lock `pol`; None if the signer refused. `value` is the
+        block's id."""
         assert self._signer is not None
         assert self._index is not None
-        value = block_id(block.header)
         try:
             signature, changed = self._signer.sign_proposal(height, round, pol_round, value)
         except SigningRefusedError as exc:

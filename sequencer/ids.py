@@ -70,15 +70,23 @@ def tx_facts(tx: Transaction) -> TxFacts:
 
 
 class BlockFacts(NamedTuple):
-    """A finalized block's ids, computed once at commit and carried to the
-    store (its tx index), the metrics and the log."""
+    """What a block's encoding says of it, computed once where the block is
+    first met (a peer's proposal, our own build, a block from catch-up) and
+    carried from there through the checks, the commit, the store (its tx
+    index), the metrics, the log and the batcher.
+
+    `next_nonces` is each sender's next nonce after the block, known once the
+    block was checked against the chain state it applies to (None before)."""
 
     block_id: bytes
     tx_ids: list[bytes]
+    next_nonces: Mapping[bytes, int] | None = None
 
 
-def block_facts(block: Block) -> BlockFacts:
-    return BlockFacts(block_id(block.header), [tx_id(tx) for tx in block.txs])
+def block_facts(block: Block, tx_ids: list[bytes] | None = None) -> BlockFacts:
+    """`tx_ids`, when the caller holds them (a pool entry carries its id)."""
+    ids = [tx_id(tx) for tx in block.txs] if tx_ids is None else tx_ids
+    return BlockFacts(block_id(block.header), ids)
 
 
 def gas(tx: Transaction) -> int:

@@ -264,6 +264,11 @@ class Store:
         raw = self._kv.get(block_key(height))
         return None if raw is None else self._decode_block(height, raw)
 
+    def sized_block(self, height: int) -> tuple[Block, int] | None:
+        """The block and the size of its canonical encoding, from one read."""
+        raw = self._kv.get(block_key(height))
+        return None if raw is None else (self._decode_block(height, raw), len(raw))
+
     def header(self, height: int) -> BlockHeader | None:
         raw = self._kv.get(block_key(height))
         if raw is None:

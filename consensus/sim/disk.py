@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from consensus.blocks import next_nonces
 from consensus.core import Anchor
 from sequencer.codec import encode
-from sequencer.ids import block_id, commit_id, genesis_state_root, state_root
+from sequencer.ids import BlockFacts, block_id, commit_id, genesis_state_root, state_root
 from sequencer.types import ZERO_ID, Block, CommitCertificate, SigningState
 
 __all__ = ["Disk", "SimCrash"]
@@ -77,7 +77,9 @@ class Disk:
         parent_certificate: CommitCertificate | None,
         *,
         sync: bool,
+        facts: BlockFacts | None = None,
     ) -> None:
+        # `facts` are ignored: the disk recomputes what it checks, on its own.
         self.before_write("commit")
         problem = self._apply(block, certificate, parent_certificate, durable=sync)
         if problem is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from consensus.core import Core, CoreConfig
 from consensus.host import Host, HostConfig
@@ -257,10 +257,10 @@ class SimNode:
     def is_verified(self, id_: bytes) -> bool:
         return id_ in self.verified
 
-    def verify(self, tx: Transaction) -> bool:
+    def verify(self, tx: Transaction, id_: bytes) -> bool:
         if not self.sim.verifier.transaction(tx):
             return False
-        self.verified.add(tx_id(tx))
+        self.verified.add(id_)
         return True
 
 
@@ -275,14 +275,20 @@ class _Mempool:
         node = self._node
         return node.sim.arrived() > node.disk.height()
 
-    def select(self, max_gas: int, max_txs: int) -> list[Transaction]:
+    def select(self, max_gas: int, max_txs: int) -> list[_Pooled]:
         node = self._node
         if not self.has_pending():
             return []
         senders = node.sim.senders
         count = min(max_txs, node.rng.randint(0, TXS_PER_BLOCK_MAX))
         chosen = node.rng.sample(range(len(senders)), count)
-        return [node.sim.transaction(s, node.disk.next_nonce(senders[s])) for s in chosen]
+        txs = [node.sim.transaction(s, node.disk.next_nonce(senders[s])) for s in chosen]
+        return [_Pooled(tx, tx_id(tx)) for tx in txs]
+
+
+class _Pooled(NamedTuple):
+    tx: Transaction
+    tx_id: bytes
 
 
 class HonestPort:

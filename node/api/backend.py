@@ -97,6 +97,7 @@ class Finalized:
 
     block: Block
     certificate: CommitCertificate
+    size: int = 0  # of the block's canonical encoding, as stored (0: not told)
 
 
 class Backend(Protocol):

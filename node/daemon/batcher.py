@@ -27,7 +27,7 @@ from node.daemon.chain import Chain
 from node.daemon.consensus import wall_ms
 from sequencer.batcher import Batch, BatchBuilder, BatchConfig
 from sequencer.codec import decode, encode
-from sequencer.ids import batch_commitment, block_id, decode_batch
+from sequencer.ids import batch_commitment
 from sequencer.l1.base import L1ConflictError, L1Error, L1UnavailableError, Sink
 
 __all__ = ["BatchRecord", "BatcherService"]
@@ -131,6 +131,7 @@ class BatcherService:
                     batch.first_height,
                     batch.last_height,
                     entry.encoding,
+                    batch_commitment(batch),
                     entry.reference,
                     state,
                 )
@@ -159,11 +160,12 @@ class BatcherService:
             async for event in self.chain.finalized(builder.next_height):
                 if previous is not None:
                     # The canonical certificate of `previous` is the one this block names.
-                    commit = event.block.header.last_commit_id
+                    # And its id: the next block's parent id (checked at commit).
+                    header = event.block.header
                     height = previous.block.header.height
-                    size = len(self.chain.store.block_bytes(height) or b"")
-                    header_id = block_id(previous.block.header)
-                    for batch in builder.add(height, header_id, commit, size, wall_ms()):
+                    for batch in builder.add(
+                        height, header.parent_id, header.last_commit_id, previous.size, wall_ms()
+                    ):
                         await send.send(batch)  # blocks while the backlog is full
                 previous = event
 
@@ -192,6 +194,7 @@ class BatcherService:
                 commitment.first_height,
                 commitment.last_height,
                 batch.encoding,
+                batch.digest,
                 reference,
                 "posted",
             )
@@ -213,6 +216,7 @@ class BatcherService:
                 commitment.first_height,
                 commitment.last_height,
                 batch.encoding,
+                batch.digest,
                 reference,
                 "confirmed",
             )
@@ -238,13 +242,20 @@ class BatcherService:
             delay = min(RETRY_S_MAX, delay * 2)
 
     def _save(
-        self, number: int, first: int, last: int, encoding: bytes, reference: str, state: str
+        self,
+        number: int,
+        first: int,
+        last: int,
+        encoding: bytes,
+        digest: bytes,
+        reference: str,
+        state: str,
     ) -> None:
         record = BatchRecord(
             number,
             first,
             last,
-            batch_commitment(decode_batch(encoding)),
+            digest,
             encoding,
             reference,
             state,

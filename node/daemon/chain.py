@@ -78,13 +78,19 @@ class Chain:
         parent_certificate: CommitCertificate | None,
         *,
         sync: bool = True,
+        facts: BlockFacts | None = None,
     ) -> None:
         """Store a decided block (durably, unless `sync` is False: block sync
         commits a response's blocks unsynced and then calls `sync`), then
-        clear its transactions from the pool."""
-        changed = next_nonces(block.txs, self.store.next_nonce)
-        assert changed is not None, "the core decided a block that does not apply"
-        facts = block_facts(block)
+        clear its transactions from the pool. `facts`, when the consensus
+        carried them, are the block's ids and, when it checked the block
+        against this state, its nonce changes."""
+        if facts is None:
+            facts = block_facts(block)
+        changed = facts.next_nonces
+        if changed is None:
+            changed = next_nonces(block.txs, self.store.next_nonce)
+            assert changed is not None, "the core decided a block that does not apply"
         started = time.perf_counter()
         stored = self.store.commit_block(
             block, certificate, changed, parent_certificate, sync=sync, facts=facts
@@ -126,10 +132,10 @@ class Chain:
         while True:
             committed = self._committed  # taken before reading: no commit is missed
             while height <= self.store.height():
-                block = self.store.block(height)
+                sized = self.store.sized_block(height)
                 certificate = self.store.certificate(height)
-                assert block is not None
+                assert sized is not None
                 assert certificate is not None
-                yield Finalized(block, certificate)
+                yield Finalized(sized[0], certificate, sized[1])
                 height += 1
             await committed.wait()

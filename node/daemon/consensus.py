@@ -36,7 +36,8 @@ from node.daemon.chain import Chain
 from node.daemon.health import StorageHealth
 from node.daemon.messages import VoteBundle, encode_consensus, encode_sync
 from sequencer.crypto import verify_signature, verify_transaction
-from sequencer.ids import tx_id
+from sequencer.ids import BlockFacts
+from sequencer.mempool_types import PoolTx
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
 from storage.errors import StorageError
 
@@ -225,8 +226,9 @@ class _ChainPort:
         parent_certificate: CommitCertificate | None,
         *,
         sync: bool,
+        facts: BlockFacts | None = None,
     ) -> None:
-        self._chain.commit(block, certificate, parent_certificate, sync=sync)
+        self._chain.commit(block, certificate, parent_certificate, sync=sync, facts=facts)
 
     def save_signing_state(self, state: SigningState) -> None:
         started = time.perf_counter()
@@ -244,8 +246,8 @@ class _MempoolPort:
     def __init__(self, chain: Chain) -> None:
         self._mempool = chain.mempool
 
-    def select(self, max_gas: int, max_txs: int) -> list[Transaction]:
-        return [entry.tx for entry in self._mempool.select(max_gas, max_txs)]
+    def select(self, max_gas: int, max_txs: int) -> list[PoolTx]:
+        return self._mempool.select(max_gas, max_txs)
 
     def has_pending(self) -> bool:
         return self._mempool.statistics().pending > 0
@@ -256,10 +258,10 @@ class _TransactionsPort:
         self.is_verified = is_verified
         self._driver = driver
 
-    def verify(self, tx: Transaction) -> bool:
+    def verify(self, tx: Transaction, id_: bytes) -> bool:
         if not verify_transaction(tx):
             return False
-        self._driver.remember_verified(tx_id(tx))  # its gossip may still arrive: not again
+        self._driver.remember_verified(id_)  # its gossip may still arrive: not again
         return True
 
 

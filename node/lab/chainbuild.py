@@ -44,7 +44,7 @@ from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, load_key, sign_transaction, vote_signing_bytes
 from sequencer.errors import SequencerError
 from sequencer.genesis import load_genesis
-from sequencer.ids import block_id, gas, genesis_state_root, hash32
+from sequencer.ids import gas, genesis_state_root, hash32
 from sequencer.types import (
     ZERO_ID,
     CommitCertificate,
@@ -276,7 +276,7 @@ def _write_chain(
         # final synced write makes every earlier one durable too.
         with store.batch(sync=last == plan.blocks) as batch:
             for height in range(first, last + 1):
-                block, changed = build_block(
+                block, facts = build_block(
                     chain_id=chain_id,
                     height=height,
                     round=0,
@@ -288,11 +288,13 @@ def _write_chain(
                     txs=_txs(plan, chain_id, height, nonces),
                     next_nonce=lambda sender: nonces.get(sender, 0),
                 )
-                value = block_id(block.header)
+                value = facts.block_id
                 message = vote_signing_bytes(chain_id, VoteKind.PRECOMMIT, height, 0, value)
                 signatures = [(index, key.sign(message)) for index, key in signer_keys]
-                batch.put_finalized(block, CommitCertificate(height, 0, value, signatures), changed)
-                nonces.update(changed)
+                assert facts.next_nonces is not None
+                certificate = CommitCertificate(height, 0, value, signatures)
+                batch.put_finalized(block, certificate, facts.next_nonces, facts=facts)
+                nonces.update(facts.next_nonces)
                 tip = batch.tip
                 assert tip is not None
                 parent_id, last_commit_id, state_root = tip.block_id, tip.commit_id, tip.state_root

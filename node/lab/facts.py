@@ -79,6 +79,7 @@ def _counting(counts: FactCounts) -> dict[Callable[..., Any], Callable[..., Any]
     """Each counted function, mapped to its counting wrapper."""
     encode = sequencer.codec.encode
     tx_id = sequencer.ids.tx_id
+    tx_facts = sequencer.ids.tx_facts
     block_id = sequencer.ids.block_id
     next_nonces = consensus.blocks.next_nonces
     verify = sequencer.crypto.verify_transaction
@@ -93,6 +94,10 @@ def _counting(counts: FactCounts) -> dict[Callable[..., Any], Callable[..., Any]
     def counted_tx_id(tx: Transaction) -> bytes:
         counts["tx_id"] += 1
         return tx_id(tx)
+
+    def counted_tx_facts(tx: Transaction) -> sequencer.ids.TxFacts:
+        counts["tx_id"] += 1  # one hash of one encoding, the id (the encode counts itself)
+        return tx_facts(tx)
 
     def counted_block_id(header: BlockHeader) -> bytes:
         counts["block_id"] += 1
@@ -109,6 +114,7 @@ def _counting(counts: FactCounts) -> dict[Callable[..., Any], Callable[..., Any]
     return {
         encode: counted_encode,
         tx_id: counted_tx_id,
+        tx_facts: counted_tx_facts,
         block_id: counted_block_id,
         next_nonces: counted_next_nonces,
         verify: counted_verify,

@@ -33,7 +33,7 @@ from consensus.messages import (
 from consensus.proposer import ProposerSchedule
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, sign_proposal, sign_vote
-from sequencer.ids import block_id, genesis_state_root
+from sequencer.ids import block_facts, block_id, genesis_state_root
 from sequencer.types import (
     NIL,
     ZERO_ID,
@@ -211,7 +211,7 @@ class Node:
 
 
 def value_ready(name: str, round: int = 0) -> ValueReady:
-    return ValueReady(1, round, BLOCKS[name])
+    return ValueReady(1, round, BLOCKS[name], block_facts(BLOCKS[name]))
 
 
 # Validator 0 prevotes A in round 0; then validators 1 and 2 do: a polka, so 0 locks on A.

@@ -21,6 +21,18 @@ def block(height: int) -> tuple[Block, CommitCertificate]:
     return Block(header, []), CommitCertificate(height, 0, ZERO_ID, [])
 
 
+def served(request: SyncRequest, tip: int) -> SyncResponse | None:
+    """What a node whose chain ends at `tip` answers, as the requester decodes it."""
+    raw = serve(
+        request,
+        tip,
+        lambda first, last: [(encode(b), encode(c)) for b, c in map(block, range(first, last + 1))],
+        lambda height: encode(block(height)[1]),
+        1 << 30,
+    )
+    return None if raw is None else msgspec.msgpack.decode(encode(raw), type=SyncResponse)
+
+
 def response(first: int, last: int) -> SyncResponse:
     return SyncResponse(None, [block(h) for h in range(first, last + 1)])
 
@@ -246,7 +258,7 @@ def test_outstanding_work_never_exceeds_the_window() -> None:
                 peer, request = pending.pop()
                 if rng.random() < 0.1:
                     continue  # lost
-                answer = serve(request, target - 1, block)
+                answer = served(request, target - 1)
                 assert answer is not None
                 ready = sync.received(peer, answer, height)
                 while ready is not None:
