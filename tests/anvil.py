@@ -46,6 +46,8 @@ from typing import Any
 import httpx
 import pytest
 
+from node.ops.procs import DEVNULL, ChildProcess
+
 __all__ = [
     "ANVIL_VERSION",
     "DEV_ADDRESS",
@@ -211,7 +213,7 @@ class Anvil:
         self.private_keys: list[str] = []  # all ten dev accounts, from --config-out
         self.addresses: list[str] = []
         self._dir = Path(tempfile.mkdtemp(prefix="anvil-"))
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._port: int | None = None
         self._http = httpx.Client(timeout=5.0)
         self._next_id = 0
@@ -233,14 +235,15 @@ class Anvil:
         assert self._process is None, "already running"
         log_path = self._dir / "anvil.log"
         config_path = self._dir / "config.json"
-        with open(log_path, "wb") as log:  # a file, not a pipe: a full pipe would block anvil
-            self._process = subprocess.Popen(
-                [str(self.binary), *self.args, "--config-out", str(config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # A file, not a pipe: a full pipe would block anvil. A fresh one: the
+        # port is read from it.
+        log_path.unlink(missing_ok=True)
+        self._process = ChildProcess(
+            [str(self.binary), *self.args, "--config-out", str(config_path)],
+            stdin=DEVNULL,
+            output=log_path,
+            new_session=True,
+        ).start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -276,12 +279,9 @@ class Anvil:
 
     def kill(self) -> None:
         """SIGKILL (works on a paused process too); the chain is gone."""
-        process = self._process
-        if process is None:
+        if self._process is None:
             return
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+        self._process.kill()
         self._process = None
         self._port = None
 
@@ -292,7 +292,7 @@ class Anvil:
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None, "anvil is not running"
-        assert self._process.poll() is None, "anvil has exited"
+        assert self._process.running, "anvil has exited"
         self._process.send_signal(signum)
 
     # ------------------------------------------------------------ access

@@ -81,10 +81,11 @@ def print_table(report: dict[str, Any]) -> None:
         rows.append(
             (
                 "single",
-                f"node {single['node_requests_s']} req/s  bare {single['bare_requests_s']} req/s"
+                f"node {single['node_requests_s']:.1f} req/s"
+                f"  bare {single['bare_requests_s']:.1f} req/s"
                 f"  ratio {single['ratio']}  (server CPU per request: node"
-                f" {single['node_cpu_us_per_request']} us,"
-                f" bare {single['bare_cpu_us_per_request']} us)",
+                f" {single['node_cpu_us_per_request']:.1f} us,"
+                f" bare {single['bare_cpu_us_per_request']:.1f} us)",
             )
         )
     restart = report["runs"].get("restart")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from node.lab.machine import cpu_seconds
 from node.lab.presign import presign_timed
 from node.lab.rawhttp import RawConnection
 from node.lab.stats import percentile_ms
+from node.ops.procs import DEVNULL, ChildProcess
 
 __all__ = ["request_rate", "run_single", "serve_bare"]
 
@@ -73,13 +73,10 @@ def run_single(net: Devnet, chain_id: str, args: argparse.Namespace, seed: int) 
         "bench", chain_id, count=count, senders=count, nodes=len(net.urls), seed=seed
     )
     bodies = [s.body for s in signed]
-    bare_url = f"http://127.0.0.1:{net.base_port + 5}"
-    bare = subprocess.Popen(
-        [sys.executable, "-m", "node.lab.bench", "--bare-server", f"127.0.0.1:{net.base_port + 5}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    listen = f"127.0.0.1:{net.base_port + 5}"
+    bare_url = f"http://{listen}"
+    serve = [sys.executable, "-m", "node.lab.bench", "--bare-server", listen]
+    with ChildProcess(serve, output=DEVNULL, grace_s=10.0) as bare:  # stopped on the way out
         _wait_http(f"{bare_url}/health")
         node_runs, bare_runs = [], []
         share = count // args.single_rounds
@@ -87,9 +84,6 @@ def run_single(net: Devnet, chain_id: str, args: argparse.Namespace, seed: int) 
             mine = bodies[round_ * share : (round_ + 1) * share]
             bare_runs.append(_rate(bare_url, bare.pid, mine, args, "bare"))
             node_runs.append(_rate(net.urls[0], net.pids()[0], mine, args, "node"))
-    finally:
-        bare.terminate()
-        bare.wait(timeout=10)
     node_rate = statistics.median(r["requests_s"] for r in node_runs)
     bare_rate = statistics.median(r["requests_s"] for r in bare_runs)
     node_cpu = statistics.median(r["server_cpu_us_per_request"] for r in node_runs)

@@ -60,13 +60,12 @@ class ChaosNet:
 
     def alive(self, index: int) -> bool:
         process = self.net.processes[index]
-        return process is not None and process.poll() is None
+        return process is not None and process.running
 
     def kill(self, index: int) -> None:
         process = self.net.processes[index]
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            process.kill()
         self.paused.discard(index)
 
     def restart(self, index: int) -> None:

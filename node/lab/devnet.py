@@ -7,8 +7,6 @@ counters from `/metrics`.
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import httpx
 
 from node.lab.machine import cpu_seconds, status_kib
 from node.ops.devnet import DevnetLayout, init_devnet
-from node.ops.procs import NodeProcess, free_base_port
+from node.ops.procs import STOP_GRACE_S, ChildProcess, NodeProcess, free_base_port, stop_all
 
 __all__ = ["BENCH_ENV", "Devnet", "devnet"]
 
@@ -52,7 +50,7 @@ class Devnet:
         return [node.rpc for node in self.layout.nodes]
 
     @property
-    def processes(self) -> list[subprocess.Popen[bytes] | None]:
+    def processes(self) -> list[ChildProcess | None]:
         return [node.process for node in self.nodes]
 
     def start(self, index: int) -> None:
@@ -65,11 +63,9 @@ class Devnet:
             node.wait_healthy(READY_TIMEOUT_S)
 
     def stop_all(self) -> None:
-        for process in self.processes:  # all at once, then wait for each
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        stop_all(self.processes, STOP_GRACE_S)  # all at once, then wait for each
         for node in self.nodes:
-            node.stop()
+            node.stop()  # reaped already: only forgets the process
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p is not None]

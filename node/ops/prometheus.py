@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +30,7 @@ import httpx
 
 from node.errors import NodeError
 from node.ops.devnet import DevnetLayout
+from node.ops.procs import DEVNULL, ChildProcess
 
 __all__ = [
     "DEFAULT_PORT",
@@ -222,7 +221,7 @@ class PrometheusServer:
             Path(log_path).absolute() if log_path else self.data_dir.parent / "prometheus.log"
         )
         self.ready_timeout_s = ready_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -274,17 +273,16 @@ class PrometheusServer:
             f"--storage.tsdb.path={self.data_dir}",
             f"--web.listen-address={LOOPBACK}:{self.port}",
         ]
-        with self.log_path.open("ab") as log:  # the child keeps its own handle
-            self.process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                # Its own session: a Ctrl-C in the terminal reaches the devnet
-                # supervisor only, which then stops Prometheus with the nodes.
-                start_new_session=True,
-            )
+        self.process = ChildProcess(
+            args,
+            stdin=DEVNULL,
+            output=self.log_path,
+            cwd=self.data_dir,
+            # Its own session: a Ctrl-C in the terminal reaches the devnet
+            # supervisor only, which then stops Prometheus with the nodes.
+            new_session=True,
+            grace_s=STOP_GRACE_S,
+        ).start()
 
     def _wait_ready(self) -> None:
         assert self.process is not None
@@ -307,21 +305,13 @@ class PrometheusServer:
         )
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.running
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM, then SIGKILL if it is still running after `grace_s`."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        self.process = None
+        if self.process is not None:
+            self.process.stop(grace_s)
+            self.process = None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:

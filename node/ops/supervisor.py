@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from node.ops.devnet import DevnetLayout
+from node.ops.procs import ChildProcess, node_argv, stop_all
 from node.ops.prometheus import (
     DEVNET_SCRAPE_INTERVAL_S,
     PrometheusError,
@@ -88,21 +88,15 @@ def run_devnet(layout: DevnetLayout, home: Path, prometheus_port: int | None = N
     finally:
         if prometheus is not None:
             prometheus.stop()
-        _stop_all(children)
+        stop_all(children, STOP_GRACE_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _spawn(home: Path) -> subprocess.Popen[bytes]:
+def _spawn(home: Path) -> ChildProcess:
     # A new session: a Ctrl-C in the terminal reaches the supervisor only,
-    # which then stops the nodes in order. The child keeps its own log handle.
-    with (home / "node.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # which then stops the nodes in order.
+    return ChildProcess(node_argv(home), output=home / "node.log", new_session=True).start()
 
 
 def _start_prometheus(layout: DevnetLayout, home: Path, port: int) -> PrometheusServer | None:
@@ -130,9 +124,7 @@ def _start_prometheus(layout: DevnetLayout, home: Path, port: int) -> Prometheus
         return None
 
 
-def _wait_ready(
-    layout: DevnetLayout, children: list[subprocess.Popen[bytes]], stopping: Any
-) -> bool:
+def _wait_ready(layout: DevnetLayout, children: list[ChildProcess], stopping: Any) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_S
     pending = {node.name: node.rpc for node in layout.nodes}
     while pending and time.monotonic() < deadline and not stopping():
@@ -157,19 +149,6 @@ def _wait_ready(
         )
         return False
     return not stopping()
-
-
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def banner(layout: DevnetLayout, home: Path, prometheus_url: str | None = None) -> str:

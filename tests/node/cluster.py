@@ -9,10 +9,6 @@ heights, kill -9, graceful stop, restart.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -21,11 +17,12 @@ import httpx
 import msgspec
 
 from node.ops.devnet import DevnetLayout, init_devnet
-from node.ops.procs import free_base_port
+from node.ops.procs import ChildProcess, free_base_port, node_argv, stop_all
 from sequencer.client import Client
 from sequencer.genesis import dump_genesis, load_genesis
 
 START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 20.0
 
 
 class Cluster:
@@ -40,7 +37,7 @@ class Cluster:
         self.root = root
         base_port = free_base_port(validators)
         self.layout: DevnetLayout = init_devnet(root, validators, base_port, **init_options)  # type: ignore[arg-type]
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * validators
+        self.processes: list[ChildProcess | None] = [None] * validators
         self._clients: list[Client] = []
         if consensus:
             self._override_genesis(consensus)
@@ -70,14 +67,11 @@ class Cluster:
 
     def start(self, index: int, wait: bool = True, env: Mapping[str, str] | None = None) -> None:
         """Start node `index`; `env` adds environment variables (e.g. storage faults)."""
-        assert self.processes[index] is None or self.processes[index].poll() is not None
-        with (self.home(index) / "node.log").open("ab") as log:  # the child keeps its copy
-            self.processes[index] = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "--home", str(self.home(index))],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=None if env is None else {**os.environ, **env},
-            )
+        previous = self.processes[index]
+        assert previous is None or not previous.running
+        self.processes[index] = ChildProcess(
+            node_argv(self.home(index)), env=env, output=self.home(index) / "node.log"
+        ).start()
         if wait:
             self.wait_healthy(index)
 
@@ -91,7 +85,7 @@ class Cluster:
         def healthy() -> bool:
             process = self.processes[index]
             assert process is not None
-            if process.poll() is not None:
+            if not process.running:
                 raise AssertionError(f"node {index} exited: {self.log_tail(index)}")
             try:
                 return httpx.get(f"{self.url(index)}/health", timeout=1.0).status_code == 200
@@ -104,29 +98,18 @@ class Cluster:
         """kill -9: no shutdown, no flush."""
         process = self.processes[index]
         assert process is not None
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.kill()
 
-    def stop(self, index: int) -> int:
+    def stop(self, index: int) -> int | None:
+        """SIGTERM; SIGKILL after 20 s. The exit status."""
         process = self.processes[index]
         assert process is not None
-        process.send_signal(signal.SIGTERM)
-        return process.wait(timeout=20)
+        return process.stop(STOP_GRACE_S)
 
     def stop_all(self) -> None:
         for client in self._clients:
             client.close()
-        for process in self.processes:
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            if process is None:
-                continue
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(self.processes, STOP_GRACE_S)
 
     def height(self, index: int) -> int:
         return int(httpx.get(f"{self.url(index)}/status", timeout=5.0).json()["height"])

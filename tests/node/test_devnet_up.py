@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from node.ops.procs import PIPE, ChildProcess
 from tests.node.cluster import free_base_port, wait_until
 
 SEQUENCER = Path(sys.executable).parent / "sequencer"
@@ -33,12 +34,11 @@ def processes_mentioning(text: str) -> list[int]:
 def test_devnet_up_then_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
     home = tmp_path / "devnet"
     base = free_base_port(4)
-    supervisor = subprocess.Popen(
+    supervisor = ChildProcess(
         [str(SEQUENCER), "devnet", "up", "--home", str(home), "--base-port", str(base)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        output=PIPE,
         text=True,
-    )
+    ).start()
     try:
         assert supervisor.stdout is not None
         banner = ""
@@ -62,11 +62,8 @@ def test_devnet_up_then_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         supervisor.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert supervisor.wait(timeout=30) == 0
     finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
-        assert supervisor.stdout is not None
-        supervisor.stdout.close()
+        supervisor.kill()  # nothing to do once it has exited
+        supervisor.close()
     wait_until(lambda: not processes_mentioning(str(home)), 10, "every node gone")
     for port in (base, base + 10):
         try:

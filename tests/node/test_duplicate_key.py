@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from node.ops.procs import free_base_port
+from node.ops.procs import ChildProcess, free_base_port, node_argv
 from sequencer.client import Client, Wallet
 from sequencer.crypto import PrivateKey
 from sequencer.errors import ClientError
@@ -63,12 +61,7 @@ def test_a_duplicate_validator_is_detected_and_the_original_recovers(tmp_path: P
     with running(tmp_path / "devnet", before_start=_fast_sessions) as cluster:
         home, twin_url = twin_home(cluster, tmp_path)
         original_url = cluster.url(ORIGINAL)
-        with (home / "node.log").open("ab") as log:
-            twin = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "--home", str(home)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        twin = ChildProcess(node_argv(home), output=home / "node.log").start()
         try:
             wait_until(lambda: status(twin_url)["peers_alive"] >= 1, 30, "the twin to join")
             # The peers see the original's older session still sending.
@@ -86,7 +79,6 @@ def test_a_duplicate_validator_is_detected_and_the_original_recovers(tmp_path: P
                 client.send(wallet, b"sent while cut off", nonce=0)
         finally:
             twin.kill()
-            twin.wait()
         log_text = (cluster.home(OBSERVER) / "node.log").read_text()
         assert "sends from two sessions at once" in log_text
         # The original rejoins under a new session, and is heard again.

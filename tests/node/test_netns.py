@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 from node.ops.devnet import DevnetLayout, init_devnet
+from node.ops.procs import ChildProcess, node_argv, stop_all
 from sequencer.client import Client
 from sequencer.crypto import PrivateKey, sign_transaction
 from tests.node.cluster import wait_until
@@ -125,7 +125,7 @@ def netns_unavailable() -> str | None:
 class Net:
     hosts: Hosts
     layout: DevnetLayout
-    processes: list[subprocess.Popen[bytes]]
+    processes: list[ChildProcess]
     clients: list[Client]
     nonce: int = 0
 
@@ -155,30 +155,14 @@ class Net:
         return int(result.stdout)
 
 
-def start(hosts: Hosts, layout: DevnetLayout, index: int) -> subprocess.Popen[bytes]:
+def start(hosts: Hosts, layout: DevnetLayout, index: int) -> ChildProcess:
     home = layout.nodes[index].home
-    environment = os.environ | {"PYTHONPATH": str(ROOT)}
-    node = [sys.executable, "-m", "node.cli", "node", "--home", str(home)]
-    with (home / "node.log").open("ab") as log:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", hosts.namespace(index), *node],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=environment,
-        )
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return ChildProcess(
+        ["ip", "netns", "exec", hosts.namespace(index), *node_argv(home)],
+        env={"PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        output=home / "node.log",
+    ).start()
 
 
 @pytest.fixture
@@ -187,7 +171,7 @@ def net(tmp_path: Path) -> Iterator[Net]:
     if reason is not None:
         pytest.skip(reason)
     hosts = Hosts()
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[ChildProcess] = []
     clients: list[Client] = []
     try:
         hosts.build()
@@ -205,7 +189,7 @@ def net(tmp_path: Path) -> Iterator[Net]:
     finally:
         for client in clients:
             client.close()
-        stop(processes)
+        stop_all(processes, 20)
         hosts.remove()
 
 

@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from node.ops.devnet import init_devnet
+from node.ops.procs import PIPE, ChildProcess
 from node.ops.prometheus import (
     INSTALL_HINT,
     PrometheusError,
@@ -214,7 +215,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ devnet up --prometheus
 
 
-def read_banner(supervisor: subprocess.Popen[str]) -> str:
+def read_banner(supervisor: ChildProcess) -> str:
     assert supervisor.stdout is not None
     banner = ""
     deadline = time.monotonic() + 60
@@ -226,27 +227,20 @@ def read_banner(supervisor: subprocess.Popen[str]) -> str:
     return banner
 
 
-def devnet_up(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def devnet_up(home: Path, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
     command = [str(SEQUENCER), "devnet", "up", "--home", str(home)]
-    return subprocess.Popen(
-        [*command, "--base-port", str(free_base_port(4)), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    return ChildProcess(
+        [*command, "--base-port", str(free_base_port(4)), *args], env=env, output=PIPE, text=True
+    ).start()
 
 
-def ctrl_c(supervisor: subprocess.Popen[str]) -> None:
+def ctrl_c(supervisor: ChildProcess) -> None:
     try:
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=30) == 0
     finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
-        assert supervisor.stdout is not None
-        supervisor.stdout.close()
+        supervisor.kill()  # nothing to do once it has exited
+        supervisor.close()
 
 
 def test_devnet_up_runs_prometheus_and_stops_it_on_ctrl_c(tmp_path: Path) -> None:
