@@ -117,6 +117,16 @@ class Mempool:
         committed = self._committed_nonce(tx.sender) if account is None else account.next_nonce
         return tx.nonce < committed
 
+    def check(self, tx: Transaction, id: bytes, size: int) -> AddStatus | None:
+        """The refusals decidable before the caller pays for a signature check
+        (chain, size, price floor, duplicate, stale nonce): the status `add`
+        would return, counted as its refusal; None if `add(..., checked=True)`
+        may take it (with no change to the pool in between)."""
+        status = self._refusal(tx, id, size)
+        if status is not None:
+            self._refused(status, id)
+        return status
+
     def statistics(self) -> MempoolStatistics:
         return MempoolStatistics(
             pending=self._pending_count,
@@ -133,23 +143,36 @@ class Mempool:
     # ------------------------------------------------------------ adding
 
     def add(
-        self, tx: Transaction, now_ms: int, *, id: bytes | None = None, size: int | None = None
+        self,
+        tx: Transaction,
+        now_ms: int,
+        *,
+        id: bytes | None = None,
+        size: int | None = None,
+        checked: bool = False,
     ) -> AddResult:
-        """Admit a verified transaction. `id` and `size` save recomputing them."""
-        self.expire(now_ms)
-        return self._admit(tx, id, size, now_ms, None)
+        """Admit a verified transaction. `id` and `size` save recomputing them;
+        `checked`: `check` passed it just before, so its refusals are not
+        decided twice."""
+        self.expire(now_ms)  # removes queued entries only: what `check` found stays true
+        return self._admit(tx, id, size, now_ms, None, checked)
 
     def _admit(
-        self, tx: Transaction, id: bytes | None, size: int | None, time_ms: int, seq: int | None
+        self,
+        tx: Transaction,
+        id: bytes | None,
+        size: int | None,
+        time_ms: int,
+        seq: int | None,
+        checked: bool = False,
     ) -> AddResult:
         id = tx_id(tx) if id is None else id
         size = len(encode(tx)) if size is None else size
-        status = self._refusal(tx, id, size)
-        if status is not None:
-            return self._refused(status, id)
+        if not checked:
+            status = self._refusal(tx, id, size)
+            if status is not None:
+                return self._refused(status, id)
         account = self._account(tx.sender)
-        if tx.nonce < account.next_nonce:
-            return self._refused(AddStatus.NONCE_TOO_LOW, id, tx.sender)
         existing = account.txs.get(tx.nonce)
         if existing is not None:
             bump = 100 + self.config.price_bump_percent
@@ -186,6 +209,8 @@ class Mempool:
             return AddStatus.BELOW_MIN_GAS_PRICE
         if id in self._by_id:
             return AddStatus.DUPLICATE
+        if self.is_stale(tx):
+            return AddStatus.NONCE_TOO_LOW
         return None
 
     def _refused(self, status: AddStatus, id: bytes, sender: bytes | None = None) -> AddResult:

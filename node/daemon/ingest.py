@@ -107,7 +107,6 @@ class JournalWriter:
 class Ingest:
     def __init__(
         self,
-        chain_id: str,
         mempool: Mempool,
         journal: JournalWriter | None,
         gossip: GossipNode,
@@ -119,7 +118,6 @@ class Ingest:
         self._health = StorageHealth() if health is None else health
         # Set by the node to its cache of verified transaction ids.
         self.is_verified: Callable[[bytes], bool] = lambda id_: False
-        self._chain_id = chain_id
         self._mempool = mempool
         self._journal = journal
         self._gossip = gossip
@@ -154,28 +152,26 @@ class Ingest:
 
     def _admit(self, tx: Transaction) -> tuple[SubmitResult, AddResult | None]:
         id_, size = tx_facts(tx)
-        problem = self._precheck(tx, id_)
+        problem = self._precheck(tx, id_, size)
         if problem is not None:
             self.counts[problem.value] += 1
-            return SubmitResult(id_, problem, _MESSAGES[problem]), None
-        added = self._mempool.add(tx, self._now_ms(), id=id_, size=size)
+            return SubmitResult(id_, problem, _message(problem)), None
+        added = self._mempool.add(tx, self._now_ms(), id=id_, size=size, checked=True)
         if not added.ok:
             code = ADD_ERRORS[added.status]
             self.counts[code.value] += 1
-            return SubmitResult(id_, code, f"refused by the mempool: {added.status.value}"), None
+            return SubmitResult(id_, code, _message(code)), None
         self._remember(id_)
         self.counts["accepted"] += 1
         return SubmitResult(id_), added
 
-    def _precheck(self, tx: Transaction, id_: bytes) -> ErrorCode | None:
-        if tx.chain_id != self._chain_id:
-            return ErrorCode.WRONG_CHAIN
-        if self._mempool.get(id_) is not None:
-            return ErrorCode.DUPLICATE  # before paying for a signature check
-        if self._mempool.is_stale(tx):
-            # Already committed (a peer's late gossip, a wallet's retry): the
-            # mempool would refuse it after the signature check.
-            return ErrorCode.NONCE_TOO_LOW
+    def _precheck(self, tx: Transaction, id_: bytes, size: int) -> ErrorCode | None:
+        # The mempool's own refusals first (a duplicate, an already committed
+        # nonce: a peer's late gossip, a wallet's retry), decided once, before
+        # paying for a signature check.
+        status = self._mempool.check(tx, id_, size)
+        if status is not None:
+            return ADD_ERRORS[status]
         if self.is_verified(id_):
             return None  # these very bytes verified before (in a proposal)
         self.counts["signatures_verified"] += 1
@@ -198,9 +194,9 @@ class Ingest:
         added = 0
         for tx in txs:
             id_, size = tx_facts(tx)
-            if self._precheck(tx, id_) is not None:
+            if self._precheck(tx, id_, size) is not None:
                 self.counts["peer_refused"] += 1
-            elif self._mempool.add(tx, now_ms, id=id_, size=size).ok:
+            elif self._mempool.add(tx, now_ms, id=id_, size=size, checked=True).ok:
                 self._remember(id_)
                 self.counts["peer_accepted"] += 1
                 added += 1
@@ -212,8 +208,13 @@ _MESSAGES = {
     ErrorCode.WRONG_CHAIN: "the transaction's chain_id is not this chain's",
     ErrorCode.DUPLICATE: "the transaction is already in the mempool",
     ErrorCode.BAD_SIGNATURE: "the signature does not verify against the sender's key",
-    ErrorCode.NONCE_TOO_LOW: "refused by the mempool: nonce_too_low",
 }
+_REFUSED_BY = {code: status for status, code in ADD_ERRORS.items()}
+
+
+def _message(code: ErrorCode) -> str:
+    message = _MESSAGES.get(code)
+    return f"refused by the mempool: {_REFUSED_BY[code].value}" if message is None else message
 
 
 def _unjournaled(result: SubmitResult, error: StorageError) -> SubmitResult:

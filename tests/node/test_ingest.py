@@ -33,7 +33,7 @@ def _tx(nonce: int) -> Transaction:
 
 def _ingest(committed: int = 0) -> Ingest:
     mempool = Mempool(MempoolConfig(CHAIN), lambda sender: committed)
-    ingest = Ingest(CHAIN, mempool, None, _Gossip(), lambda: 1_000, lambda: None, lambda tx: None)  # type: ignore[arg-type]
+    ingest = Ingest(mempool, None, _Gossip(), lambda: 1_000, lambda: None, lambda tx: None)  # type: ignore[arg-type]
     return ingest
 
 

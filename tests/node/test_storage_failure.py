@@ -178,7 +178,7 @@ def test_a_failed_journal_write_refuses_the_transaction_and_fails_the_node() -> 
     published: list[object] = []
     journal = JournalWriter(store, published.append, health)
     ingest = Ingest(
-        CHAIN, mempool, journal, Gossip(), lambda: 1_000, lambda: None, lambda tx: None, health
+        mempool, journal, Gossip(), lambda: 1_000, lambda: None, lambda tx: None, health
     )  # type: ignore[arg-type]
     key = KEYS[3]
     txs = [

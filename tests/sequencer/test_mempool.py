@@ -10,6 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from sequencer.codec import encode
 from sequencer.ids import tx_id
 from sequencer.mempool import AddStatus, Mempool, MempoolConfig, PoolTx
 from sequencer.types import Transaction
@@ -112,6 +113,7 @@ REFUSALS = [
 def test_refusals_change_nothing(
     case: str, setup: dict, before: list, newcomer: Transaction, status: AddStatus
 ) -> None:
+    setup = dict(setup)  # the table's dict is shared by the tests that read it
     committed = setup.pop("committed", None)
     p = pool(committed, **setup)
     for t in before:
@@ -122,6 +124,40 @@ def test_refusals_change_nothing(
     assert result.tx_id == tx_id(newcomer)
     assert (len(p), nonces(p.select(10**9, 100))) == snapshot
     assert p.statistics().rejected[status] == 1
+
+
+CHECKED_BEFORE_THE_SIGNATURE = {
+    AddStatus.WRONG_CHAIN,
+    AddStatus.TOO_LARGE,
+    AddStatus.BELOW_MIN_GAS_PRICE,
+    AddStatus.DUPLICATE,
+    AddStatus.NONCE_TOO_LOW,
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "setup", "before", "newcomer", "status"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
+def test_check_decides_the_cheap_refusals_once(
+    case: str, setup: dict, before: list, newcomer: Transaction, status: AddStatus
+) -> None:
+    """`check` (before a signature check) says what `add` would, for the
+    refusals that need no room in the pool, and counts it once; what it lets
+    through, `add(..., checked=True)` decides alone."""
+    setup = dict(setup)  # the table's dict is shared by the tests that read it
+    committed = setup.pop("committed", None)
+    p = pool(committed, **setup)
+    for t in before:
+        assert p.add(t, 0).ok
+    size = len(encode(newcomer))
+    checked = p.check(newcomer, tx_id(newcomer), size)
+    if status in CHECKED_BEFORE_THE_SIGNATURE:
+        assert checked is status
+    else:
+        assert checked is None
+        result = p.add(newcomer, 0, id=tx_id(newcomer), size=size, checked=True)
+        assert result.status is status
+    assert p.statistics().rejected == {status: 1}
 
 
 def test_statistics_in_the_status_shape() -> None:
