@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import signal
-import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,9 @@ from typing import Any
 import trio
 
 from consensus.core import Core
-from consensus.guard import PeerGuard, RememberingVerifier
+from consensus.guard import RememberingVerifier
 from net.driver import GossipNode
 from net.identity import peer_id
-from net.subscription import Subscription
 from net.wire import Topic
 from node.api.backend import Finalized, SubmitResult
 from node.api.events import KEEPALIVE_S
@@ -48,13 +46,10 @@ from node.daemon.chain import Chain
 from node.daemon.chaos_control import OffsetClock, run_chaos_control
 from node.daemon.consensus import ConsensusDriver, verified_cache, wall_ms
 from node.daemon.health import StorageHealth
+from node.daemon.inbound import Inbound
 from node.daemon.ingest import Ingest, JournalWriter
 from node.daemon.messages import (
     TX_BATCH_MAX,
-    VoteBundle,
-    decode_consensus,
-    decode_sync,
-    decode_txs,
     encode_txs,
 )
 from node.daemon.metrics import NodeMetrics
@@ -62,7 +57,6 @@ from node.errors import ConfigError
 from sequencer.certificate import ValidatorSet
 from sequencer.codec import encode
 from sequencer.crypto import PrivateKey, load_key, verify_signature
-from sequencer.errors import DecodeError
 from sequencer.genesis import load_genesis
 from sequencer.ids import hash32
 from sequencer.l1.base import Sink
@@ -89,7 +83,6 @@ REANNOUNCE_TXS_MAX = 20_000
 # (seconds, at thousands of tx/s); 200,000 held ~45 MiB per node for nothing.
 VERIFIED_REMEMBERED_MAX = 20_000
 RESTORED_ANNOUNCE_DELAY_S = 1.0
-PEER_MUTE_S = 60.0  # a peer past its allowance of bad signatures (`PeerGuard`)
 
 
 class Node:
@@ -117,13 +110,12 @@ class Node:
             config.peer_addresses,
             config=config.gossip(),
             faults=config.faults(),
-            # Relayed only once their signatures verified (`_read_consensus`).
+            # Relayed only once their signatures verified (`node.daemon.inbound`).
             validated_topics=(Topic.CONSENSUS,),
         )
-        # Shared by the core and the check in `_read_consensus`: a vote
+        # Shared by the core and the check in `node.daemon.inbound`: a vote
         # checked there is not checked again.
         verifier = RememberingVerifier(verify_signature)
-        self.peer_guard = PeerGuard(mute_ms=PEER_MUTE_S * 1000.0)
         is_verified, remember = verified_cache(self.mempool.get, VERIFIED_REMEMBERED_MAX)
         core = Core(
             chain_id=chain_id,
@@ -159,7 +151,6 @@ class Node:
             else None
         )
         self.ingest = Ingest(
-            chain_id,
             self.mempool,
             self.journal,
             self.gossip,
@@ -169,6 +160,7 @@ class Node:
             self.health,
         )
         self.ingest.is_verified = is_verified
+        self.inbound = Inbound(self.gossip, self.ingest, self.consensus)
         self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
         self._metrics = NodeMetrics(self)
         self.chain.on_commit.append(self._metrics.on_commit)
@@ -277,9 +269,9 @@ class Node:
                     )
                 if self.journal is not None:
                     nursery.start_soon(self.journal.run)
-                nursery.start_soon(self._read_transactions, self.gossip.subscribe(Topic.TX, 65_536))
-                nursery.start_soon(self._read_consensus, self.gossip.subscribe(Topic.CONSENSUS))
-                nursery.start_soon(self._read_sync, self.gossip.subscribe(Topic.SYNC))
+                for topic, reader in self.inbound.readers().items():
+                    channel = self.gossip.subscribe(topic, reader.buffered)
+                    nursery.start_soon(self.inbound.read, channel, reader)
                 self.consensus.start()  # it steps the core for pending transactions
                 nursery.start_soon(self.consensus.run)
                 nursery.start_soon(self._announce_restored)
@@ -370,57 +362,6 @@ class Node:
             rpc.read_timeout_s,
             task_status=task_status,
         )
-
-    async def _read_transactions(self, channel: Subscription) -> None:
-        async for delivery in channel:
-            try:
-                txs = decode_txs(delivery.data)
-            except DecodeError:
-                self.ingest.counts["peer_malformed"] += 1
-                continue
-            self.ingest.from_peer(txs)
-
-    async def _read_consensus(self, channel: Subscription) -> None:
-        counts = self.consensus.counts
-        async for delivery in channel:
-            now_ms = time.monotonic() * 1000.0
-            if self.peer_guard.muted(delivery.peer, now_ms):
-                counts["peer_muted_dropped"] += 1
-                continue
-            try:
-                message = decode_consensus(delivery.data)
-            except DecodeError:
-                counts["malformed"] += 1
-                continue
-            messages = message.votes if isinstance(message, VoteBundle) else [message]
-            # Checked before anything is fed or relayed: one bad signature
-            # and the whole message is dropped, and its peer (which honest
-            # nodes never are: they relay only what verified) loses credit.
-            verdicts = [self.consensus.host.signature_verdict(m) for m in messages]
-            if False in verdicts:
-                counts["bad_signature_messages"] += 1
-                if self.peer_guard.bad_signature(delivery.peer, now_ms):
-                    counts["peers_muted"] += 1
-                    log.warning(
-                        "peer %s keeps delivering consensus messages whose signatures do not"
-                        " verify: its consensus messages are dropped unchecked for %.0f s",
-                        peer_id(delivery.peer),
-                        PEER_MUTE_S,
-                    )
-                continue
-            for item in messages:
-                self.consensus.on_message(item)
-            if True in verdicts:
-                self.gossip.forward(delivery)
-
-    async def _read_sync(self, channel: Subscription) -> None:
-        async for delivery in channel:
-            try:
-                message = decode_sync(delivery.data)
-            except DecodeError:
-                self.consensus.counts["malformed"] += 1
-                continue
-            self.consensus.on_sync(message, delivery.peer)
 
 
 def open_kv(path: Path, environ: Mapping[str, str] = os.environ) -> KV:
