@@ -19,6 +19,7 @@ protocol's public names are re-exported: import them from here.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
@@ -40,6 +41,7 @@ from sequencer.client_protocol import (
     check_wait,
     final_status,
     next_nonce_op,
+    rate_limit_wait_s,
     status_op,
     submit_many_op,
     submit_op,
@@ -116,7 +118,13 @@ class Client:
 
     def _call(self, op: Op[T]) -> T:
         request, parse = op
-        return parse(self._exchange(request))
+        for attempt in itertools.count():
+            response = self._exchange(request)
+            wait_s = rate_limit_wait_s(response, attempt)
+            if wait_s is None:
+                return parse(response)
+            self._sleep(wait_s)
+        raise AssertionError("unreachable")
 
     def _exchange(self, request: Request) -> Response:
         headers = _JSON_HEADERS if request.content is not None else None
@@ -133,7 +141,8 @@ class Client:
                     _append_capped(body, chunk, request)
         except httpx.HTTPError as exc:
             raise _transport_error(request, exc) from None
-        return Response(request, response.status_code, bytes(body))
+        retry_after = response.headers.get("retry-after")
+        return Response(request, response.status_code, bytes(body), retry_after)
 
     def submit(self, tx: Transaction) -> bytes:
         """Post one transaction; its id once the node holds it durably."""
@@ -222,7 +231,13 @@ class AsyncClient:
 
     async def _call(self, op: Op[T]) -> T:
         request, parse = op
-        return parse(await self._exchange(request))
+        for attempt in itertools.count():
+            response = await self._exchange(request)
+            wait_s = rate_limit_wait_s(response, attempt)
+            if wait_s is None:
+                return parse(response)
+            await anyio.sleep(wait_s)
+        raise AssertionError("unreachable")
 
     async def _exchange(self, request: Request) -> Response:
         headers = _JSON_HEADERS if request.content is not None else None
@@ -239,7 +254,8 @@ class AsyncClient:
                     _append_capped(body, chunk, request)
         except httpx.HTTPError as exc:
             raise _transport_error(request, exc) from None
-        return Response(request, response.status_code, bytes(body))
+        retry_after = response.headers.get("retry-after")
+        return Response(request, response.status_code, bytes(body), retry_after)
 
     async def submit(self, tx: Transaction) -> bytes:
         return await self._call(submit_op(tx))

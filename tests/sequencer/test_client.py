@@ -464,3 +464,60 @@ def test_async_client_reports_a_closed_port_as_unreachable() -> None:
             assert info.value.code == UNREACHABLE
 
     trio.run(main)
+
+
+# ------------------------------------------------------------------ rate limits
+
+
+def _limited(refusals: int, retry_after: str | None) -> tuple[httpx.MockTransport, list[int]]:
+    """A node that answers 429 `refusals` times, then the status."""
+    calls: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) <= refusals:
+            headers = {} if retry_after is None else {"retry-after": retry_after}
+            return httpx.Response(429, headers=headers, json=error_body("rate_limited", "slow"))
+        return httpx.Response(200, json={"height": 7})
+
+    return httpx.MockTransport(handle), calls
+
+
+@pytest.mark.parametrize(
+    ("refusals", "retry_after", "answered", "calls", "slept"),
+    [
+        (0, "1", True, 1, []),
+        (2, "1", True, 3, [1.0, 1.0]),  # asked again after the wait the node names
+        (3, "0", True, 4, [0.0, 0.0, 0.0]),
+        (4, "1", False, 4, [1.0, 1.0, 1.0]),  # three retries, then the caller's error
+        (1, "3600", True, 2, [5.0]),  # a long wait is capped
+        (1, None, False, 1, []),  # no Retry-After: the caller decides
+        (1, "soon", False, 1, []),
+    ],
+)
+def test_a_rate_limited_request_is_asked_again_after_the_named_wait(
+    refusals: int, retry_after: str | None, answered: bool, calls: int, slept: list[float]
+) -> None:
+    transport, seen = _limited(refusals, retry_after)
+    naps: list[float] = []
+    with Client(BASE_URL, transport=transport, sleep=naps.append) as c:
+        if answered:
+            assert c.status() == {"height": 7}
+        else:
+            with pytest.raises(ClientError) as raised:
+                c.status()
+            assert raised.value.code == "rate_limited"
+    assert (len(seen), naps) == (calls, slept)
+
+
+def test_the_async_client_waits_out_a_rate_limit_too() -> None:
+    transport, seen = _limited(2, "0")
+
+    async def main() -> None:
+        async with AsyncClient(
+            BASE_URL, transport=httpx.MockTransport(transport.handle_request)
+        ) as c:
+            assert await c.status() == {"height": 7}
+
+    trio.run(main)
+    assert len(seen) == 3
