@@ -111,6 +111,10 @@ class Mempool:
             return self._committed_nonce(sender)
         return account.next_nonce + account.pending
 
+    def has_pending(self) -> bool:
+        """Does the pool hold executable transactions (a block could take them)?"""
+        return self._pending_count > 0
+
     def is_stale(self, tx: Transaction) -> bool:
         """Its nonce is below the chain's: `add` would refuse it (NONCE_TOO_LOW)."""
         account = self._senders.get(tx.sender)
@@ -281,19 +285,19 @@ class Mempool:
         reason = (
             f"the pool was full: evicted for a transaction paying {tx.gas_price} (this one paid %d)"
         )
-        if victim[0] >= tx.gas_price:
+        if victim.gas_price >= tx.gas_price:
             # No cheaper one: among queued ones, the biggest holder gives way.
             fair = self._tails.fair_share_victim(tx) if only_queued else None
             if fair is None:
                 return None  # never evict a better- or equally-priced transaction
             victim = fair
-            held = queued_count(self._senders[victim[2]])
+            held = queued_count(self._senders[victim.sender])
             reason = (
                 f"the queued slots were full: its sender held {held} queued transactions,"
                 f" more than the newcomer's (it paid %d)"
             )
-        account = self._senders[victim[2]]
-        entry = account.txs[victim[3]]
+        account = self._senders[victim.sender]
+        entry = account.txs[victim.nonce]
         self._remove(account, entry)
         reason %= entry.gas_price
         self._dropped.add(entry.tx_id, Dropped("evicted", reason))

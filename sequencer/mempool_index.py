@@ -13,15 +13,31 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from typing import NamedTuple
 
 from sequencer.mempool_types import Dropped, PoolTx
 from sequencer.types import Transaction
 
-__all__ = ["DroppedLog", "SenderTxs", "Tail", "TailIndex", "queued_count"]
+__all__ = ["DroppedLog", "Hoarder", "SenderTxs", "Tail", "TailIndex", "queued_count"]
 
-# A heap entry for a sender's tail: (price, -seq, sender, nonce), so the
-# cheapest comes first and, among equals, the latest arrival.
-Tail = tuple[int, int, bytes, int]
+
+class Tail(NamedTuple):
+    """A heap entry for a sender's tail: the cheapest comes first and, among
+    equals, the latest arrival."""
+
+    gas_price: int
+    neg_seq: int  # -seq
+    sender: bytes
+    nonce: int
+
+
+class Hoarder(NamedTuple):
+    """A heap entry for a sender holding queued transactions: the one holding
+    the most comes first and, among equals, the oldest tail."""
+
+    neg_queued: int  # -its queued count
+    tail_seq: int
+    sender: bytes
 
 
 class SenderTxs:
@@ -100,16 +116,16 @@ class TailIndex:
         # Senders by queued count, (-count, tail seq, sender): when the queued
         # slots are full at one price, the sender holding the most gives way
         # (see `fair_share_victim`).
-        self._hoarders: list[tuple[int, int, bytes]] = []
+        self._hoarders: list[Hoarder] = []
 
     def push(self, account: SenderTxs) -> None:
         """Index the current tail of `account` (after any change to it)."""
         tail = account.tail()
         queued = account.tail_is_queued()
         heap = self._tails_queued if queued else self._tails_pending
-        heapq.heappush(heap, (tail.gas_price, -tail.seq, tail.sender, tail.nonce))
+        heapq.heappush(heap, Tail(tail.gas_price, -tail.seq, tail.sender, tail.nonce))
         if queued:
-            heapq.heappush(self._hoarders, (-queued_count(account), tail.seq, tail.sender))
+            heapq.heappush(self._hoarders, Hoarder(-queued_count(account), tail.seq, tail.sender))
         if len(heap) > 4 * len(self._senders) + 1_024 or (
             len(self._hoarders) > 4 * len(self._senders) + 1_024
         ):
@@ -137,7 +153,7 @@ class TailIndex:
             if other is None or queued_count(other) != -neg_count or other.tail().seq != seq:
                 heapq.heappop(heap)  # stale: the sender's count or tail changed since
                 if other is not None and other.tail_is_queued():
-                    current = (-queued_count(other), other.tail().seq, sender)
+                    current = Hoarder(-queued_count(other), other.tail().seq, sender)
                     if current != (neg_count, seq, sender):
                         heapq.heappush(heap, current)
                 continue
@@ -148,7 +164,7 @@ class TailIndex:
             tail = other.tail()
             if tail.gas_price > tx.gas_price:
                 return None  # never evict a better-priced transaction
-            return (tail.gas_price, -tail.seq, sender, tail.nonce)
+            return Tail(tail.gas_price, -tail.seq, sender, tail.nonce)
         return None
 
     def _valid(self, entry: Tail, queued: bool) -> bool:
@@ -167,7 +183,7 @@ class TailIndex:
             entry = heap[0]
             if not self._valid(entry, queued):
                 heapq.heappop(heap)
-            elif entry[2] == exclude:
+            elif entry.sender == exclude:
                 skipped.append(heapq.heappop(heap))
             else:
                 found = entry

@@ -1,9 +1,14 @@
 """The finalized chain as the node sees it: committing decided blocks and
-telling subscribers, one event per height in height order.
+publishing each commit, one per height in height order.
 
-Subscribers read from the store, not from a queue: a slow subscriber (an SSE
-client, the batch builder) falls behind without holding memory and catches
-up by reading, and one that starts late replays from any height.
+A commit is published twice over. Its `Committed` record goes to the
+`on_commit` subscribers, synchronously and in the order they subscribed,
+before anything else runs (the node's are its metrics, then `PoolPruner`,
+which clears the block's transactions and the ones it made stale from the
+pool and the journal). And `finalized` wakes: streaming subscribers (an SSE
+client, the batcher) read from the store, not from a queue, so a slow one
+falls behind without holding memory and catches up by reading, and one that
+starts late replays from any height.
 """
 
 from __future__ import annotations
@@ -19,23 +24,39 @@ from consensus.blocks import next_nonces
 from consensus.core import Anchor
 from node.api.backend import Finalized
 from sequencer.ids import BlockFacts, block_facts, genesis_state_root
-from sequencer.mempool import Mempool, PoolTx
+from sequencer.mempool import Mempool
 from sequencer.types import ZERO_ID, Block, CommitCertificate, Genesis
 from storage.store import Store
 
-__all__ = ["Chain", "Committed"]
+__all__ = ["Chain", "Committed", "PoolPruner"]
 
 log = logging.getLogger("sequencer.chain")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Committed:
-    """What one commit published to its subscribers (metrics, among them)."""
+    """What one commit published to its subscribers."""
 
     block: Block
     certificate: CommitCertificate
-    facts: BlockFacts  # the block's ids, computed once
-    removed: list[PoolTx]  # the pool entries it removed: its own, and any made stale
+    facts: BlockFacts  # the block's ids and next nonces, computed once
+    synced: bool  # durable already (False: a catch-up block, synced with its response)
+
+
+class PoolPruner:
+    """A commit's subscriber that clears the pool: the block's transactions and
+    any it made stale leave the mempool and the journal."""
+
+    def __init__(self, mempool: Mempool, store: Store) -> None:
+        self._mempool = mempool
+        self._store = store
+
+    def __call__(self, committed: Committed) -> None:
+        nonces = committed.facts.next_nonces
+        assert nonces is not None, "a published commit carries its nonce changes"
+        removed = self._mempool.on_committed(nonces)
+        if removed:
+            self._store.remove_journal(entry.seq for entry in removed)
 
 
 def _ignore(operation: str, seconds: float) -> None:
@@ -82,9 +103,9 @@ class Chain:
     ) -> None:
         """Store a decided block (durably, unless `sync` is False: block sync
         commits a response's blocks unsynced and then calls `sync`), then
-        clear its transactions from the pool. `facts`, when the consensus
-        carried them, are the block's ids and, when it checked the block
-        against this state, its nonce changes."""
+        publish it. `facts`, when the consensus carried them, are the block's
+        ids and, when it checked the block against this state, its nonce
+        changes."""
         if facts is None:
             facts = block_facts(block)
         changed = facts.next_nonces
@@ -99,12 +120,9 @@ class Chain:
             return  # already stored (a replay)
         if sync:  # the metric is of synced writes; `sync` reports the catch-up ones
             self.on_storage_write("commit_block", time.perf_counter() - started)
-        removed = self.mempool.on_committed(changed)
-        if removed:
-            self.store.remove_journal(entry.seq for entry in removed)
-        committed = Committed(block, certificate, facts, removed)
-        for callback in self.on_commit:
-            callback(committed)
+        committed = Committed(block, certificate, facts._replace(next_nonces=changed), sync)
+        for subscriber in self.on_commit:
+            subscriber(committed)
         self._committed.set()
         self._committed = trio.Event()
         if not sync:

@@ -37,7 +37,6 @@ from node.daemon.health import StorageHealth
 from node.daemon.messages import VoteBundle, encode_consensus, encode_sync
 from sequencer.crypto import verify_signature, verify_transaction
 from sequencer.ids import BlockFacts
-from sequencer.mempool_types import PoolTx
 from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
 from storage.errors import StorageError
 
@@ -80,7 +79,7 @@ class ConsensusDriver:
         self.host = Host(
             core,
             chain=_ChainPort(chain),
-            mempool=_MempoolPort(chain),
+            mempool=chain.mempool,
             network=_GossipPort(gossip, self),
             transactions=_TransactionsPort(is_verified, self),
             peers=[key or None for key in peer_keys],
@@ -240,17 +239,6 @@ class _ChainPort:
 
     def certificate_encoded(self, height: int) -> bytes | None:
         return self._chain.store.certificate_bytes(height)
-
-
-class _MempoolPort:
-    def __init__(self, chain: Chain) -> None:
-        self._mempool = chain.mempool
-
-    def select(self, max_gas: int, max_txs: int) -> list[PoolTx]:
-        return self._mempool.select(max_gas, max_txs)
-
-    def has_pending(self) -> bool:
-        return self._mempool.statistics().pending > 0
 
 
 class _TransactionsPort:

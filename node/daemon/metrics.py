@@ -57,6 +57,7 @@ class Observed(Protocol):
 
 class NodeMetrics:
     def __init__(self, node: Observed) -> None:
+        self._pooled = node.mempool.get
         self.registry = CollectorRegistry()
         registry = self.registry
         self.received = Counter(
@@ -111,7 +112,9 @@ class NodeMetrics:
             self.received.labels(result.error.value if result.error else "accepted").inc()
 
     def on_commit(self, committed: Committed) -> None:
-        block, certificate, removed = committed.block, committed.certificate, committed.removed
+        """Before the pool is pruned: the arrival times of the block's
+        transactions are in their pool entries."""
+        block, certificate = committed.block, committed.certificate
         now_s = time.time()
         self.blocks.inc()
         self.txs.inc(len(block.txs))
@@ -120,11 +123,10 @@ class NodeMetrics:
         if self._last_commit_s is not None:
             self.block_interval.observe(now_s - self._last_commit_s)
         self._last_commit_s = now_s
-        # Transactions this node held: their arrival time is in the pool entry
-        # (entries made stale by the block, not in it, are not finality).
-        in_block = set(committed.facts.tx_ids) if removed else set()
-        for entry in removed:
-            if entry.tx_id in in_block:
+        # Transactions this node held: their arrival time is in the pool entry.
+        for tx_id in committed.facts.tx_ids:
+            entry = self._pooled(tx_id)
+            if entry is not None:
                 self.finality.observe(max(0.0, now_s - entry.time_ms / 1000))
 
     def step_ended(self, step: str, seconds: float) -> None:

@@ -42,7 +42,7 @@ from node.api.server import (
 )
 from node.config import NodeConfig, load_config
 from node.daemon.batcher import BatcherService
-from node.daemon.chain import Chain
+from node.daemon.chain import Chain, PoolPruner
 from node.daemon.chaos_control import OffsetClock, run_chaos_control
 from node.daemon.consensus import ConsensusDriver, verified_cache, wall_ms
 from node.daemon.health import StorageHealth
@@ -163,7 +163,8 @@ class Node:
         self.inbound = Inbound(self.gossip, self.ingest, self.consensus)
         self.batcher = make_batcher(home, config, self.chain) if config.batcher.enabled else None
         self._metrics = NodeMetrics(self)
-        self.chain.on_commit.append(self._metrics.on_commit)
+        # In this order: the metrics read the pool entries that pruning removes.
+        self.chain.on_commit += [self._metrics.on_commit, PoolPruner(self.mempool, self.store)]
         self.chain.on_storage_write = self._metrics.storage_write
         self.consensus.on_step = self._metrics.step_ended
         if self.journal is not None:
