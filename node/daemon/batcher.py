@@ -25,6 +25,7 @@ import trio
 
 from node.daemon.chain import Chain
 from node.daemon.consensus import wall_ms
+from node.daemon.limits import BATCHER_RETRY_S_MAX, BATCHER_RETRY_S_MIN, BATCHER_TICK_S
 from sequencer.batcher import Batch, BatchBuilder, BatchConfig
 from sequencer.codec import decode, encode
 from sequencer.ids import batch_commitment
@@ -33,10 +34,6 @@ from sequencer.l1.base import L1ConflictError, L1Error, L1UnavailableError, Sink
 __all__ = ["BatchRecord", "BatcherService"]
 
 log = logging.getLogger("sequencer.batcher")
-
-RETRY_S_MIN = 0.2
-RETRY_S_MAX = 5.0
-TICK_S = 0.1
 
 
 class BatchRecord(msgspec.Struct, array_like=True, frozen=True):
@@ -173,7 +170,7 @@ class BatcherService:
         builder = self.builder
         assert builder is not None
         while True:
-            await trio.sleep(TICK_S)
+            await trio.sleep(BATCHER_TICK_S)
             for batch in builder.tick(wall_ms()):
                 await send.send(batch)
 
@@ -222,7 +219,7 @@ class BatcherService:
             )
 
     async def _retry(self, what: str, call: Any) -> Any:
-        delay = RETRY_S_MIN
+        delay = BATCHER_RETRY_S_MIN
         while True:
             try:
                 result = await call()
@@ -239,7 +236,7 @@ class BatcherService:
                 self.errors += 1
                 log.error("%s: %s; retrying in %.1f s", what, error, delay)
             await trio.sleep(delay)
-            delay = min(RETRY_S_MAX, delay * 2)
+            delay = min(BATCHER_RETRY_S_MAX, delay * 2)
 
     def _save(
         self,

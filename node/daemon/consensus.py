@@ -34,6 +34,7 @@ from net.errors import BacklogFullError
 from net.wire import Topic
 from node.daemon.chain import Chain
 from node.daemon.health import StorageHealth
+from node.daemon.limits import TIMER_SLEEP_S_MAX
 from node.daemon.messages import VoteBundle, encode_consensus, encode_sync
 from sequencer.crypto import verify_signature, verify_transaction
 from sequencer.ids import BlockFacts
@@ -43,10 +44,6 @@ from storage.errors import StorageError
 __all__ = ["ConsensusDriver", "verified_cache", "wall_ms"]
 
 log = logging.getLogger("sequencer.consensus")
-
-# The timer task sleeps at most this long, so a clock offset set by a chaos
-# run (which moves consensus time, not trio's) is noticed soon.
-TIMER_SLEEP_S_MAX = 1.0
 
 
 def wall_ms() -> int:

@@ -25,16 +25,14 @@ from net.subscription import Subscription
 from net.wire import Topic
 from node.daemon.consensus import ConsensusDriver
 from node.daemon.ingest import Ingest
+from node.daemon.limits import PEER_MUTE_S, TX_DELIVERIES_BUFFERED
 from node.daemon.messages import VoteBundle, decode_consensus, decode_sync, decode_txs
 from sequencer.errors import DecodeError
 from sequencer.types import Transaction, Vote
 
-__all__ = ["PEER_MUTE_S", "Inbound", "Reader"]
+__all__ = ["Inbound", "Reader"]
 
 log = logging.getLogger("sequencer.node")
-
-PEER_MUTE_S = 60.0  # a peer past its allowance of bad signatures (`PeerGuard`)
-TX_DELIVERIES_BUFFERED = 65_536  # transactions arrive in bursts: room for one
 
 
 class Reader(NamedTuple):

@@ -20,6 +20,7 @@ from msgspec import Meta
 
 from consensus.messages import ProposalMessage
 from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
+from node.daemon.limits import TX_BATCH_MAX
 from sequencer.codec import decode, encode
 from sequencer.errors import DecodeError
 from sequencer.limits import VOTE_BUNDLE_MAX
@@ -36,8 +37,6 @@ __all__ = [
     "encode_txs",
 ]
 
-# Transactions in one gossip message; 1,000 of 200-byte payloads are ~0.3 MiB.
-TX_BATCH_MAX = 1_000
 _TxBatch = Annotated[list[Transaction], Meta(min_length=1, max_length=TX_BATCH_MAX)]
 
 

@@ -48,6 +48,12 @@ from node.daemon.consensus import ConsensusDriver, verified_cache, wall_ms
 from node.daemon.health import StorageHealth
 from node.daemon.inbound import Inbound
 from node.daemon.ingest import Ingest, JournalWriter
+from node.daemon.limits import (
+    REANNOUNCE_TXS_MAX,
+    RECONNECT_POLL_S,
+    RESTORED_ANNOUNCE_DELAY_S,
+    VERIFIED_REMEMBERED_MAX,
+)
 from node.daemon.messages import (
     TX_BATCH_MAX,
     encode_txs,
@@ -72,17 +78,6 @@ from storage.store import Store
 __all__ = ["Node", "run_node"]
 
 log = logging.getLogger("sequencer.node")
-
-# Pooled transactions are announced again when peers return after none was
-# alive (checked this often), at most this many.
-RECONNECT_POLL_S = 1.0
-REANNOUNCE_TXS_MAX = 20_000
-
-# Verified transactions the pool no longer holds, remembered so that a late
-# gossip or a proposal does not verify them again. A short window covers that
-# (seconds, at thousands of tx/s); 200,000 held ~45 MiB per node for nothing.
-VERIFIED_REMEMBERED_MAX = 20_000
-RESTORED_ANNOUNCE_DELAY_S = 1.0
 
 
 class Node:
