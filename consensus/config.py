@@ -1,10 +1,15 @@
-"""The core's node-local knobs (`CoreConfig`); the protocol parameters are in the genesis."""
+"""The node-local knobs of the core (`CoreConfig`) and of its host
+(`HostConfig`), in one place; the protocol parameters are in the genesis,
+the wire limits with the messages they bound (`consensus.sync`,
+`sequencer.limits`)."""
 
 from __future__ import annotations
 
 from msgspec import Struct
 
-__all__ = ["CoreConfig"]
+from consensus.sync import SYNC_BLOCKS_MAX
+
+__all__ = ["CoreConfig", "HostConfig"]
 
 
 class CoreConfig(Struct, frozen=True):
@@ -24,3 +29,15 @@ class CoreConfig(Struct, frozen=True):
     # beyond those whose value more than 1/3 of the power voted for.
     proposals_per_round_max: int = 4
     clock_drift_ms_max: int = 10_000  # how far a block's timestamp may run ahead of ours
+
+
+class HostConfig(Struct, frozen=True):
+    """The host's: catch-up pacing, serving, evidence kept."""
+
+    sync_poll_ms: int = 100  # how often catch-up looks for what to ask
+    sync_patience_ms: int = 300  # behind this long before fetching
+    sync_probe_ms: int = 1_000  # ask a random peer for blocks this often (idle peers say nothing)
+    sync_blocks_max: int = SYNC_BLOCKS_MAX  # blocks asked per request
+    # A response stays well inside one gossip message (4 MiB).
+    sync_response_bytes_max: int = 3 * 1024 * 1024
+    evidence_kept_max: int = 64

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from consensus.blockwork import BlockWork
+from consensus.config import HostConfig
 from consensus.core import Core
 from consensus.messages import (
     Broadcast,
@@ -50,7 +51,6 @@ from consensus.messages import (
 )
 from consensus.ports import ChainPort, MempoolPort, NetworkPort, Peer, TransactionsPort
 from consensus.sync import (
-    SYNC_BLOCKS_MAX,
     CatchUp,
     RawSyncResponse,
     SyncRequest,
@@ -62,16 +62,6 @@ from sequencer.crypto import proposal_signing_bytes, verify_signature, vote_sign
 from sequencer.types import Block, Vote
 
 __all__ = ["Host", "HostConfig"]
-
-
-class HostConfig(msgspec.Struct, frozen=True):
-    sync_poll_ms: int = 100  # how often catch-up looks for what to ask
-    sync_patience_ms: int = 300  # behind this long before fetching
-    sync_probe_ms: int = 1_000  # ask a random peer for blocks this often (idle peers say nothing)
-    sync_blocks_max: int = SYNC_BLOCKS_MAX  # blocks asked per request
-    # A response stays well inside one gossip message (4 MiB).
-    sync_response_bytes_max: int = 3 * 1024 * 1024
-    evidence_kept_max: int = 64
 
 
 class Host:
