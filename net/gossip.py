@@ -9,7 +9,8 @@
 
 Nothing here reads a clock, draws unseeded randomness or touches a socket.
 Datagrams from peers never raise: each is delivered, or dropped and counted
-under one reason in `statistics()`.
+under one reason in `statistics()`. A datagram is first opened (whose, of
+which session, new, genuine) by `net.opening`; its frames are handled here.
 """
 
 from __future__ import annotations
@@ -17,28 +18,28 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, get_args
 
 import msgspec
 
 from net.config import GossipConfig
 from net.errors import MessageTooLargeError, NetConfigError
 from net.fragments import FRAGMENT_OVERHEAD_BYTES, fragment_message, join
-from net.link import LinkKeys, open_datagram
+from net.link import LinkKeys
 from net.mesh import RelayRoutes, refused_origin
+from net.opening import SESSION_OVERLAP_MS, DatagramOpener
 from net.peer import Peer, PeerState
 from net.seen import SeenCache
 from net.stats import GossipStatistics, TopicTraffic
 from net.wire import (
     DIRECT_TOPICS,
-    HEADER,
     HEADER_TAG,
     PAYLOAD_HEADER_BYTES,
     SENDER_TAG_BYTES,
-    VERSION,
     Ack,
     Fragment,
+    Frame,
     Message,
     Ping,
     Pong,
@@ -48,11 +49,7 @@ from net.wire import (
     message_id,
 )
 
-__all__ = ["Delivery", "Gossip", "PeerAddress"]
-
-# Datagrams of a peer's previous session may still arrive this long after its
-# new one began (reordering, a restart's last sends) without meaning anything.
-SESSION_OVERLAP_MS = 2_000.0
+__all__ = ["SESSION_OVERLAP_MS", "Delivery", "Gossip", "PeerAddress"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,16 +69,6 @@ class Delivery:
     origin: bytes  # sender tag of the node that published it
     # Held back for `Gossip.forward`: a topic validated before it is relayed.
     held: bool = False
-
-
-class _Opened(NamedTuple):
-    """A datagram that authenticated: whose, its packet number, what it carries."""
-
-    peer: Peer
-    counter: int
-    horizon: int
-    payload: bytes
-    fresh: bool  # it echoes a session of ours: the peer has heard this run
 
 
 class Gossip:
@@ -105,7 +92,7 @@ class Gossip:
             raise NetConfigError(f"a session is at least 1 (0 means none), got {session}")
         self.session = session
         # Peers echo a session of this run, or 0 before they heard us: any
-        # other echo was of an earlier run (see `_authenticate`).
+        # other echo was of an earlier run (see `DatagramOpener.open`).
         self._first_session = session
         self._peers: dict[bytes, Peer] = {}
         for entry in peers:
@@ -121,6 +108,20 @@ class Gossip:
         self.traffic_in = TopicTraffic()
         self.traffic_out = TopicTraffic()
         self.session_conflicts: collections.Counter[bytes] = collections.Counter()
+        self._opener = DatagramOpener(
+            self._peers, config.datagram_bytes_max, self.counts, self.session_conflicts
+        )
+        # One handler per frame kind, each saying whether its frame asks for
+        # an acknowledgement. `decode_payload` yields only `Frame`s, and every
+        # one of them has its handler here.
+        self._frame_handlers: dict[type, Callable[[Peer, Any, float], bool]] = {
+            Message: self._on_message,
+            Fragment: self._on_fragment,
+            Ack: self._on_ack,
+            Ping: self._on_ping,
+            Pong: self._on_pong,
+        }
+        assert self._frame_handlers.keys() == set(get_args(Frame))
 
     def _add_peer(self, seed: bytes, entry: PeerAddress, now_ms: float) -> None:
         tag = entry.public_key[:SENDER_TAG_BYTES]
@@ -203,8 +204,9 @@ class Gossip:
     # --------------------------------------------------------------- receiving
 
     def receive_datagram(self, data: bytes, address: tuple[str, int], now_ms: float) -> None:
-        opened = self._authenticate(data, address, now_ms)
-        if opened is None:
+        opened = self._opener.open(data, address, self._first_session, self.session, now_ms)
+        if isinstance(opened, str):
+            self._drop(opened)
             return
         peer, counter, horizon, payload, fresh = opened
         if peer.heard(address, counter, fresh, now_ms):
@@ -243,63 +245,6 @@ class Gossip:
         tag = data[HEADER_TAG]
         return tag if len(tag) == SENDER_TAG_BYTES and tag in self._peers else None
 
-    def _authenticate(self, data: bytes, address: tuple[str, int], now_ms: float) -> _Opened | None:
-        """The datagram opened, or None after counting why it was dropped."""
-        if len(data) > self._config.datagram_bytes_max:
-            return self._drop("oversized")
-        if len(data) < HEADER.size + 16:
-            return self._drop("malformed")
-        version, tag, session, echo, counter, horizon = HEADER.unpack_from(data)
-        if version != VERSION or counter == 0:
-            return self._drop("malformed")
-        peer = self._peers.get(tag)
-        if peer is None:
-            return self._drop("unknown_peer")
-        if echo and not self._first_session <= echo <= self.session:
-            # Sent to an earlier run of this node: a replay after our restart
-            # (our receive windows start empty), or a peer that has not heard
-            # this run yet. Its resends will carry our new session once it
-            # hears us; if it moved meanwhile, a path probe finds it.
-            if (
-                peer.wants_path_probe(address, now_ms)
-                and session >= peer.session
-                and open_datagram(peer.keys.receiving_cipher(session), data, counter) is not None
-            ):
-                peer.probe_address = address
-            return self._drop("stale")
-        if session < peer.session:
-            self._check_conflict(peer, session, data, counter, now_ms)
-            return self._drop("replayed")  # from a session the peer has left
-        new_session = session > peer.session
-        if not new_session and not peer.received.is_new(counter):
-            return self._drop("replayed")
-        cipher = peer.keys.receiving_cipher(session) if new_session else peer.receive_cipher
-        assert cipher is not None
-        payload = open_datagram(cipher, data, counter)
-        if payload is None:
-            return self._drop("unauthenticated")
-        if new_session:
-            peer.start_session(session, cipher, now_ms)
-            self.counts["peer_sessions"] += 1
-        return _Opened(peer, counter, horizon, payload, echo != 0)
-
-    def _check_conflict(
-        self, peer: Peer, session: int, data: bytes, counter: int, now_ms: float
-    ) -> None:
-        """A genuine datagram of the peer's previous session, well after its
-        new one began: its key is running in two processes at once (the
-        newer one took over; the older one is cut off until it restarts its
-        session). Counted per peer, for the node to log and export."""
-        if (
-            session != peer.previous_session
-            or peer.previous_cipher is None
-            or now_ms - peer.session_started_ms < SESSION_OVERLAP_MS
-            or open_datagram(peer.previous_cipher, data, counter) is None
-        ):
-            return
-        self.counts["session_conflicts"] += 1
-        self.session_conflicts[peer.public_key] += 1
-
     def wants_new_session(self, now_ms: float) -> bool:
         """True when every peer we once heard went silent `rejoin_after_ms` ago.
 
@@ -328,22 +273,28 @@ class Gossip:
     def _drop(self, reason: str) -> None:
         self.dropped[reason] += 1
 
-    def _on_frame(self, peer: Peer, frame: object, now_ms: float) -> bool:
+    def _on_frame(self, peer: Peer, frame: Frame, now_ms: float) -> bool:
         """Handle one frame; True if it asks for an acknowledgement."""
-        if isinstance(frame, Message):
-            self._on_message(peer, frame.topic, frame.origin, frame.relay, frame.data, None, now_ms)
-            return True
-        if isinstance(frame, Fragment):
-            self._on_fragment(peer, frame, now_ms)
-            return True
-        if isinstance(frame, Ack):
-            lost = peer.on_ack(frame, now_ms)
-            self.counts["frames_retransmitted"] += len(lost)
-            return False
-        if isinstance(frame, Ping):
-            self._on_report(peer, frame.alive, now_ms)
-            return True  # answered once per datagram by `receive_datagram`
-        assert isinstance(frame, Pong)
+        return self._frame_handlers[type(frame)](peer, frame, now_ms)
+
+    def _on_message(self, peer: Peer, frame: Message, now_ms: float) -> bool:
+        self._accept(peer, frame.topic, frame.origin, frame.relay, frame.data, None, now_ms)
+        return True
+
+    def _on_fragment(self, peer: Peer, frame: Fragment, now_ms: float) -> bool:
+        self._reassemble(peer, frame, now_ms)
+        return True
+
+    def _on_ack(self, peer: Peer, frame: Ack, now_ms: float) -> bool:
+        lost = peer.on_ack(frame, now_ms)
+        self.counts["frames_retransmitted"] += len(lost)
+        return False
+
+    def _on_ping(self, peer: Peer, frame: Ping, now_ms: float) -> bool:
+        self._on_report(peer, frame.alive, now_ms)
+        return True  # answered once per datagram by `receive_datagram`
+
+    def _on_pong(self, peer: Peer, frame: Pong, now_ms: float) -> bool:
         self._on_report(peer, frame.alive, now_ms)
         peer.rtt_ms = max(0.0, now_ms - frame.nonce / 1000)
         return False
@@ -352,7 +303,7 @@ class Gossip:
         if peer.reported(alive, now_ms):
             self._relay_routes.forget()
 
-    def _on_fragment(self, peer: Peer, frame: Fragment, now_ms: float) -> None:
+    def _reassemble(self, peer: Peer, frame: Fragment, now_ms: float) -> None:
         if frame.id in self._seen:
             self.counts["fragments_duplicate"] += 1
             return
@@ -363,9 +314,9 @@ class Gossip:
         if data is None:
             self._drop("bad_reassembly")
             return
-        self._on_message(peer, partial.topic, partial.origin, partial.relay, data, frame.id, now_ms)
+        self._accept(peer, partial.topic, partial.origin, partial.relay, data, frame.id, now_ms)
 
-    def _on_message(
+    def _accept(
         self,
         peer: Peer,
         topic: Topic,

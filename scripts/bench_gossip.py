@@ -23,7 +23,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the project imports the venv's packages: at run time, after `reexec_in_venv`
     from net.stats import GossipNodeStatistics
+    from node.ops.procs import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,29 +97,30 @@ def reexec_in_venv() -> None:
 
 def run_processes(spec: dict) -> list[dict]:
     """Start one child per node, collect one JSON line from each, stop them all."""
+    from node.ops.procs import PIPE, ChildProcess, stop_all
+
     spec = {**spec, "start_at": time.monotonic() + 2.0}
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--child", str(index), "--spec", json.dumps(spec)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(spec["nodes"])
-    ]
+    children: list[ChildProcess] = []
     try:
-        reports = []
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            if not line:
-                raise SystemExit(f"[bench] a node exited early (code {child.wait()})")
-            reports.append(json.loads(line))
-        return reports
+        for index in range(spec["nodes"]):
+            argv = [sys.executable, __file__, "--child", str(index), "--spec", json.dumps(spec)]
+            children.append(ChildProcess(argv, output=PIPE, text=True).start())
+        return [read_report(child) for child in children]
     finally:
+        stop_all(children, grace_s=10.0)
         for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=10)
+            child.close()
+
+
+def read_report(child: ChildProcess) -> dict:
+    """The one JSON line a node prints. Its stderr shares the pipe: lines
+    before the report (a warning, a traceback) are passed on to ours."""
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("{"):
+            return json.loads(line)
+        sys.stderr.write(line)
+    raise SystemExit(f"[bench] a node exited early (code {child.wait()})")
 
 
 # ----------------------------------------------------------------- one node

@@ -4,5 +4,6 @@ devnet.py      the files of a local devnet (`devnet init`)
 supervisor.py  `devnet up`: the nodes as child processes
 prometheus.py  a scrape config and a Prometheus process for a devnet
 l1verify.py    `l1 verify`: the L1 against the chain a node serves
-procs.py       one node process on loopback: start, wait, stop
+procs.py       ChildProcess, the one handle for every child process (start,
+               wait, stop, kill); NodeProcess over it; stop_all
 """
