@@ -41,7 +41,7 @@ from sequencer.client_protocol import (
     check_wait,
     final_status,
     next_nonce_op,
-    rate_limit_wait_s,
+    retry_wait_s,
     status_op,
     submit_many_op,
     submit_op,
@@ -120,7 +120,7 @@ class Client:
         request, parse = op
         for attempt in itertools.count():
             response = self._exchange(request)
-            wait_s = rate_limit_wait_s(response, attempt)
+            wait_s = retry_wait_s(response, attempt)
             if wait_s is None:
                 return parse(response)
             self._sleep(wait_s)
@@ -233,7 +233,7 @@ class AsyncClient:
         request, parse = op
         for attempt in itertools.count():
             response = await self._exchange(request)
-            wait_s = rate_limit_wait_s(response, attempt)
+            wait_s = retry_wait_s(response, attempt)
             if wait_s is None:
                 return parse(response)
             await anyio.sleep(wait_s)

@@ -44,7 +44,7 @@ __all__ = [
     "check_wait",
     "final_status",
     "next_nonce_op",
-    "rate_limit_wait_s",
+    "retry_wait_s",
     "status_op",
     "submit_many_op",
     "submit_op",
@@ -61,9 +61,9 @@ BAD_RESPONSE = "bad_response"
 BAD_PROOF = "bad_proof"
 
 _SNIPPET_CHARS_MAX = 200
-# A 429 is asked again this many times, each after the wait the node names
-# (at most this long), before it is the caller's error.
-RATE_LIMIT_RETRIES = 3
+# A 429 or an overloaded 503 is asked again this many times, each after the
+# wait the node names (at most this long), before it is the caller's error.
+RETRIES = 3
 RETRY_AFTER_S_MAX = 5.0
 
 
@@ -176,12 +176,15 @@ class Response:
         return 200 <= self.status < 300
 
 
-def rate_limit_wait_s(response: Response, attempt: int) -> float | None:
-    """A 429 `rate_limited` answer names how long to wait (Retry-After): the
-    seconds to wait before asking again, or None to give the answer to the
-    caller (not a 429; or the `attempt`s allowed are spent). The node refused
-    such a request before doing anything, so asking again is safe."""
-    if response.status != 429 or attempt >= RATE_LIMIT_RETRIES or response.retry_after is None:
+def retry_wait_s(response: Response, attempt: int) -> float | None:
+    """A 429 `rate_limited` or 503 `overloaded` (too many connections) answer
+    names how long to wait (Retry-After): the seconds to wait before asking
+    again, or None to give the answer to the caller (another answer, one
+    without Retry-After, or the `attempt`s allowed are spent). The node
+    refused such a request before doing anything, so asking again is safe."""
+    if response.status not in (429, 503) or response.retry_after is None:
+        return None
+    if attempt >= RETRIES:
         return None
     try:
         wait_s = float(response.retry_after)

@@ -9,6 +9,7 @@ heights, kill -9, graceful stop, restart.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -55,6 +56,22 @@ class Cluster:
 
     def home(self, index: int) -> Path:
         return Path(self.layout.nodes[index].home)
+
+    def set_config(self, index: int, settings: Mapping[str, object]) -> None:
+        """Set keys of node `index`'s written config.toml (each written there
+        once, with its default) before it starts."""
+        config = self.home(index) / "config.toml"
+        text = config.read_text()
+        for key, value in settings.items():
+            text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            assert count == 1, f"{key} is not in {config} once"
+        config.write_text(text)
+
+    def lift_rate_limit(self) -> None:
+        """For tests that read a lot from one address on purpose (the rate
+        limit has tests of its own)."""
+        for index in range(self.size):
+            self.set_config(index, {"requests_per_s": 1_000_000.0, "burst": 1_000_000})
 
     def url(self, index: int) -> str:
         return self.layout.nodes[index].rpc

@@ -469,36 +469,46 @@ def test_async_client_reports_a_closed_port_as_unreachable() -> None:
 # ------------------------------------------------------------------ rate limits
 
 
-def _limited(refusals: int, retry_after: str | None) -> tuple[httpx.MockTransport, list[int]]:
-    """A node that answers 429 `refusals` times, then the status."""
+def _limited(
+    refusals: int, retry_after: str | None, status: int = 429
+) -> tuple[httpx.MockTransport, list[int]]:
+    """A node that refuses `refusals` times (429, or 503 overloaded), then answers."""
     calls: list[int] = []
+    code = "rate_limited" if status == 429 else "overloaded"
 
     def handle(request: httpx.Request) -> httpx.Response:
         calls.append(1)
         if len(calls) <= refusals:
             headers = {} if retry_after is None else {"retry-after": retry_after}
-            return httpx.Response(429, headers=headers, json=error_body("rate_limited", "slow"))
+            return httpx.Response(status, headers=headers, json=error_body(code, "slow"))
         return httpx.Response(200, json={"height": 7})
 
     return httpx.MockTransport(handle), calls
 
 
 @pytest.mark.parametrize(
-    ("refusals", "retry_after", "answered", "calls", "slept"),
+    ("status", "refusals", "retry_after", "answered", "calls", "slept"),
     [
-        (0, "1", True, 1, []),
-        (2, "1", True, 3, [1.0, 1.0]),  # asked again after the wait the node names
-        (3, "0", True, 4, [0.0, 0.0, 0.0]),
-        (4, "1", False, 4, [1.0, 1.0, 1.0]),  # three retries, then the caller's error
-        (1, "3600", True, 2, [5.0]),  # a long wait is capped
-        (1, None, False, 1, []),  # no Retry-After: the caller decides
-        (1, "soon", False, 1, []),
+        (429, 0, "1", True, 1, []),
+        (429, 2, "1", True, 3, [1.0, 1.0]),  # asked again after the wait the node names
+        (429, 3, "0", True, 4, [0.0, 0.0, 0.0]),
+        (429, 4, "1", False, 4, [1.0, 1.0, 1.0]),  # three retries, then the caller's error
+        (429, 1, "3600", True, 2, [5.0]),  # a long wait is capped
+        (429, 1, None, False, 1, []),  # no Retry-After: the caller decides
+        (429, 1, "soon", False, 1, []),
+        (503, 2, "1", True, 3, [1.0, 1.0]),  # too many connections: the same
+        (503, 1, None, False, 1, []),  # not ready, storage failed: no Retry-After
     ],
 )
-def test_a_rate_limited_request_is_asked_again_after_the_named_wait(
-    refusals: int, retry_after: str | None, answered: bool, calls: int, slept: list[float]
+def test_a_refused_request_is_asked_again_after_the_named_wait(
+    status: int,
+    refusals: int,
+    retry_after: str | None,
+    answered: bool,
+    calls: int,
+    slept: list[float],
 ) -> None:
-    transport, seen = _limited(refusals, retry_after)
+    transport, seen = _limited(refusals, retry_after, status)
     naps: list[float] = []
     with Client(BASE_URL, transport=transport, sleep=naps.append) as c:
         if answered:
@@ -506,7 +516,7 @@ def test_a_rate_limited_request_is_asked_again_after_the_named_wait(
         else:
             with pytest.raises(ClientError) as raised:
                 c.status()
-            assert raised.value.code == "rate_limited"
+            assert raised.value.code == ("rate_limited" if status == 429 else "overloaded")
     assert (len(seen), naps) == (calls, slept)
 
 
