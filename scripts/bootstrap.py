@@ -91,9 +91,10 @@ def _apt_install(package: str) -> bool:
 def ensure_test_tools() -> None:
     """System tools some tests need: npm, to install anvil (the Ethereum L1 of
     the L1 tests) from its npm package; prometheus and promtool (one Debian
-    package, `prometheus`) for the metrics tests. Installed with apt-get when
-    missing and we can; otherwise those tests say what is missing (and fail
-    under CI)."""
+    package, `prometheus`) for the metrics tests; wrk, the HTTP load generator
+    of the wallet benchmark (`python3 scripts/bench.py --only wallet`) and its
+    test. Installed with apt-get when missing and we can; otherwise those
+    tests say what is missing (and fail under CI; the wallet test skips)."""
     if shutil.which("npm") is None and not _apt_install("npm"):
         say("npm not found and cannot be installed here: the anvil (L1) tests will fail or skip")
     # Debian's package puts both in /usr/bin.
@@ -106,6 +107,12 @@ def ensure_test_tools() -> None:
         say(
             f"{' and '.join(missing)} not found and cannot be installed here: the Prometheus"
             " tests will fail or skip (apt-get install prometheus)"
+        )
+    wrk_found = shutil.which("wrk") is not None or os.access("/usr/bin/wrk", os.X_OK)
+    if not wrk_found and not _apt_install("wrk"):
+        say(
+            "wrk not found and cannot be installed here: the wallet benchmark test will skip"
+            " (apt-get install wrk)"
         )
 
 

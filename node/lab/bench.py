@@ -3,6 +3,7 @@
     python3 scripts/bench.py                       # every run, table + bench.json
     python3 scripts/bench.py --only saturation --only rate
     python3 scripts/bench.py --soak-seconds 600    # memory over 10 minutes at 1,000 tx/s
+    python3 scripts/bench.py --only wallet         # wallets: one tx per request, via wrk
 
 Runs, each on the same devnet of real node processes on loopback:
 
@@ -10,6 +11,10 @@ Runs, each on the same devnet of real node processes on loopback:
   rate        a fixed offered load (1,000 tx/s) for finality latency
   single      single POST /tx requests/s, against a bare Starlette handler
               served by the same Hypercorn-on-trio stack, side by side
+  wallet      (on a devnet of its own) one fresh sender per transaction, single
+              POST /tx from wrk over 64 keep-alive connections spread over all
+              nodes: saturation, then 1,000 tx/s, each beside the same load on
+              as many bare handlers; every 202 checked final on every node
   restart     restart-to-ready of a node holding many blocks (scripts/bench_sync.py)
   catchup     catch-up blocks/s of a node with an empty store (same)
   soak        (only with --soak-seconds) RSS of every node over a long fixed-rate run
@@ -34,11 +39,13 @@ from node.lab.bench_single import request_rate, run_single, serve_bare
 from node.lab.devnet import Devnet, devnet
 from node.lab.harness import run_directory, say
 from node.lab.machine import machine_limit
+from node.lab.wallet import run_wallet, wallet_unavailable
+from node.lab.wallet_report import wallet_rows
 
 # `request_rate` is run by hand as `node.lab.bench.request_rate` (docs/benchmarks.md).
 __all__ = ["main", "request_rate"]
 
-RUNS = ("saturation", "rate", "single", "restart", "catchup")
+RUNS = ("saturation", "rate", "single", "wallet", "restart", "catchup")
 
 
 # ------------------------------------------------------------------ report
@@ -88,6 +95,9 @@ def print_table(report: dict[str, Any]) -> None:
                 f" bare {single['bare_cpu_us_per_request']:.1f} us)",
             )
         )
+    wallet = report["runs"].get("wallet")
+    if wallet:
+        rows.extend(wallet_rows(wallet))
     restart = report["runs"].get("restart")
     if restart:
         runs = ", ".join(f"{r:.3f}" for r in restart["runs_s"])
@@ -147,6 +157,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--single-rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32, help="single: connections")
     parser.add_argument(
+        "--wallet-senders",
+        type=int,
+        default=48_000,
+        help="wallet: pre-signed senders (one tx each) of its saturation phase (default 48000)",
+    )
+    parser.add_argument(
+        "--wallet-seconds", type=float, default=12.0, help="wallet: saturation seconds"
+    )
+    parser.add_argument(
+        "--wallet-rate", type=float, default=1_000.0, help="wallet: tx/s of its fixed-rate phase"
+    )
+    parser.add_argument(
+        "--wallet-rate-seconds", type=float, default=15.0, help="wallet: fixed-rate seconds"
+    )
+    parser.add_argument(
+        "--wallet-connections", type=int, default=16, help="wallet: connections per node (wrk)"
+    )
+    parser.add_argument(
+        "--wallet-drain-s",
+        type=float,
+        default=60.0,
+        help="wallet: after each phase, wait at most this long for every 202 to be final",
+    )
+    parser.add_argument(
         "--sync-blocks", type=int, default=100_000, help="restart/catch-up chain length"
     )
     parser.add_argument("--soak-seconds", type=float, default=0.0, help="add a soak run this long")
@@ -171,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run_on_devnet(net, chain_id, runs, args, report)
         else:
             report["machine"] = machine_limit("devnet-1", 4)
+        if "wallet" in runs:
+            report["runs"]["wallet"] = _wallet_run(root / "wallet", args)
         if "restart" in runs or "catchup" in runs:
             report["runs"].update(_sync_runs(root / "sync", runs, args))
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
@@ -194,6 +230,17 @@ def _run_on_devnet(
     if args.soak_seconds:
         say("bench", f"soak for {args.soak_seconds} s ...")
         report["runs"]["soak"] = run_soak(net, chain_id, args, seed=4)
+
+
+def _wallet_run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The wallet run, on a fresh devnet of its own; skipped without wrk."""
+    missing = wallet_unavailable()
+    if missing:
+        say("bench", f"wallet skipped: {missing}")
+        return {"skipped": missing}
+    say("bench", "wallet ...")
+    with devnet(root) as net:
+        return run_wallet(net, net.layout.chain_id, args, seed=5)
 
 
 def _sync_runs(root: Path, runs: list[str], args: argparse.Namespace) -> dict[str, Any]:
