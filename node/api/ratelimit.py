@@ -17,7 +17,7 @@ from node.api.backend import ErrorCode
 from node.api.limits import PROBE_PATHS, request_tokens
 from node.api.responses import error_response
 
-__all__ = ["RateLimit", "TokenBuckets"]
+__all__ = ["RateLimit", "TokenBuckets", "limited"]
 
 CLIENTS_MAX = 65_536  # token buckets kept; the least recently seen goes first
 
@@ -74,34 +74,44 @@ class RateLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client_address = scope.get("client")
-        client = client_address[0] if client_address else ""
         buckets = self.probes if scope["path"] in PROBE_PATHS else self.buckets
-        wait = buckets.take(client)
-        if wait:
-            retry = {"Retry-After": str(math.ceil(wait))}
-            message = "too many requests from this client; retry later"
-            response = error_response(ErrorCode.RATE_LIMITED, message, headers=retry)
-            await response(scope, receive, send)
-            return
-        # The body (transactions to decode and verify) and the response (blocks
-        # to encode and write) are charged once known, into debt if need be: a
-        # client reading full block ranges runs out long before one sending
-        # transactions one by one.
-        received = sent = 0
+        await limited(buckets, self.app, scope, receive, send)
 
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            return message
 
-        async def counted_send(message: Message) -> None:
-            nonlocal sent
-            sent += len(message.get("body", b""))
-            await send(message)
+async def limited(
+    buckets: TokenBuckets, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """`app` answering one HTTP request under its client's bucket in `buckets`:
+    429 `rate_limited` when the client is over its rate, else the request
+    runs and is charged what it moved (`request_tokens`). The middleware and
+    the submission fast path (`node.api.fastpath`) both charge through this."""
+    client_address = scope.get("client")
+    client = client_address[0] if client_address else ""
+    wait = buckets.take(client)
+    if wait:
+        retry = {"Retry-After": str(math.ceil(wait))}
+        message = "too many requests from this client; retry later"
+        response = error_response(ErrorCode.RATE_LIMITED, message, headers=retry)
+        await response(scope, receive, send)
+        return
+    # The body (transactions to decode and verify) and the response (blocks
+    # to encode and write) are charged once known, into debt if need be: a
+    # client reading full block ranges runs out long before one sending
+    # transactions one by one.
+    received = sent = 0
 
-        try:
-            await self.app(scope, counted_receive, counted_send)
-        finally:
-            buckets.charge(client, request_tokens(received, sent) - 1)
+    async def counted_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        return message
+
+    async def counted_send(message: Message) -> None:
+        nonlocal sent
+        sent += len(message.get("body", b""))
+        await send(message)
+
+    try:
+        await app(scope, counted_receive, counted_send)
+    finally:
+        buckets.charge(client, request_tokens(received, sent) - 1)

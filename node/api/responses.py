@@ -24,14 +24,19 @@ __all__ = [
     "ENCODER",
     "ApiError",
     "Guard",
+    "accepted_body",
+    "api_error_response",
     "block_json",
     "error_body",
     "error_response",
+    "guarded",
     "json_response",
     "on_api_error",
     "on_http_error",
     "on_storage_error",
     "result_body",
+    "send_json",
+    "storage_error_response",
 ]
 
 log = logging.getLogger("node.api.rpc")
@@ -55,6 +60,22 @@ def json_response(
     content: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(ENCODER.encode(content), status, headers, media_type="application/json")
+
+
+async def send_json(send: Send, content: bytes, status: int = 200) -> None:
+    """`content` (JSON) answered as `json_response` answers it, message for
+    message and header for header, without building a `Response`."""
+    headers = [(b"content-length", str(len(content)).encode()), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+def accepted_body(tx_id: bytes) -> bytes:
+    """`{"tx_id": "<hex>"}` as `ENCODER` writes it (hex needs no escaping)."""
+    return b'{"tx_id":"' + tx_id.hex().encode() + b'"}'
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -106,27 +127,44 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        await guarded(self.app, scope, receive, send)
 
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
 
-        try:
-            await self.app(scope, receive, watched_send)
-        except ClientDisconnect:
-            return
-        except Exception:
-            log.exception("RPC %s %s failed", scope["method"], scope["path"])
-            if not started:
-                message = "unexpected failure; see the node's log"
-                await error_response(INTERNAL_ERROR, message)(scope, receive, send)
+async def guarded(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """`app` answering one HTTP request, an unexpected exception logged and
+    answered 500 `internal` (unless the answer had started); a client gone
+    mid-request gets nothing. `Guard` and the fast path both run this."""
+    started = False
+
+    async def watched_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, watched_send)
+    except ClientDisconnect:
+        return
+    except Exception:
+        log.exception("RPC %s %s failed", scope["method"], scope["path"])
+        if not started:
+            message = "unexpected failure; see the node's log"
+            await error_response(INTERNAL_ERROR, message)(scope, receive, send)
+
+
+def api_error_response(exc: ApiError) -> Response:
+    return error_response(exc.code, exc.message, headers=exc.headers)
+
+
+def storage_error_response(method: str, path: str, exc: Exception) -> Response:
+    log.error("RPC %s %s: storage failed: %s", method, path, exc)
+    message = "the node's storage failed; see its log"
+    return error_response(ErrorCode.STORAGE_FAILED, message)
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.code, exc.message, headers=exc.headers)
+    return api_error_response(exc)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -141,6 +179,4 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_storage_error(request: Request, exc: Exception) -> Response:
-    log.error("RPC %s %s: storage failed: %s", request.method, request.url.path, exc)
-    message = "the node's storage failed; see its log"
-    return error_response(ErrorCode.STORAGE_FAILED, message)
+    return storage_error_response(request.method, request.url.path, exc)

@@ -29,6 +29,10 @@ own), readiness,
 body size (Content-Length up front, and bytes counted while reading, so a
 chunked body cannot bypass it), JSON shape. Only `Backend.submit` writes.
 
+`POST /tx` and `POST /txs` are answered first by `node.api.fastpath` (plain
+ASGI, the same steps through the same functions, byte-identical answers);
+every other request, and the OpenAPI document, is the Starlette app's.
+
 Every endpoint is `async`: Starlette would run a plain function in a worker
 thread, and the store and mempool belong to the node's one trio thread. Only
 anyio is used, so the app runs on trio (Hypercorn) and in asyncio test clients.
@@ -50,6 +54,7 @@ from starlette.routing import Route
 
 from node.api.backend import HTTP_STATUS, Backend, ErrorCode, SubmitResult
 from node.api.events import KEEPALIVE_S, EventStream, namespace_txs, sse_block
+from node.api.fastpath import FastPath
 from node.api.limits import RpcLimits
 from node.api.openapi import build_openapi
 from node.api.ratelimit import RateLimit, TokenBuckets
@@ -69,6 +74,7 @@ from node.api.responses import (
     ENCODER,
     ApiError,
     Guard,
+    accepted_body,
     block_json,
     error_body,
     json_response,
@@ -108,7 +114,7 @@ class Api:
             message = f"the node's storage failed, it stopped until restarted: {failure}"
             raise ApiError(ErrorCode.STORAGE_FAILED, message)
 
-    def _require_ready(self) -> None:
+    def require_ready(self) -> None:
         self._require_working()
         if not self.backend.ready():
             message = "the node is not ready (syncing or not connected); retry later"
@@ -120,18 +126,19 @@ class Api:
             raise RuntimeError(f"backend gave {len(results)} results for {len(txs)} transactions")
         return results
 
-    async def submit_tx(self, request: Request) -> Response:
-        self._require_ready()
-        tx = decode_tx(
-            await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
-        )
-        (result,) = await self._submit([tx])
-        status = 202 if result.error is None else HTTP_STATUS[result.error]
-        return json_response(result_body(result), status)
+    # POST /tx and POST /txs: the routes below, and the fast path
+    # (`node.api.fastpath`) that serves them first, answer through these.
 
-    async def submit_txs(self, request: Request) -> Response:
-        self._require_ready()
-        body = await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
+    async def tx_answer(self, body: bytes) -> tuple[bytes, int]:
+        """POST /tx's answer to a body read in full: (JSON, status)."""
+        tx = decode_tx(body)
+        (result,) = await self._submit([tx])
+        if result.error is None:
+            return accepted_body(result.tx_id), 202
+        return ENCODER.encode(result_body(result)), HTTP_STATUS[result.error]
+
+    async def txs_answer(self, body: bytes) -> tuple[bytes, int]:
+        """POST /txs's answer to a body read in full: (JSON, 200)."""
         decoded = [decode_item(raw) for raw in decode_batch(body, self.limits.batch_txs_max)]
         txs = [item for item in decoded if isinstance(item, Transaction)]
         submitted = iter(await self._submit(txs))
@@ -141,7 +148,19 @@ class Api:
             else result_body(next(submitted))
             for item in decoded
         ]
-        return json_response({"results": results})
+        return ENCODER.encode({"results": results}), 200
+
+    async def submit_tx(self, request: Request) -> Response:
+        self.require_ready()
+        body = await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
+        content, status = await self.tx_answer(body)
+        return Response(content, status, media_type="application/json")
+
+    async def submit_txs(self, request: Request) -> Response:
+        self.require_ready()
+        body = await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
+        content, status = await self.txs_answer(body)
+        return Response(content, status, media_type="application/json")
 
     # -------------------------------------------------------------- transactions
 
@@ -316,7 +335,7 @@ class Api:
         return json_response({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
-        self._require_ready()
+        self.require_ready()
         return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
@@ -356,13 +375,16 @@ def build_app(
     *,
     clock: Callable[[], float] = time.monotonic,
     keepalive_s: float = KEEPALIVE_S,
-) -> Starlette:
-    """The Starlette app serving `backend`. `clock` (seconds) drives the rate
-    limiter; `keepalive_s` is the idle time before an SSE keepalive comment."""
+) -> FastPath:
+    """The app serving `backend`: POST /tx and POST /txs on the fast path,
+    every other request by the Starlette app (its `app`). `clock` (seconds)
+    drives the rate limiter; `keepalive_s` is the idle time before an SSE
+    keepalive comment."""
     buckets = TokenBuckets(limits.requests_per_s, limits.burst, clock)
     probes = TokenBuckets(limits.probe_requests_per_s, limits.probe_burst, clock)
+    api = Api(backend, limits, keepalive_s)
     app = Starlette(
-        routes=_routes(Api(backend, limits, keepalive_s)),
+        routes=_routes(api),
         middleware=[Middleware(Guard), Middleware(RateLimit, buckets=buckets, probes=probes)],
         exception_handlers={
             ApiError: on_api_error,
@@ -373,4 +395,4 @@ def build_app(
     # No 307 to the path without its trailing slash: `/tx/%2F` (a tx id of "/")
     # would be sent to POST-only /tx. An unknown path is 404 `not_found`, always.
     app.router.redirect_slashes = False
-    return app
+    return FastPath(app, api, buckets)
