@@ -7,4 +7,5 @@ requests.py   reading parameters and bodies      responses.py  JSON and error an
 limits.py     limits and the cost model          ratelimit.py  token buckets per client
 events.py     `/events` as server-sent events    openapi.py    the OpenAPI 3.1 description
 server.py     Hypercorn behind a listener that bounds what clients hold
+connection.py Hypercorn's connection handler, with less work per request
 """

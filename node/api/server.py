@@ -16,6 +16,8 @@ nothing holds descriptors and response memory without bound. Here
   event stream (whose client only reads) after that long; here a write
   counts too, and an idle event stream writes a keepalive comment.
 
+Each connection is Hypercorn's handler with less work per request
+(`node.api.connection`: one write per response, one keep-alive timer).
 Headers are bounded by Hypercorn's keep-alive timeout and the request body
 by the app (`node.api.rpc`). Hypercorn's own answers to requests it cannot
 parse (400, 431) get the error JSON body every other answer has.
@@ -33,13 +35,13 @@ from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp
 
 from node.api.backend import ErrorCode
+from node.api.connection import Connection
 from storage.leveldb import MAX_OPEN_FILES
 
 __all__ = [
@@ -268,7 +270,7 @@ async def serve(
         host, port = sock.getsockname()[:2]
         binds.append(f"http://{host}:{port}")
     handler = partial(
-        TCPServer,
+        Connection,
         wrap_app(app, config.wsgi_max_body_size, "asgi"),
         config,
         WorkerContext(None),
