@@ -10,26 +10,11 @@ The same as `sequencer bench`. The first run creates .venv (scripts/bootstrap.py
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-
-def main() -> int:
-    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
-        from bootstrap import ensure_venv  # stdlib-only set-up, shared with the test runner
-
-        python = str(ensure_venv())
-        os.execv(python, [python, __file__, *sys.argv[1:]])
-    sys.path.insert(0, str(ROOT))
-    os.chdir(ROOT)
-    from node.lab.bench import main as bench
-
-    return bench(sys.argv[1:])
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bootstrap import run_in_venv  # stdlib only, shared with the test runner
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_in_venv(__file__, "node.lab.bench", chdir=True))

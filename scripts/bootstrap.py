@@ -156,6 +156,26 @@ def ensure_venv() -> Path:
         return python
 
 
+def run_in_venv(script: str, module: str, *, chdir: bool = False) -> int:
+    """A script's whole body: re-run `script` under `.venv` (made first if
+    needed), then call `module`'s `main` with the script's arguments. The
+    checkout is importable, by this process and by the node processes it
+    starts; with `chdir`, the work happens in the checkout (where outputs
+    named by relative paths land)."""
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        python = str(ensure_venv())
+        os.execv(python, [python, script, *sys.argv[1:]])
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    if chdir:
+        os.chdir(ROOT)
+    import importlib
+
+    return int(importlib.import_module(module).main(sys.argv[1:]))
+
+
 def relock() -> None:
     """Regenerate requirements.lock from pyproject.toml (pins and hashes)."""
     python = ensure_venv()
