@@ -48,9 +48,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from node.config import load_config
+    from node.daemon.memory import limit_malloc_arenas
     from node.daemon.runtime import run_node
     from node.logs import setup_logging
 
+    limit_malloc_arenas()  # before trio starts a thread
     config = load_config(args.home)
     setup_logging(args.log_format or config.log.format, config.log.level)
     trio.run(run_node, args.home)

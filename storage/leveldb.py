@@ -38,8 +38,12 @@ __all__ = [
 # Blocks and index entries are read by key, mostly for keys that exist; a
 # bloom filter keeps the misses (unknown tx ids from wallets) off the disk.
 BLOOM_FILTER_BITS = 10
-# Enough to hold the recent blocks peers and wallets ask for.
-LRU_CACHE_BYTES = 64 * 1024 * 1024
+# LevelDB's cache of uncompressed table blocks. The blocks peers, wallets and
+# the node's own readers (events, the batcher) ask for are the recent ones,
+# still in the memtable or in files the OS page cache holds; the cache spares
+# only their decompression. At 64 MiB it was the largest part of a node's RSS
+# growth over a long run (it fills as the chain grows, up to its size).
+LRU_CACHE_BYTES = 8 * 1024 * 1024
 # Table files LevelDB keeps open (its default is 1,000). A known bound lets the
 # node keep that many descriptors free of client connections: when LevelDB
 # cannot open a file, a write fails and the node stops voting.
