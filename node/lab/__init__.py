@@ -3,6 +3,9 @@
 bench.py            end-to-end benchmark of a devnet (`scripts/bench.py`): CLI, table
 bench_load.py       its load runs: saturation, a fixed rate, the soak
 bench_single.py     its single POST /tx run, beside a bare server
+wallet.py           its wallet run: one fresh sender per POST /tx, from wrk, beside
+                    bare handlers (wallet_wrk.py: wrk and wallet.lua; wallet_bare.py:
+                    the bare handlers; wallet_report.py: its table)
 rpcbench.py         RPC capacity in rate-limit tokens (`scripts/bench_rpc.py`): CLI,
                     the candidate limit
 rpcbench_phases.py  its phases: the chain, capacity, interference
@@ -18,6 +21,8 @@ chaos_report.py     the audit at the end, the summary line
 audit.py            safety checks over the chains a devnet's nodes serve
 facts.py            how often each fact about a transaction is computed
                     (`scripts/bench_facts.py`)
+memprobe.py         where a node's memory goes: tracemalloc diffs and mappings
+                    over a long run (`scripts/bench_memory.py`)
 
 Shared by the above:
 
