@@ -21,8 +21,6 @@ chaos_report.py     the audit at the end, the summary line
 audit.py            safety checks over the chains a devnet's nodes serve
 facts.py            how often each fact about a transaction is computed
                     (`scripts/bench_facts.py`)
-memprobe.py         where a node's memory goes: tracemalloc diffs and mappings
-                    over a long run (`scripts/bench_memory.py`)
 
 Shared by the above:
 
