@@ -172,10 +172,12 @@ async def follow_events(
     url: str,
     node: int,
     tracker: Tracker,
+    committed: set[str] | None = None,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Mark this node's transactions final as their blocks' events arrive."""
+    """Mark this node's transactions final as their blocks' events arrive;
+    `committed`, when given, also collects the tracked ids this node committed."""
     decoder = msgspec.json.Decoder(BlockEvent)
     params = {"namespace": str(EVENTS_NAMESPACE)}
     async with client.stream("GET", f"{url}/events", params=params, timeout=None) as response:
@@ -183,4 +185,7 @@ async def follow_events(
         task_status.started()
         async for line in response.aiter_lines():
             if line.startswith("data: "):
-                await mark_final(decoder.decode(line[6:]).tx_ids, node, tracker)
+                ids = decoder.decode(line[6:]).tx_ids
+                if committed is not None:
+                    committed.update(i for i in ids if i in tracker.index)
+                await mark_final(ids, node, tracker)

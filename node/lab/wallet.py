@@ -39,11 +39,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import msgspec
 import trio
 
 from node.lab.devnet import Devnet
-from node.lab.finality import EVENTS_NAMESPACE, BlockEvent, LoadResult, Tracker, mark_final
+from node.lab.finality import LoadResult, Tracker, follow_events
 from node.lab.harness import say
 from node.lab.machine import cpu_seconds, machine_jiffies, machine_share
 from node.lab.presign import Signed, presign_timed
@@ -147,7 +146,7 @@ async def _drive_nodes(
     client = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
     async with client, trio.open_nursery() as nursery:
         for node, url in enumerate(net.urls):
-            await nursery.start(_follow, client, url, node, tracker, committed[node])
+            await nursery.start(follow_events, client, url, node, tracker, committed[node])
         nursery.start_soon(_progress, label, committed, time.perf_counter())
         before, machine, started = _usage(net), machine_jiffies(), time.perf_counter()
         load = await trio.to_thread.run_sync(
@@ -183,28 +182,6 @@ async def _drive_nodes(
             "drain_s": round(drain_s, 2),
         }
     )
-
-
-async def _follow(
-    client: httpx.AsyncClient,
-    url: str,
-    node: int,
-    tracker: Tracker,
-    committed: set[str],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """`node.lab.finality.follow_events`, also keeping the tracked ids this node committed."""
-    decoder = msgspec.json.Decoder(BlockEvent)
-    params = {"namespace": str(EVENTS_NAMESPACE)}
-    async with client.stream("GET", f"{url}/events", params=params, timeout=None) as response:
-        response.raise_for_status()
-        task_status.started()
-        async for line in response.aiter_lines():
-            if line.startswith("data: "):
-                ids = decoder.decode(line[6:]).tx_ids
-                committed.update(i for i in ids if i in tracker.index)
-                await mark_final(ids, node, tracker)
 
 
 async def _progress(label: str, committed: list[set[str]], started: float) -> None:
