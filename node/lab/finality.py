@@ -136,10 +136,14 @@ class Tracker:
         sent = sum(1 for t in self.sent if not math.isnan(t))
         final = sum(1 for t in self.final if not math.isnan(t))
         elapsed = time.perf_counter() - started
-        return (
+        line = (
             f"[{self.label}] {elapsed:6.1f} s  sent {sent}  final {final}"
             f"  waiting {self.outstanding}  refused {sum(self.refused.values())}"
         )
+        if self.refused:
+            # The reasons, most common first: a run that starts refusing says why.
+            line += " (" + ", ".join(f"{c} {n}" for c, n in self.refused.most_common(3)) + ")"
+        return line
 
     def result(self) -> LoadResult:
         return LoadResult(self.sent, self.acked, self.final, self.refused, self.lagged_s)
