@@ -51,6 +51,14 @@ RUNS = ("saturation", "rate", "single", "wallet", "restart", "catchup")
 # ------------------------------------------------------------------ report
 
 
+def _retried(run: dict[str, Any]) -> str:
+    """Transactions the load sent again, by the refusal that passed."""
+    retried = run.get("retried") or {}
+    if not retried:
+        return ""
+    return "  retried " + ", ".join(f"{code} {n}" for code, n in sorted(retried.items()))
+
+
 def print_table(report: dict[str, Any]) -> None:
     limit = report["machine"]["limit_tx_s"]
     rows: list[tuple[str, str]] = []
@@ -68,7 +76,7 @@ def print_table(report: dict[str, Any]) -> None:
                 f"final {run['finalized']}/{run['acknowledged']} lost {run['lost']}  "
                 f"cpu {run['cpu_us_per_tx_per_node']} us/tx/node  "
                 f"verified {run['signature_checks_per_tx_per_node']}x  "
-                f"peak rss {max(run['peak_rss_mib'])} MiB",
+                f"peak rss {max(run['peak_rss_mib'])} MiB" + _retried(run),
             )
         )
     soak = report["runs"].get("soak")
@@ -80,7 +88,7 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{soak['committed_tx_s']} tx/s for {soak['duration_s']} s  p50 {latency['p50']} ms"
                 f"  p99 {latency['p99']} ms  final {soak['finalized']}/{soak['acknowledged']}"
                 f"  RSS MiB first minute {soak['rss_mib_first_minute']}"
-                f" last minute {soak['rss_mib_last_minute']}",
+                f" last minute {soak['rss_mib_last_minute']}" + _retried(soak),
             )
         )
     single = report["runs"].get("single")

@@ -47,6 +47,8 @@ class LoadResult:
     final: list[float]
     refused: Counter[str]
     lagged_s: float  # how far behind its schedule a fixed-rate run fell, at worst
+    # Transactions sent again after a refusal that passes, by its reason.
+    retried: Counter[str] = dataclasses.field(default_factory=Counter)
 
     @property
     def offered(self) -> int:
@@ -70,6 +72,7 @@ class LoadResult:
             "steady_tx_s": round(_steady_rate(finals), 1),
             "latency_ms": latency_summary(latencies),
             "lagged_s": round(self.lagged_s, 3),
+            "retried": dict(self.retried),
         }
 
 
@@ -100,6 +103,7 @@ class Tracker:
         self.done = trio.Event()
         self.label = label
         self.lagged_s = 0.0
+        self.retried: Counter[str] = Counter()
 
     def on_ack(self, i: int, now: float) -> None:
         if math.isnan(self.final[i]):
@@ -140,13 +144,17 @@ class Tracker:
             f"[{self.label}] {elapsed:6.1f} s  sent {sent}  final {final}"
             f"  waiting {self.outstanding}  refused {sum(self.refused.values())}"
         )
+        if self.retried:
+            line += f"  retried {sum(self.retried.values())}"
         if self.refused:
             # The reasons, most common first: a run that starts refusing says why.
             line += " (" + ", ".join(f"{c} {n}" for c, n in self.refused.most_common(3)) + ")"
         return line
 
     def result(self) -> LoadResult:
-        return LoadResult(self.sent, self.acked, self.final, self.refused, self.lagged_s)
+        return LoadResult(
+            self.sent, self.acked, self.final, self.refused, self.lagged_s, self.retried
+        )
 
 
 async def report_progress(tracker: Tracker, started: float) -> None:

@@ -38,6 +38,8 @@ async def run_load(
     concurrency: int = 4,
     window: int = 20_000,
     drain_s: float = 60.0,
+    in_flight_max: int = 64,
+    retry_for_s: float = 30.0,
     label: str = "load",
     progress: bool = True,
 ) -> LoadResult:
@@ -48,31 +50,46 @@ async def run_load(
     as `concurrency` requests in flight per node allow, with at most
     `window` transactions waiting for finality). After the last send, waits
     up to `drain_s` for the rest to finalize.
+
+    Each node is a lane of its own (its own connections, at most
+    `in_flight_max` paced requests in flight), so one slow or paused node
+    delays only its own senders. A transaction refused for a reason that
+    passes (busy, rate limited, pool full, a connection error) is sent
+    again, as a wallet would, for up to `retry_for_s`: a refusal that is
+    given up on leaves a nonce gap its sender's later transactions would
+    queue behind for good.
     """
     tracker = Tracker(signed, window, label)
     chunks = _chunks(signed, len(urls), batch)
-    limits = httpx.Limits(max_connections=concurrency * len(urls) + len(urls) + 8)
     timeout = httpx.Timeout(60.0)
-    client = httpx.AsyncClient(limits=limits, timeout=timeout)
-    async with client, trio.open_nursery() as nursery:
+    per_node = httpx.Limits(max_connections=max(concurrency, in_flight_max) + 2)
+    lanes = [
+        _Lane(httpx.AsyncClient(limits=per_node, timeout=timeout), url, retry_for_s) for url in urls
+    ]
+    events = httpx.AsyncClient(timeout=timeout)
+    async with events, trio.open_nursery() as nursery:
         for node, url in enumerate(urls):
-            await nursery.start(follow_events, client, url, node, tracker)
+            await nursery.start(follow_events, events, url, node, tracker)
         started = time.perf_counter()
         if progress:
             nursery.start_soon(report_progress, tracker, started)
         async with trio.open_nursery() as senders:
-            if rate > 0:
-                senders.start_soon(_paced, client, urls, chunks, rate, tracker, senders)
-            else:
-                for node, url in enumerate(urls):
-                    queue = [c for c in chunks if signed[c[0]].node == node]
+            due = _due_times(chunks, rate) if rate > 0 else {}
+            for node, lane in enumerate(lanes):
+                queue = [c for c in chunks if signed[c[0]].node == node]
+                if rate > 0:
+                    room = trio.Semaphore(in_flight_max)
+                    senders.start_soon(_paced, lane, queue, due, started, room, tracker, senders)
+                else:
                     for _ in range(concurrency):
-                        senders.start_soon(_greedy, client, url, queue, tracker)
+                        senders.start_soon(_greedy, lane, queue, tracker)
         with trio.move_on_after(drain_s):
             await tracker.done.wait()
         if progress:
             print(tracker.progress(started), file=sys.stderr, flush=True)
         nursery.cancel_scope.cancel()
+    for lane in lanes:
+        await lane.client.aclose()
     return tracker.result()
 
 
@@ -89,68 +106,163 @@ def _chunks(signed: Sequence[Signed], nodes: int, batch: int) -> list[list[int]]
     return ordered
 
 
-async def _greedy(
-    client: httpx.AsyncClient, url: str, queue: list[list[int]], tracker: Tracker
-) -> None:
+def _due_times(chunks: list[list[int]], rate: float) -> dict[int, float]:
+    """Seconds after the start at which each request is due (keyed by its
+    first index): the requests of all nodes together make `rate` tx/s."""
+    due: dict[int, float] = {}
+    offered = 0
+    for chunk in chunks:
+        due[chunk[0]] = offered / rate
+        offered += len(chunk)
+    return due
+
+
+# Refusals that pass: the node (or the way to it) was busy, not the
+# transaction wrong. Anything else is the transaction's own fault.
+RETRYABLE_CODES = frozenset(
+    {
+        "mempool_full",
+        "sender_slots_full",
+        "rate_limited",
+        "overloaded",
+        "not_ready",
+        "request_timeout",
+        "storage_failed",
+    }
+)
+# An answer to a retry that says an earlier attempt got in.
+ALREADY_IN = frozenset({"duplicate", "nonce_too_low"})
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 2.0
+
+
+class _Lane:
+    """One node's connections and the retry rule of every request sent to it."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, retry_for_s: float) -> None:
+        self.client = client
+        self.url = url
+        self.retry_for_s = retry_for_s
+
+    async def send(self, chunk: list[int], tracker: Tracker) -> None:
+        """Send `chunk` until each of its transactions is acknowledged, known
+        to the node already, refused for good, or `retry_for_s` has passed."""
+        now = time.perf_counter()
+        for i in chunk:
+            tracker.sent[i] = now
+        give_up_at = now + self.retry_for_s
+        wait_s = RETRY_FIRST_S
+        pending = chunk
+        retried = False
+        while True:
+            answers, hint_s = await self._post(pending, tracker)
+            now = time.perf_counter()
+            again = []
+            for i, code in zip(pending, answers, strict=True):
+                if code is None or (retried and code in ALREADY_IN):
+                    tracker.on_ack(i, now)
+                elif _retryable(code) and now < give_up_at:
+                    again.append(i)
+                    tracker.retried[code] += 1
+                else:
+                    tracker.on_refused(i, code)
+            if not again:
+                return
+            pending, retried = again, True
+            await trio.sleep(min(max(wait_s, hint_s), RETRY_MAX_S, give_up_at - now))
+            wait_s = min(2 * wait_s, RETRY_MAX_S)
+
+    async def _post(self, chunk: list[int], tracker: Tracker) -> tuple[list[str | None], float]:
+        """One request: each transaction's refusal code (None: acknowledged)
+        and the wait the node asked for (Retry-After), if any."""
+        signed = tracker.signed
+        single = len(chunk) == 1
+        body = (
+            signed[chunk[0]].body
+            if single
+            else b"[" + b",".join(signed[i].body for i in chunk) + b"]"
+        )
+        try:
+            response = await self.client.post(
+                f"{self.url}/tx" if single else f"{self.url}/txs",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as error:
+            return [f"http: {type(error).__name__}"] * len(chunk), 0.0
+        hint_s = _retry_after(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            return [f"http {response.status_code}"] * len(chunk), hint_s
+        results = (
+            [answer] if single else answer.get("results") if isinstance(answer, dict) else None
+        )
+        if not isinstance(results, list) or len(results) != len(chunk):
+            code = _error_code(answer) or f"http {response.status_code}"
+            return [code] * len(chunk), hint_s
+        codes: list[str | None] = [
+            None
+            if isinstance(r, dict) and "tx_id" in r and "error" not in r
+            else _error_code(r) or "unknown"
+            for r in results
+        ]
+        return codes, hint_s
+
+
+def _error_code(answer: object) -> str | None:
+    if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+        code = answer["error"].get("code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "0")))
+    except ValueError:
+        return 0.0
+
+
+def _retryable(code: str) -> bool:
+    return code in RETRYABLE_CODES or code.startswith("http")
+
+
+async def _greedy(lane: _Lane, queue: list[list[int]], tracker: Tracker) -> None:
     while queue:
         chunk = queue.pop(0)
         await tracker.wait_for_room()
-        await _send(client, url, chunk, tracker)
+        await lane.send(chunk, tracker)
 
 
 async def _paced(
-    client: httpx.AsyncClient,
-    urls: Sequence[str],
-    chunks: list[list[int]],
-    rate: float,
+    lane: _Lane,
+    queue: list[list[int]],
+    due: dict[int, float],
+    started: float,
+    room: trio.Semaphore,
     tracker: Tracker,
     nursery: trio.Nursery,
 ) -> None:
-    started = time.perf_counter()
-    offered = 0
-    for chunk in chunks:
-        due = started + offered / rate
+    """This node's requests at their due times, at most `room`'s initial
+    value in flight; a request that waits for room is counted as lag."""
+    for chunk in queue:
+        at = started + due[chunk[0]]
         now = time.perf_counter()
-        if due > now:
-            await trio.sleep(due - now)
-        else:
-            tracker.lagged_s = max(tracker.lagged_s, now - due)
-        offered += len(chunk)
-        node = tracker.signed[chunk[0]].node
-        nursery.start_soon(_send, client, urls[node], chunk, tracker)
+        if at > now:
+            await trio.sleep(at - now)
+        await room.acquire()
+        tracker.lagged_s = max(tracker.lagged_s, time.perf_counter() - at)
+        nursery.start_soon(_send_released, lane, chunk, tracker, room)
 
 
-async def _send(client: httpx.AsyncClient, url: str, chunk: list[int], tracker: Tracker) -> None:
-    signed = tracker.signed
-    single = len(chunk) == 1
-    body = (
-        signed[chunk[0]].body if single else b"[" + b",".join(signed[i].body for i in chunk) + b"]"
-    )
-    now = time.perf_counter()
-    for i in chunk:
-        tracker.sent[i] = now
+async def _send_released(
+    lane: _Lane, chunk: list[int], tracker: Tracker, room: trio.Semaphore
+) -> None:
     try:
-        response = await client.post(
-            f"{url}/tx" if single else f"{url}/txs",
-            content=body,
-            headers={"content-type": "application/json"},
-        )
-    except httpx.HTTPError as error:
-        for i in chunk:
-            tracker.on_refused(i, f"http: {type(error).__name__}")
-        return
-    now = time.perf_counter()
-    answer = response.json()
-    results = [answer] if single else answer.get("results", [])
-    if len(results) != len(chunk):
-        for i in chunk:
-            tracker.on_refused(i, f"http {response.status_code}")
-        return
-    for i, result in zip(chunk, results, strict=True):
-        if "tx_id" in result and "error" not in result:
-            tracker.on_ack(i, now)
-        else:
-            tracker.on_refused(i, str(result.get("error", {}).get("code", "unknown")))
+        await lane.send(chunk, tracker)
+    finally:
+        room.release()
 
 
 # ------------------------------------------------------------------ steady load

@@ -4,14 +4,18 @@ against a devnet of node processes."""
 
 from __future__ import annotations
 
+import json
 import math
+import signal
 from collections import Counter
 from pathlib import Path
 
+import httpx
+import pytest
 import trio
 
-from node.lab.finality import LoadResult
-from node.lab.loadgen import _chunks, run_load
+from node.lab.finality import LoadResult, Tracker
+from node.lab.loadgen import _chunks, _Lane, run_load
 from node.lab.presign import Signed, presign
 from node.lab.rawhttp import RawConnection
 from tests.node.cluster import running
@@ -53,6 +57,77 @@ def test_the_summary_counts_what_happened_to_each_transaction() -> None:
     assert summary["latency_ms"] == {"p50": 300.0, "p99": 500.0, "max": 500.0}
 
 
+def _answer(kind: str) -> httpx.Response:
+    """A node's answer to one `POST /tx`, by kind."""
+    if kind == "202":
+        return httpx.Response(202, json={"tx_id": "ab"})
+    if kind == "boom":
+        raise httpx.ConnectError("refused")
+    status = {"rate_limited": 429, "overloaded": 503, "mempool_full": 503}.get(kind, 409)
+    if kind == "bad_signature":
+        status = 400
+    headers = {"retry-after": "0"} if status == 429 else {}
+    return httpx.Response(status, json={"error": {"code": kind}}, headers=headers)
+
+
+# answers the node gives, in order -> (acknowledged?, refused as, requests sent)
+RETRY_TABLE = [
+    (["202"], True, None, 1),
+    (["rate_limited", "202"], True, None, 2),
+    (["overloaded", "mempool_full", "boom", "202"], True, None, 4),
+    # an earlier attempt got in and its answer was lost: it is in
+    (["boom", "duplicate"], True, None, 2),
+    (["mempool_full", "nonce_too_low"], True, None, 2),
+    # the transaction's own fault is not sent again
+    (["bad_signature"], False, "bad_signature", 1),
+    # ... and on a first attempt "duplicate" means someone else sent it
+    (["duplicate"], False, "duplicate", 1),
+    (["nonce_too_low"], False, "nonce_too_low", 1),
+]
+
+
+@pytest.mark.parametrize(("answers", "acked", "refused", "requests"), RETRY_TABLE)
+def test_a_refusal_that_passes_is_sent_again(
+    answers: list[str], acked: bool, refused: str | None, requests: int
+) -> None:
+    sent: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return _answer(answers[len(sent) - 1])
+
+    (tx,) = _signed([0])
+    tracker = Tracker([tx], window=10, label="t")
+
+    async def main() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with client:
+            await _Lane(client, "http://node", retry_for_s=30.0).send([0], tracker)
+
+    trio.run(main)
+    assert len(sent) == requests
+    assert set(sent) == {tx.body}  # the same transaction each time
+    assert (not math.isnan(tracker.acked[0])) == acked
+    assert tracker.refused == (Counter({refused: 1}) if refused else Counter())
+    assert sum(tracker.retried.values()) == requests - 1
+
+
+def test_a_refusal_that_outlasts_the_retry_time_is_final() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return _answer("mempool_full")
+
+    tracker = Tracker(_signed([0, 0]), window=10, label="t")
+
+    async def main() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with client:
+            await _Lane(client, "http://node", retry_for_s=0.5).send([0, 1], tracker)
+
+    trio.run(main)
+    assert tracker.refused == Counter({"mempool_full": 2})
+    assert tracker.retried["mempool_full"] >= 4  # 0.1, 0.2, then the rest of the half second
+
+
 def test_a_short_run_against_real_nodes_finalizes_every_transaction(tmp_path: Path) -> None:
     with running(tmp_path) as cluster:
         urls = [cluster.url(i) for i in range(cluster.size)]
@@ -85,3 +160,34 @@ def test_the_raw_client_speaks_to_the_node(tmp_path: Path) -> None:
         status, body = trio.run(post)
     assert status == 202
     assert b"duplicate" in body
+
+
+def test_a_node_paused_mid_run_delays_only_its_senders_and_loses_nothing(tmp_path: Path) -> None:
+    """A node stopped (SIGSTOP) for two seconds of a paced run: its requests
+    wait or are sent again when it answers busy; every transaction is final,
+    none refused, and the other nodes' requests kept their schedule."""
+    with running(tmp_path) as cluster:
+        urls = [cluster.url(i) for i in range(cluster.size)]
+        signed = presign(cluster.layout.chain_id, count=3_000, senders=200, nodes=4, seed=4)
+        paused = cluster.processes[1]
+        assert paused is not None
+
+        async def main() -> LoadResult:
+            async with trio.open_nursery() as nursery:
+
+                async def pause() -> None:
+                    await trio.sleep(2.0)
+                    paused.send_signal(signal.SIGSTOP)
+                    try:
+                        await trio.sleep(2.0)
+                    finally:
+                        paused.send_signal(signal.SIGCONT)
+
+                nursery.start_soon(pause)
+                return await run_load(urls, signed, rate=500, batch=5, progress=False)
+
+        summary = trio.run(main).summary()
+    print(json.dumps({k: v for k, v in summary.items()}, default=str))
+    assert (summary["finalized"], summary["lost"], summary["refused"]) == (3_000, 0, {})
+    assert summary["latency_ms"]["max"] >= 1_000  # the pause was felt ...
+    assert summary["lagged_s"] < 1.5  # ... but not by the other nodes' schedule
