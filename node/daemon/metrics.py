@@ -36,6 +36,8 @@ __all__ = ["NodeMetrics", "Observed"]
 
 # From a fast loopback commit (milliseconds) to a stalled round (seconds).
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# From a young generation's sub-millisecond pass to a full heap walk.
+GC_BUCKETS_S = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 STORAGE_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 ROUND_BUCKETS = (0, 1, 2, 3, 5, 8, 13)
 TOPICS = (Topic.TX, Topic.CONSENSUS, Topic.SYNC)  # labelled by lower-case name
@@ -103,9 +105,19 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        self.gc_pauses = Histogram(
+            "sequencer_gc_pause_seconds",
+            "Collections of the cyclic garbage collector, by generation (the node stops meanwhile)",
+            ["generation"],
+            buckets=GC_BUCKETS_S,
+            registry=registry,
+        )
         self.height.set(node.store.height())
         self._last_commit_s: float | None = None
         registry.register(_StateCollector(node))
+
+    def gc_pause(self, generation: int, seconds: float) -> None:
+        self.gc_pauses.labels(str(generation)).observe(seconds)
 
     def on_submit(self, results: list[Any]) -> None:
         for result in results:

@@ -45,6 +45,7 @@ from node.daemon.batcher import BatcherService
 from node.daemon.chain import Chain, PoolPruner
 from node.daemon.chaos_control import OffsetClock, run_chaos_control
 from node.daemon.consensus import ConsensusDriver, verified_cache, wall_ms
+from node.daemon.gcpauses import GcPauses
 from node.daemon.health import StorageHealth
 from node.daemon.inbound import Inbound
 from node.daemon.ingest import Ingest, JournalWriter
@@ -253,36 +254,37 @@ class Node:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.gossip.run)
-                if self.config.chaos.control:
-                    await nursery.start(
-                        run_chaos_control,
-                        self.home,
-                        self.validators.public_keys,
-                        self.gossip.set_faults,
-                        self.clock,
+            with GcPauses(self._metrics.gc_pause):
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.gossip.run)
+                    if self.config.chaos.control:
+                        await nursery.start(
+                            run_chaos_control,
+                            self.home,
+                            self.validators.public_keys,
+                            self.gossip.set_faults,
+                            self.clock,
+                        )
+                    if self.journal is not None:
+                        nursery.start_soon(self.journal.run)
+                    for topic, reader in self.inbound.readers().items():
+                        channel = self.gossip.subscribe(topic, reader.buffered)
+                        nursery.start_soon(self.inbound.read, channel, reader)
+                    self.consensus.start()  # it steps the core for pending transactions
+                    nursery.start_soon(self.consensus.run)
+                    nursery.start_soon(self._announce_restored)
+                    nursery.start_soon(self._announce_on_reconnect)
+                    if self.batcher is not None:
+                        nursery.start_soon(self._run_batcher, self.batcher)
+                    await nursery.start(self._serve_rpc)
+                    log.info(
+                        "node %s up: rpc %s, p2p %s, height %d",
+                        self.config.node.name,
+                        self.config.rpc.listen,
+                        self.config.p2p_listen,
+                        self.store.height(),
                     )
-                if self.journal is not None:
-                    nursery.start_soon(self.journal.run)
-                for topic, reader in self.inbound.readers().items():
-                    channel = self.gossip.subscribe(topic, reader.buffered)
-                    nursery.start_soon(self.inbound.read, channel, reader)
-                self.consensus.start()  # it steps the core for pending transactions
-                nursery.start_soon(self.consensus.run)
-                nursery.start_soon(self._announce_restored)
-                nursery.start_soon(self._announce_on_reconnect)
-                if self.batcher is not None:
-                    nursery.start_soon(self._run_batcher, self.batcher)
-                await nursery.start(self._serve_rpc)
-                log.info(
-                    "node %s up: rpc %s, p2p %s, height %d",
-                    self.config.node.name,
-                    self.config.rpc.listen,
-                    self.config.p2p_listen,
-                    self.store.height(),
-                )
-                task_status.started()
+                    task_status.started()
         finally:
             self.store.close()
 
