@@ -12,8 +12,9 @@ The node runs it in a thin trio shell (`node.daemon.consensus`); the
 simulator (`consensus.sim`) runs the same host over simulated ports, so every
 seed exercises the code the node runs.
 
-Actions run synchronously and in order, so the signing state is durable
-before the broadcast that depends on it leaves. A storage error (one of the
+Actions run synchronously and in order, so the signing state is handed to
+the chain port before the broadcast that depends on it; a port that writes
+it later must hold that broadcast until it is durable (the node's does). A storage error (one of the
 `storage_errors` types) while executing an action fails the host for good:
 the remaining actions of that step (among them the broadcast of a signature
 that could not be persisted) are dropped, timers are cleared, and the core is
@@ -292,9 +293,13 @@ class Host:
             try:
                 self._execute(action)
             except self._storage_errors as error:
-                self._fail(_failed_action(action), error)
+                self.fail(_failed_action(action), error)
 
-    def _fail(self, what: str, error: Exception) -> None:
+    def fail(self, what: str, error: Exception) -> None:
+        """Stop for good: a port failed to store what the core's memory holds
+        (also called by a port whose write completes after the step)."""
+        if self.failed:
+            return
         self.failed = True
         self._inputs.clear()
         self._timers.clear()

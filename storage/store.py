@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import msgspec
 
-from sequencer.codec import decode
+from sequencer.codec import decode, encode
 from sequencer.errors import DecodeError
 from sequencer.ids import BlockFacts
 from sequencer.types import (
@@ -441,6 +441,9 @@ class Store:
             yield self._parse(key[1:], decode_u64, "a batch key"), value
 
     def save_signing_state(self, state: SigningState) -> None:
-        """Persist the signing state durably (before a signature leaves the node)."""
-        with self.batch(sync=True) as batch:
-            batch.put_signing_state(state)
+        """Persist the signing state durably (before a signature leaves the node).
+
+        Safe to call from a worker thread while the owner writes blocks: one
+        key apart from the chain's, so it takes no batch.
+        """
+        self._kv.write([(SIGNING_STATE_KEY, encode(state))], sync=True)

@@ -10,7 +10,10 @@ the timer, logging, timing steps for the metrics.
 A `StorageError` while the host executes an action fails the node
 (`node.daemon.health`): the host drops the rest of that step, among them the
 broadcast of a signature that could not be persisted, and never steps the
-core again.
+core again. The signing state is written off the event loop
+(`node.daemon.signwriter`): the host's broadcasts wait in it until the state
+they were signed under is durable, and a failed write fails the node the
+same way.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from node.daemon.chain import Chain
 from node.daemon.health import StorageHealth
 from node.daemon.limits import TIMER_SLEEP_S_MAX
 from node.daemon.messages import VoteBundle, encode_consensus, encode_sync
+from node.daemon.signwriter import SigningStateWriter
 from sequencer.crypto import verify_signature, verify_transaction
 from sequencer.ids import BlockFacts
-from sequencer.types import Block, CommitCertificate, SigningState, Transaction, Vote
+from sequencer.types import Block, CommitCertificate, Transaction, Vote
 from storage.errors import StorageError
 
 __all__ = ["ConsensusDriver", "verified_cache", "wall_ms"]
@@ -73,11 +77,18 @@ class ConsensusDriver:
         self._clock = clock
         # Set by the node to its cache of verified transactions.
         self.remember_verified: Callable[[bytes], None] = lambda tx_id: None
+        self.signing = SigningStateWriter(
+            chain.store.save_signing_state,
+            lambda seconds: chain.on_storage_write("signing_state", seconds),
+            lambda state, error: self.host.fail(
+                f"persisting the signing state (height {state.height}, round {state.round})", error
+            ),
+        )
         self.host = Host(
             core,
-            chain=_ChainPort(chain),
+            chain=_ChainPort(chain, self.signing),
             mempool=chain.mempool,
-            network=_GossipPort(gossip, self),
+            network=_GossipPort(gossip, self, self.signing),
             transactions=_TransactionsPort(is_verified, self),
             peers=[key or None for key in peer_keys],
             rng=rng,
@@ -165,6 +176,12 @@ class ConsensusDriver:
     # ------------------------------------------------------------------ the one timer
 
     async def run(self) -> None:
+        """The signing-state writer, and the one timer."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.signing.run)
+            nursery.start_soon(self._run_timer)
+
+    async def _run_timer(self) -> None:
         """The host's timers and catch-up polls, and waiting transactions."""
         while True:
             if self._wake.is_set():
@@ -205,8 +222,9 @@ class ConsensusDriver:
 class _ChainPort:
     """The host's chain port over `node.daemon.chain.Chain` and its store."""
 
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, signing: SigningStateWriter) -> None:
         self._chain = chain
+        self.save_signing_state = signing.save  # written off the loop; sends wait for it
         self.next_nonce = chain.store.next_nonce
         self.state_root = chain.state_root
         self.anchor: Callable[[], Anchor] = chain.anchor
@@ -225,11 +243,6 @@ class _ChainPort:
         facts: BlockFacts | None = None,
     ) -> None:
         self._chain.commit(block, certificate, parent_certificate, sync=sync, facts=facts)
-
-    def save_signing_state(self, state: SigningState) -> None:
-        started = time.perf_counter()
-        self._chain.store.save_signing_state(state)
-        self._chain.on_storage_write("signing_state", time.perf_counter() - started)
 
     def finalized_encoded(self, first: int, last: int) -> Iterable[tuple[bytes, bytes]]:
         return self._chain.store.finalized_bytes(first, last)
@@ -251,22 +264,30 @@ class _TransactionsPort:
 
 
 class _GossipPort:
-    def __init__(self, gossip: GossipNode, driver: ConsensusDriver) -> None:
+    """Consensus messages leave once the signing state they were made under is
+    durable (at once when no write is pending)."""
+
+    def __init__(
+        self, gossip: GossipNode, driver: ConsensusDriver, signing: SigningStateWriter
+    ) -> None:
         self._gossip = gossip
         self._driver = driver
+        self._signing = signing
 
     def broadcast(self, message: ProposalMessage | Vote) -> None:
-        try:
-            self._gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(message))
-        except BacklogFullError:
-            # Rebroadcast repairs this; a vote must not wait behind transactions.
-            self._driver.counts["broadcast_dropped"] += 1
+        encoded = encode_consensus(message)
+        self._signing.when_durable(lambda: self._publish(encoded))
 
     def broadcast_votes(self, votes: list[Vote]) -> None:
         bundle = VoteBundle(nonce=secrets.token_bytes(16), votes=votes)
+        encoded = encode_consensus(bundle)
+        self._signing.when_durable(lambda: self._publish(encoded))
+
+    def _publish(self, encoded: bytes) -> None:
         try:
-            self._gossip.publish_nowait(Topic.CONSENSUS, encode_consensus(bundle))
+            self._gossip.publish_nowait(Topic.CONSENSUS, encoded)
         except BacklogFullError:
+            # Rebroadcast repairs this; a vote must not wait behind transactions.
             self._driver.counts["broadcast_dropped"] += 1
 
     def send(self, peer: object, message: SyncRequest | RawSyncResponse) -> None:

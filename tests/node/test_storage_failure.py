@@ -93,6 +93,19 @@ class Rig:
         )
         self.driver.start()
 
+    def settle(self) -> None:
+        """Let the signing-state writer (a task of the node) finish what it holds."""
+        writer = self.driver.signing
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer.run)
+                while writer.pending and not writer.failed:
+                    await trio.sleep(0.001)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+
     def my_votes(self) -> list[tuple[str, int]]:
         return [
             (m.kind.name, m.round)
@@ -112,6 +125,8 @@ def test_without_faults_the_rig_votes_and_commits(rig: Rig) -> None:
     rig.driver.feed(votes(PREVOTE, [1, 2], "A")[1])
     for vote in votes(PRECOMMIT, [1, 2], "A"):
         rig.driver.feed(vote)
+    assert rig.my_votes() == []  # held until the signing state is on disk
+    rig.settle()
     assert rig.my_votes()[:2] == [("PREVOTE", 0), ("PRECOMMIT", 0)]
     assert rig.store.height() == 1
     assert rig.store.signing_state() is not None
@@ -121,6 +136,7 @@ def test_without_faults_the_rig_votes_and_commits(rig: Rig) -> None:
 def test_a_failed_signing_state_write_sends_no_vote_and_stops_consensus(rig: Rig) -> None:
     rig.kv.fail_now()
     rig.driver.feed(proposal("A"))  # would prevote A: persist, then broadcast
+    rig.settle()
     assert rig.my_votes() == []
     assert rig.store.signing_state() is None
     assert rig.health.failure is not None
@@ -144,6 +160,7 @@ def test_a_failed_block_commit_stops_consensus_before_the_next_height(rig: Rig) 
     rig.driver.feed(proposal("A"))
     for vote in votes(PREVOTE, [1, 2], "A"):
         rig.driver.feed(vote)
+    rig.settle()
     assert rig.my_votes() == [("PREVOTE", 0), ("PRECOMMIT", 0)]
     rig.kv.fail_now()
     sent = len(rig.gossip.published)
@@ -251,6 +268,7 @@ def test_a_rebroadcast_goes_out_as_a_fresh_bundle_each_time(rig: Rig) -> None:
     be byte-identical to their first copies, nor to the last re-send."""
     rig.driver.feed(proposal("A"))
     rig.driver.feed(votes(PREVOTE, [1], "A")[0])
+    rig.settle()
     first_copies = list(rig.gossip.published)
     rig.driver.feed(TimeoutElapsed(TimeoutKind.REBROADCAST, 1, 0))
     rig.driver.feed(TimeoutElapsed(TimeoutKind.REBROADCAST, 1, 0))
