@@ -18,6 +18,11 @@ class CoreConfig(Struct, frozen=True):
     rebroadcast_ms: int = 1_000  # when a round lasts this long, re-send its messages
     rebroadcast_rounds: int = 4  # ... and those of this many rounds before it
     wait_for_txs: bool = True  # a height starts on TxsAvailable (or a peer's message)
+    # A height waits this long after the one before it began before it starts
+    # on our own transactions (a peer's proposal or vote starts it at once), so
+    # that under a steady trickle each height's fixed cost (votes, signatures,
+    # synced writes) is shared by more transactions. 0: start at once.
+    min_block_interval_ms: int = 0
     # Messages further ahead than this are not kept; only their validator's
     # round is noted, for L55.
     rounds_ahead_max: int = 32

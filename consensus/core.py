@@ -131,6 +131,8 @@ class Core:
         )
         self._now = 0
         self._quiet = False  # the input changed nothing the rules read
+        # When the latest height's round 0 started (min_block_interval_ms counts from it).
+        self._height_began_ms: int | None = None
         self.anchor = anchor
         self._reset_height(anchor.height + 1)
         self._handlers: dict[type, Callable] = {
@@ -242,6 +244,7 @@ class Core:
             emit=self._emit,
         )
         self._awaiting_value = False
+        self._interval_timer = False  # a BLOCK_INTERVAL timeout is scheduled
         if self._signer is not None:
             self._signer.enter_height(height)
 
@@ -278,6 +281,8 @@ class Core:
     def _start_round(self, round: int, resume: Step = Step.PROPOSE) -> None:
         """L11-L21 StartRound(round); `resume`: the step a restarted node had
         reached in it (past PROPOSE it has voted, so it does not propose)."""
+        if round == 0:
+            self._height_began_ms = self._now
         self.round = round  # L12
         self.round_step = Step.PROPOSE  # L13
         self._quiet = False
@@ -417,7 +422,15 @@ class Core:
         self._sign_proposal(ready.block, -1, self.anchor.certificate, ready.facts)
 
     def _on_txs(self, _: TxsAvailable) -> None:
-        self._wake()
+        if self.round_step is not Step.WAITING:
+            return
+        began = self._height_began_ms
+        wait_ms = 0 if began is None else began + self.config.min_block_interval_ms - self._now
+        if wait_ms <= 0:
+            self._wake()
+        elif not self._interval_timer:
+            self._interval_timer = True
+            self._schedule_timeout(TimeoutKind.BLOCK_INTERVAL, wait_ms)
 
     def _on_decided(self, decided: DecidedBlock) -> None:
         """Catch-up: a finalized block from a peer, trusted once its certificate verifies."""
@@ -435,7 +448,7 @@ class Core:
         if timeout.height != self.height:
             return
         kind = timeout.kind
-        if kind is TimeoutKind.EMPTY_BLOCK:
+        if kind is TimeoutKind.EMPTY_BLOCK or kind is TimeoutKind.BLOCK_INTERVAL:
             self._wake()
         elif timeout.round != self.round:
             return

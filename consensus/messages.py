@@ -92,6 +92,7 @@ class TimeoutKind(IntEnum):
     PRECOMMIT = 3
     REBROADCAST = 4  # re-send our own messages of a round that does not end
     EMPTY_BLOCK = 5  # start a height without transactions
+    BLOCK_INTERVAL = 6  # start a height whose transactions came early (min_block_interval_ms)
 
 
 # ------------------------------------------------------------------ inputs

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
+from consensus.config import CoreConfig
 from consensus.errors import SimulationError
 from consensus.sim.campaign import replay_command, run_seeds
 from consensus.sim.run import RunResult
@@ -48,6 +49,8 @@ def _report_seed(result: RunResult, args: argparse.Namespace, *, verbose: bool) 
         command = replay_command(
             args.validators, args.heights, args.faults, result.seed, args.byzantine
         )
+        if args.min_block_interval_ms:
+            command += f" --min-block-interval-ms {args.min_block_interval_ms}"
         print(f"seed {result.seed}: replay with: {command}")
 
 
@@ -74,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, metavar="K", help="run only this seed, with details"
     )
     parser.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes")
+    parser.add_argument(
+        "--min-block-interval-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="every node's [consensus] min_block_interval_ms (default 0, the node's default)",
+    )
     parser.add_argument("--verbose", action="store_true", help="a line per seed")
     return parser
 
@@ -87,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.validators < 1 or args.heights < 1 or args.seeds < 1 or args.jobs < 1:
         parser.error("--validators, --heights, --seeds and --jobs must be positive")
+    if args.min_block_interval_ms < 0:
+        parser.error("--min-block-interval-ms must not be negative")
     if args.byzantine is not None and not 0 <= args.byzantine < args.validators:
         parser.error("--byzantine must leave at least one validator honest")
     seeds: Iterable[int] = (
@@ -110,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         byzantine=args.byzantine,
         jobs=args.jobs,
+        config=(
+            CoreConfig(min_block_interval_ms=args.min_block_interval_ms)
+            if args.min_block_interval_ms
+            else None
+        ),
     )
     for result in results:
         _report_seed(result, args, verbose=args.verbose or args.seed is not None)

@@ -19,17 +19,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from consensus.config import CoreConfig
 from consensus.sim.run import RunResult, run_seed
 from consensus.sim.scenario import FAULT_CLASSES, parse_faults
 
 __all__ = ["main", "run_one", "run_seeds"]
 
 
-def run_one(task: tuple[int, int, int, frozenset[str], int | None]) -> RunResult:
-    validators, seed, heights, faults, byzantine = task
+def run_one(
+    task: tuple[int, int, int, frozenset[str], int | None]
+    | tuple[int, int, int, frozenset[str], int | None, CoreConfig | None],
+) -> RunResult:
+    validators, seed, heights, faults, byzantine, *rest = task
+    config = rest[0] if rest else None
     try:
         return run_seed(
-            validators=validators, seed=seed, heights=heights, faults=faults, byzantine=byzantine
+            validators=validators,
+            seed=seed,
+            heights=heights,
+            faults=faults,
+            byzantine=byzantine,
+            config=config,
         )
     except Exception as exc:  # a finding, not a reason to stop the campaign
         where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -57,9 +67,11 @@ def run_seeds(
     faults: frozenset[str],
     byzantine: int | None,
     jobs: int,
+    config: CoreConfig | None = None,
 ) -> Iterator[RunResult]:
-    """Results in seed order; `jobs` processes (1: in this process)."""
-    tasks = [(validators, seed, heights, faults, byzantine) for seed in seeds]
+    """Results in seed order; `jobs` processes (1: in this process); `config`:
+    every node's core knobs."""
+    tasks = [(validators, seed, heights, faults, byzantine, config) for seed in seeds]
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield run_one(task)

@@ -104,9 +104,13 @@ class RunResult:
 class Simulation:
     """One seeded run of a scenario to `heights`."""
 
-    def __init__(self, scenario: Scenario, *, heights: int) -> None:
+    def __init__(
+        self, scenario: Scenario, *, heights: int, config: CoreConfig | None = None
+    ) -> None:
+        """`config`: every node's core knobs (default: the node's defaults)."""
         self.scenario = scenario
         self.heights = heights
+        self.core_config = config or CoreConfig()
         self.chain_id = CHAIN_ID
         self.genesis_ms = GENESIS_MS
         self.params = ConsensusParams()
@@ -146,7 +150,9 @@ class Simulation:
         scenario = self.scenario
         key = validator_key(index) if index < scenario.validators else observer_key(index)
         clock = scenario.clocks[index] if scenario.clocks else (0, 0.0)
-        node = SimNode(self, index, key, clock=clock, config=CoreConfig(), host_config=HostConfig())
+        node = SimNode(
+            self, index, key, clock=clock, config=self.core_config, host_config=HostConfig()
+        )
         behaviour = scenario.byzantine.get(index)
         if behaviour is None:
             node.network = HonestPort(node)
@@ -442,7 +448,8 @@ def run_seed(
     heights: int,
     faults: frozenset[str] | set[str] | list[str] | tuple[str, ...],
     byzantine: int | None = None,
+    config: CoreConfig | None = None,
 ) -> RunResult:
     """One run: the scenario the seed draws for these faults, to `heights`."""
     scenario = draw(seed, validators, faults, byzantine=byzantine)
-    return Simulation(scenario, heights=heights).run()
+    return Simulation(scenario, heights=heights, config=config).run()

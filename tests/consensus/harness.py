@@ -175,6 +175,7 @@ class Node:
         signing_state: SigningState | None = None,
         wait_for_txs: bool = False,
         anchor: Anchor = GENESIS,
+        min_block_interval_ms: int = 0,
     ) -> None:
         self.core = Core(
             chain_id=CHAIN,
@@ -183,18 +184,20 @@ class Node:
             anchor=anchor,
             key=KEYS[me],
             signing_state=signing_state,
-            config=CoreConfig(wait_for_txs=wait_for_txs),
+            config=CoreConfig(
+                wait_for_txs=wait_for_txs, min_block_interval_ms=min_block_interval_ms
+            ),
         )
         self.actions: list[Action] = self.core.start(NOW)
         self.persisted: SigningState | None = None
 
-    def feed(self, *events: Input | Iterable[Input]) -> list[Action]:
-        """Feed events in order; return all resulting actions."""
+    def feed(self, *events: Input | Iterable[Input], now: int = NOW) -> list[Action]:
+        """Feed events in order (at `now`); return all resulting actions."""
         actions: list[Action] = []
         for event in events:
             batch = event if isinstance(event, list) else [event]
             for item in batch:
-                actions.extend(self.core.step(item, NOW))
+                actions.extend(self.core.step(item, now))
         self.actions = actions
         for action in actions:
             if isinstance(action, PersistSigningState):

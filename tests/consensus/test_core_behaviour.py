@@ -14,6 +14,7 @@ from consensus.messages import (
     DecidedBlock,
     PersistSigningState,
     ProposalMessage,
+    ScheduleTimeout,
     TimeoutKind,
     TxsAvailable,
 )
@@ -25,6 +26,7 @@ from tests.consensus.harness import (
     ID,
     KEYS,
     LOCKED_A,
+    NOW,
     PARAMS,
     PRECOMMIT,
     PREVOTE,
@@ -192,6 +194,58 @@ def test_a_height_waits_for_transactions_or_a_peer() -> None:
     other = Node(0, wait_for_txs=True)
     other.feed(vote(PREVOTE, 1, "nil"))
     assert other.state == (1, 0, "PROPOSE")
+
+
+def _decided_height_one(node: Node) -> None:
+    """Height 1 decides A (validator 1 proposes; 1 and 2 vote with us)."""
+    node.feed(proposal("A"), valid("A"), votes(PREVOTE, [1, 2], "A"))
+    node.feed(votes(PRECOMMIT, [1, 2], "A"))
+    assert node.state == (2, 0, "WAITING")
+
+
+def _interval_timeouts(actions: list) -> list[tuple[int, int]]:
+    return [
+        (a.height, a.delay_ms)
+        for a in actions
+        if isinstance(a, ScheduleTimeout) and a.kind is TimeoutKind.BLOCK_INTERVAL
+    ]
+
+
+def test_a_height_whose_transactions_come_early_waits_out_the_minimum_interval() -> None:
+    node = Node(0, wait_for_txs=True, min_block_interval_ms=50)
+    node.feed(TxsAvailable())  # the first height has nothing to wait for
+    assert node.state == (1, 0, "PROPOSE")
+    _decided_height_one(node)
+    # Height 1 began at NOW: transactions 10 ms later wait the other 40 ms ...
+    assert _interval_timeouts(node.feed(TxsAvailable(), now=NOW + 10)) == [(2, 40)]
+    assert node.state == (2, 0, "WAITING")
+    # ... once: more transactions meanwhile schedule nothing more.
+    assert _interval_timeouts(node.feed(TxsAvailable(), now=NOW + 20)) == []
+    node.feed(timeout(TimeoutKind.BLOCK_INTERVAL, round=0, height=2), now=NOW + 50)
+    assert node.state == (2, 0, "PROPOSE")
+
+
+def test_a_peer_starts_a_waiting_height_at_once_and_a_late_one_does_not_wait() -> None:
+    node = Node(0, wait_for_txs=True, min_block_interval_ms=50)
+    node.feed(TxsAvailable())
+    _decided_height_one(node)
+    node.feed(TxsAvailable(), now=NOW + 10)
+    node.feed(vote(PREVOTE, 1, "nil", height=2), now=NOW + 11)  # a peer works on height 2
+    assert node.state == (2, 0, "PROPOSE")
+
+    late = Node(0, wait_for_txs=True, min_block_interval_ms=50)
+    late.feed(TxsAvailable())
+    _decided_height_one(late)
+    assert _interval_timeouts(late.feed(TxsAvailable(), now=NOW + 50)) == []
+    assert late.state == (2, 0, "PROPOSE")
+
+
+def test_without_a_minimum_interval_transactions_start_the_next_height_at_once() -> None:
+    node = Node(0, wait_for_txs=True)
+    node.feed(TxsAvailable())
+    _decided_height_one(node)
+    node.feed(TxsAvailable(), now=NOW + 1)
+    assert node.state == (2, 0, "PROPOSE")
 
 
 # ------------------------------------------------------------------ parent certificates

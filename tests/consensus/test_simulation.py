@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from consensus.config import CoreConfig
 from consensus.sim.campaign import run_seeds
 from consensus.sim.run import Simulation, run_seed
 from consensus.sim.scenario import FAULT_CLASSES, draw, parse_faults
@@ -22,7 +23,9 @@ from tests.conftest import SIM_SEED_BASE
 JOBS = 2
 
 
-def _check(validators: int, seeds: range, heights: int, faults: str) -> None:
+def _check(
+    validators: int, seeds: range, heights: int, faults: str, config: CoreConfig | None = None
+) -> None:
     names = parse_faults(faults)
     results = run_seeds(
         validators=validators,
@@ -31,6 +34,7 @@ def _check(validators: int, seeds: range, heights: int, faults: str) -> None:
         faults=names,
         byzantine=None,
         jobs=JOBS,
+        config=config,
     )
     failed = {
         r.seed: [*r.violations[:3], replay_command(validators, heights, faults, r.seed)]
@@ -62,6 +66,20 @@ RANDOM_RANGES = [
 def test_fresh_random_seeds_keep_every_invariant(validators: int, faults: str, count: int) -> None:
     first = SIM_SEED_BASE + 100_000 * validators + 10_000 * list(FAULT_CLASSES).index(faults)
     _check(validators, range(first, first + count), heights=12, faults=faults)
+
+
+@pytest.mark.parametrize("interval_ms", [20, 150])
+def test_a_minimum_block_interval_keeps_every_invariant(interval_ms: int) -> None:
+    """Heights that wait for the interval (shorter and longer than a round's
+    timeouts) under every fault: safe and live."""
+    first = SIM_SEED_BASE + 900_000 + interval_ms * 1_000
+    _check(
+        4,
+        range(first, first + 20),
+        heights=12,
+        faults="all",
+        config=CoreConfig(min_block_interval_ms=interval_ms),
+    )
 
 
 # Seeds that found liveness bugs before they were fixed, in the simulator they
