@@ -207,7 +207,17 @@ class Node:
             "validator_index": core.index,
             "height": self.store.height(),
             "block_id": tip.block_id.hex() if tip else None,
-            "consensus": {"height": core.height, "round": core.round, "step": int(core.round_step)},
+            "consensus": {
+                "height": core.height,
+                "round": core.round,
+                "step": int(core.round_step),
+                # Broadcasts waiting for the signing state to be durable.
+                "signing": {
+                    "pending": self.consensus.signing.pending,
+                    "held": self.consensus.signing.held,
+                    "dropped": self.consensus.signing.dropped,
+                },
+            },
             "mempool": self.mempool.statistics().as_json(),
             "peers_alive": self.gossip.alive_peers(),
             "p2p": {
