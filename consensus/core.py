@@ -21,9 +21,7 @@ driver fsyncs) before the message that needs it is broadcast.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
-
-from msgspec import Struct
+from collections.abc import Callable
 
 from consensus.admission import Admission
 from consensus.anchor import Anchor
@@ -34,6 +32,7 @@ from consensus.messages import (
     BlockValidated,
     Broadcast,
     Commit,
+    CoreStatistics,
     DecidedBlock,
     Input,
     ProposalMessage,
@@ -78,17 +77,6 @@ __all__ = ["Anchor", "Core", "CoreConfig", "CoreStatistics"]
 
 # Every rule that fires changes the state for good; this only guards our bugs.
 RULE_FIRINGS_PER_INPUT_MAX = 10_000
-
-
-class CoreStatistics(Struct, frozen=True):
-    """Where consensus is, and what it refused or noted, by what (`Core.stats`)."""
-
-    height: int
-    round: int
-    step: int
-    votes: int  # held for this height
-    counts: Mapping[str, int]  # `Core.stats`: refused messages, signing refusals, ...
-    votes_rejected: Mapping[str, int]  # by the vote keeper, by `VoteStatus` value
 
 
 class Core:
@@ -422,13 +410,11 @@ class Core:
         self._sign_proposal(ready.block, -1, self.anchor.certificate, ready.facts)
 
     def _on_txs(self, _: TxsAvailable) -> None:
-        if self.round_step is not Step.WAITING:
-            return
         began = self._height_began_ms
         wait_ms = 0 if began is None else began + self.config.min_block_interval_ms - self._now
         if wait_ms <= 0:
             self._wake()
-        elif not self._interval_timer:
+        elif self.round_step is Step.WAITING and not self._interval_timer:
             self._interval_timer = True
             self._schedule_timeout(TimeoutKind.BLOCK_INTERVAL, wait_ms)
 

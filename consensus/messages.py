@@ -3,13 +3,14 @@
 Wire messages (gossiped between validators) are msgspec structs like the
 domain model. Inputs and actions are the core's sans-IO interface: the driver
 feeds inputs to `Core.step(input, now_ms)` and executes the returned actions
-in order (STYLE rule 1). Actions that produce an answer (`RequestValue`,
+in order. Actions that produce an answer (`RequestValue`,
 `ValidateBlock`) are answered by a later input (`ValueReady`,
 `BlockValidated`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Annotated
 
@@ -26,6 +27,7 @@ __all__ = [
     "Broadcast",
     "BroadcastVotes",
     "Commit",
+    "CoreStatistics",
     "DecidedBlock",
     "Equivocation",
     "Input",
@@ -226,3 +228,14 @@ Action = (
     | Commit
     | ReportEvidence
 )
+
+
+class CoreStatistics(Struct, frozen=True):
+    """Where consensus is, and what it refused or noted, by what (`Core.stats`)."""
+
+    height: int
+    round: int
+    step: int
+    votes: int  # held for this height
+    counts: Mapping[str, int]  # `Core.stats`: refused messages, signing refusals, ...
+    votes_rejected: Mapping[str, int]  # by the vote keeper, by `VoteStatus` value
