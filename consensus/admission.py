@@ -12,7 +12,7 @@ input is never an exception.
 from __future__ import annotations
 
 from consensus.anchor import Anchor
-from consensus.blocks import ParentInfo, structural_problem
+from consensus.blocks import ParentInfo, block_namespace_root, structural_problem
 from consensus.messages import DecidedBlock, ProposalMessage
 from consensus.proposer import ProposerSchedule
 from consensus.votekeeper import Verifier
@@ -114,6 +114,13 @@ class Admission:
             return "bad_certificate"
         if not _body_matches(decided.block, facts):
             return "body_mismatch"  # the certificate vouches for the header alone
+        if (
+            block_namespace_root(decided.block.txs, facts.tx_ids, header.tx_root)
+            != header.namespace_root
+        ):
+            # Certified, yet its validators let a wrong table through: keep it
+            # out of the store, where rollups would read proofs against it.
+            return "wrong_namespace_root"
         link = self._link_problem(header, decided.parent_certificate, anchor)
         return facts if link is None else link
 

@@ -4,7 +4,7 @@ Validity is split in two, by what the check needs:
 
 - `structural_problem`: everything decidable from the block, the parent and
   the consensus parameters (chain, height, proposer, links, timestamps, tx
-  and gas limits, tx root). Pure; the core runs it on every proposal.
+  and gas limits, tx root, namespace root). Pure; the core runs it on every proposal.
 - `state_check`: what needs the chain state (each sender's next nonce, the
   state root) and the signatures of transactions the caller has not verified
   yet (a node verifies each transaction once, on entry). The
@@ -21,11 +21,13 @@ from typing import NamedTuple
 
 from sequencer.crypto import verify_transaction
 from sequencer.ids import BlockFacts, block_id, gas, state_root, tx_id, tx_root
+from sequencer.namespaces import namespace_entries, namespace_root
 from sequencer.types import Block, BlockHeader, ConsensusParams, Transaction
 
 __all__ = [
     "ParentInfo",
     "StateCheck",
+    "block_namespace_root",
     "build_block",
     "next_nonces",
     "state_check",
@@ -136,9 +138,19 @@ def _body_problem(
         return "tx_wrong_chain"
     if len(set(ids)) != len(ids):
         return "duplicate_tx"
-    if tx_root(ids) != header.tx_root:
+    root = tx_root(ids)
+    if root != header.tx_root:
         return "wrong_tx_root"
+    if block_namespace_root(txs, ids, root) != header.namespace_root:
+        return "wrong_namespace_root"
     return None
+
+
+def block_namespace_root(
+    txs: Sequence[Transaction], ids: Sequence[bytes], tx_root_: bytes | None = None
+) -> bytes:
+    """The namespace root of a body (`tx_root_` reused when one namespace has it all)."""
+    return namespace_root(namespace_entries([tx.namespace for tx in txs], ids, tx_root_))
 
 
 class StateCheck(NamedTuple):
@@ -210,13 +222,15 @@ def build_block(
     changed = next_nonces(txs, next_nonce)
     assert changed is not None, "the caller selects transactions in nonce order"
     ids = [tx_id(tx) for tx in txs] if tx_ids is None else list(tx_ids)
+    root = tx_root(ids)
     header = BlockHeader(
         chain_id=chain_id,
         height=height,
         round=round,
         timestamp_ms=timestamp_ms,
         parent_id=parent_id,
-        tx_root=tx_root(ids),
+        tx_root=root,
+        namespace_root=block_namespace_root(txs, ids, root),
         state_root=state_root(parent_state_root, changed),
         proposer=proposer,
         last_commit_id=last_commit_id,

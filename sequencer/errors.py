@@ -10,8 +10,10 @@ at the boundary where they happen.
     │                          wrong length, unknown field, out-of-range int)
     ├── InvalidGenesisError    a genesis file that decodes but cannot be used
     ├── KeyFileError           a key file that is missing, unreadable or wrong
-    ├── CertificateError       a commit certificate that does not verify
-    │                          (`reason` says which rule failed)
+    ├── VerificationError      something a node served that does not verify
+    │   │                      (`reason`: a stable code saying which rule broke)
+    │   ├── CertificateError   a commit certificate
+    │   └── ProofError         a Merkle, namespace or chain-link proof
     ├── ClientError            an RPC call of `sequencer.client` that failed:
     │                          the node's error response (its stable `code`
     │                          and HTTP `status`), or no usable answer (codes
@@ -36,7 +38,9 @@ __all__ = [
     "DecodeError",
     "InvalidGenesisError",
     "KeyFileError",
+    "ProofError",
     "SequencerError",
+    "VerificationError",
 ]
 
 
@@ -56,16 +60,25 @@ class KeyFileError(SequencerError):
     """A key file that cannot be read, parsed or written."""
 
 
-class CertificateError(SequencerError):
-    """A commit certificate that fails verification.
+class VerificationError(SequencerError):
+    """Data that fails verification: the light client's one failure type.
 
-    `reason` is a stable short code (for metrics and tests); the message is
-    for humans.
+    `reason` is a stable short code (for metrics, tests and programs); the
+    message is for humans.
     """
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class CertificateError(VerificationError):
+    """A commit certificate that fails verification."""
+
+
+class ProofError(VerificationError):
+    """A proof that fails: an inclusion or namespace proof, a header that does
+    not hash to its id, a broken parent or last-commit link."""
 
 
 class ClientError(SequencerError):

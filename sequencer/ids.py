@@ -120,7 +120,7 @@ def state_root(parent_state_root: bytes, next_nonces: Mapping[bytes, int]) -> by
     return blake3(parent_state_root + encode(pairs)).digest()
 
 
-# ------------------------------------------------------------------ 3.6 batches
+# ------------------------------------------------------------------ batches
 
 _BatchArray = tuple[Literal["seq/batch/v1"], ChainId, U64, Height, Height, Bytes32, Bytes32]
 

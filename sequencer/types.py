@@ -58,7 +58,7 @@ def _check_length(name: str, value: bytes, allowed: tuple[int, ...]) -> None:
         raise ValueError(f"`{name}` must be {lengths} bytes, got {len(value)}")
 
 
-# ---------------------------------------------------------------- 3.1 transaction
+# ---------------------------------------------------------------- transaction
 
 
 class Transaction(Wire, gc=False):
@@ -71,7 +71,7 @@ class Transaction(Wire, gc=False):
     signature: Bytes64
 
 
-# ---------------------------------------------------------------- 3.3 block
+# ---------------------------------------------------------------- block
 
 
 class BlockHeader(Wire, gc=False):
@@ -81,6 +81,7 @@ class BlockHeader(Wire, gc=False):
     timestamp_ms: U64
     parent_id: Bytes32
     tx_root: Bytes32
+    namespace_root: Bytes32  # Merkle root of the namespace table (sequencer.namespaces)
     state_root: Bytes32
     proposer: U32
     last_commit_id: Bytes32
@@ -91,7 +92,7 @@ class Block(Wire):
     txs: Annotated[list[Transaction], Meta(max_length=BLOCK_TXS_MAX)]
 
 
-# ---------------------------------------------------------------- 3.4 votes, proposals, QCs
+# ---------------------------------------------------------------- votes, proposals, QCs
 
 
 class VoteKind(IntEnum):
@@ -131,7 +132,7 @@ class CommitCertificate(Wire):
     signatures: Annotated[list[tuple[U32, Bytes64]], Meta(max_length=VALIDATORS_MAX)]
 
 
-# ---------------------------------------------------------------- 3.5 genesis
+# ---------------------------------------------------------------- genesis
 
 
 class ValidatorInfo(Wire):
@@ -175,7 +176,7 @@ class Genesis(Wire):
             raise ValueError(f"total voting power exceeds {TOTAL_VOTING_POWER_MAX}")
 
 
-# ---------------------------------------------------------------- 3.6 batch commitment
+# ---------------------------------------------------------------- batch commitment
 
 
 class BatchCommitment(Wire):
@@ -193,7 +194,7 @@ class BatchCommitment(Wire):
             raise ValueError("`last_height` must not be below `first_height`")
 
 
-# ---------------------------------------------------------------- Merkle proofs (3.2)
+# ---------------------------------------------------------------- Merkle proofs
 
 
 class InclusionProof(Wire):
@@ -202,6 +203,32 @@ class InclusionProof(Wire):
     index: U64
     size: U64
     path: Annotated[list[Bytes32], Meta(max_length=MERKLE_PATH_HASHES_MAX)]
+
+
+# ---------------------------------------------------------------- namespace table
+
+
+class NamespaceEntry(Wire, gc=False):
+    """One row of a block's namespace table: a namespace with transactions in
+    the block, how many, and the Merkle root over their ids in block order."""
+
+    namespace: U64
+    count: Annotated[int, Meta(ge=1, le=BLOCK_TXS_MAX)]
+    ns_tx_root: Bytes32
+
+
+class ProvenEntry(Wire):
+    """A namespace table entry with its audit path against `namespace_root`."""
+
+    entry: NamespaceEntry
+    proof: InclusionProof
+
+
+class NamespaceAbsence(Wire):
+    """The two neighbours of an absent namespace in the table; None past an end."""
+
+    left: ProvenEntry | None
+    right: ProvenEntry | None
 
 
 # ---------------------------------------------------------------- node records

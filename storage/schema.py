@@ -64,7 +64,9 @@ __all__ = [
     "tx_key",
 ]
 
-SCHEMA_VERSION = 1
+# 2: block headers carry `namespace_root` (after `tx_root`), so every stored
+# block and id of version 1 has another encoding.
+SCHEMA_VERSION = 2
 
 META_PREFIX = b"M"
 BLOCK_PREFIX = b"B"

@@ -159,10 +159,18 @@ class Store:
         if raw_version is None:
             return self._init_meta(chain_id, genesis_hash)
         version = self._parse(raw_version, decode_schema_version, "the schema version")
+        if version < SCHEMA_VERSION:
+            raise StoreMismatchError(
+                f"database {self.location} was written by an older sequencer (schema "
+                f"{version}; block headers have since gained namespace_root, so its blocks "
+                f"cannot be read): move it aside and start with an empty data directory, "
+                f"which catches up from the peers (a devnet: `sequencer devnet up --fresh`)"
+            )
         if version != SCHEMA_VERSION:
             raise StoreMismatchError(
                 f"database {self.location} has schema version {version}, "
-                f"this program reads version {SCHEMA_VERSION}"
+                f"this program reads version {SCHEMA_VERSION}: run the newer sequencer "
+                "that wrote it"
             )
         raw_chain_id = self._kv.get(META_CHAIN_ID_KEY)
         if raw_chain_id is None:

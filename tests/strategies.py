@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from sequencer.limits import U32_MAX, U64_MAX
+from sequencer.limits import BLOCK_TXS_MAX, U32_MAX, U64_MAX
 from sequencer.types import (
     BatchCommitment,
     Block,
@@ -15,7 +15,10 @@ from sequencer.types import (
     ConsensusParams,
     Genesis,
     InclusionProof,
+    NamespaceAbsence,
+    NamespaceEntry,
     Proposal,
+    ProvenEntry,
     SigningState,
     SignStep,
     Transaction,
@@ -40,7 +43,7 @@ transactions = st.builds(
     Transaction, chain_ids, u64, bytes32, u64, u64, st.binary(max_size=256), bytes64
 )
 headers = st.builds(
-    BlockHeader, chain_ids, heights, u64, u64, bytes32, bytes32, bytes32, u32, bytes32
+    BlockHeader, chain_ids, heights, u64, u64, bytes32, bytes32, bytes32, bytes32, u32, bytes32
 )
 blocks = st.builds(Block, headers, st.lists(transactions, max_size=4))
 votes = st.builds(Vote, chain_ids, st.sampled_from(VoteKind), heights, u64, maybe_id, u32, bytes64)
@@ -85,6 +88,13 @@ def batch_commitments(draw: st.DrawFn) -> BatchCommitment:
 
 
 inclusion_proofs = st.builds(InclusionProof, u64, u64, st.lists(bytes32, max_size=64))
+namespace_entries = st.builds(
+    NamespaceEntry, u64, st.integers(min_value=1, max_value=BLOCK_TXS_MAX), bytes32
+)
+proven_entries = st.builds(ProvenEntry, namespace_entries, inclusion_proofs)
+namespace_absences = st.builds(
+    NamespaceAbsence, st.none() | proven_entries, st.none() | proven_entries
+)
 chain_tips = st.builds(ChainTip, u64, bytes32, bytes32, bytes32)
 tx_locations = st.builds(TxLocation, heights, u32)
 signing_states = st.builds(
@@ -116,6 +126,9 @@ ALL_STRUCTURES = [
     (geneses, Genesis),
     (batch_commitments(), BatchCommitment),
     (inclusion_proofs, InclusionProof),
+    (namespace_entries, NamespaceEntry),
+    (proven_entries, ProvenEntry),
+    (namespace_absences, NamespaceAbsence),
     (chain_tips, ChainTip),
     (tx_locations, TxLocation),
     (signing_states, SigningState),

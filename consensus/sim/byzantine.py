@@ -29,6 +29,7 @@ import random
 
 import msgspec
 
+from consensus.blocks import block_namespace_root
 from consensus.messages import ProposalMessage
 from consensus.sim.node import HonestPort, SimNode, World
 from consensus.sync import RawSyncResponse, SyncRequest, SyncResponse
@@ -186,10 +187,14 @@ class ByzantinePort(HonestPort):
 
     def _invalid_block(self, block: Block) -> Block:
         header = block.header
-        kind = self._rng.choice(("state_root", "tx_signature", "parent"))
+        kind = self._rng.choice(("state_root", "namespace_root", "tx_signature", "parent"))
         if kind == "state_root":
             return Block(
                 msgspec.structs.replace(header, state_root=self._rng.randbytes(32)), block.txs
+            )
+        if kind == "namespace_root":
+            return Block(
+                msgspec.structs.replace(header, namespace_root=self._rng.randbytes(32)), block.txs
             )
         if kind == "parent":
             return Block(
@@ -199,7 +204,10 @@ class ByzantinePort(HonestPort):
         tx = sim.transaction(0, self.node.disk.next_nonce(sim.senders[0]))
         forged: Transaction = msgspec.structs.replace(tx, signature=self._rng.randbytes(64))
         txs = [forged]
-        header = msgspec.structs.replace(header, tx_root=tx_root(tx_id(t) for t in txs))
+        ids = [tx_id(t) for t in txs]
+        header = msgspec.structs.replace(
+            header, tx_root=tx_root(ids), namespace_root=block_namespace_root(txs, ids)
+        )
         return Block(header, txs)
 
     def _subset(self, message: ProposalMessage | Vote) -> None:

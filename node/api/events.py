@@ -16,11 +16,11 @@ from starlette.types import Receive, Scope, Send
 from node.api.backend import ErrorCode, Finalized
 from node.api.responses import ENCODER, block_json, error_body
 from sequencer.codec import to_builtins
-from sequencer.ids import tx_id
-from sequencer.merkle import MerkleTree
-from sequencer.types import Block
+from sequencer.ids import block_id, tx_id
+from sequencer.namespaces import NamespaceTable
+from sequencer.types import Block, CommitCertificate
 
-__all__ = ["KEEPALIVE_S", "EventStream", "namespace_txs", "sse_block"]
+__all__ = ["KEEPALIVE_S", "EventStream", "namespace_view", "sse_block"]
 
 log = logging.getLogger("node.api.rpc")
 
@@ -98,25 +98,34 @@ async def _sse_body(
                 yield render(item)
 
 
-def namespace_txs(block: Block, namespace: int) -> list[dict[str, Any]]:
-    """The namespace's transactions of `block`, each with its inclusion proof."""
-    chosen = [i for i, tx in enumerate(block.txs) if tx.namespace == namespace]
-    if not chosen:
-        return []
-    ids = [tx_id(tx) for tx in block.txs]
-    tree = MerkleTree(ids)
-    return [
-        {
-            "tx": to_builtins(block.txs[i]),
-            "tx_id": ids[i].hex(),
-            "index": i,
-            "proof": to_builtins(tree.proof(i)),
-        }
-        for i in chosen
-    ]
+def namespace_view(block: Block, certificate: CommitCertificate, namespace: int) -> dict[str, Any]:
+    """A namespace's part of a finalized block, verifiable on its own: the
+    header and certificate, the namespace's table entry with its audit path
+    and all its transactions (or, when it has none, the two neighbouring
+    entries that prove it), so that a rollup with only genesis.json can tell
+    it got all of them."""
+    txs = [tx for tx in block.txs if tx.namespace == namespace]
+    table = NamespaceTable.of_block(block.txs, [tx_id(tx) for tx in block.txs])
+    proven = table.presence(namespace)
+    return {
+        "namespace": namespace,
+        "height": block.header.height,
+        "block_id": block_id(block.header).hex(),
+        "header": to_builtins(block.header),
+        "certificate": to_builtins(certificate),
+        "entry": None if proven is None else to_builtins(proven.entry),
+        "entry_proof": None if proven is None else to_builtins(proven.proof),
+        "txs": [to_builtins(tx) | {"tx_id": tx_id(tx).hex()} for tx in txs],
+        "absence": None if proven is not None else to_builtins(table.absence(namespace)),
+    }
 
 
 def sse_block(item: Finalized, namespace: int | None) -> bytes:
-    data = block_json(item.block, item.certificate, full=True, namespace=namespace)
+    """One `block` event: the whole block, or with a namespace filter that
+    namespace's view (`namespace_view`)."""
+    if namespace is None:
+        data = block_json(item.block, item.certificate, full=True)
+    else:
+        data = namespace_view(item.block, item.certificate, namespace)
     head = f"event: block\nid: {item.block.header.height}\ndata: ".encode()
     return head + ENCODER.encode(data) + b"\n\n"

@@ -98,6 +98,9 @@ def _tx_schemas() -> dict[str, Schema]:
     return {
         "TransactionInput": _transaction(_hex_in(32), _hex_in(64), payload_in),
         "Transaction": _transaction(_hex(64), _hex(128), payload_out),
+        "TransactionWithId": _object(
+            {**_transaction(_hex(64), _hex(128), payload_out)["properties"], "tx_id": _hex(64)}
+        ),
         "Accepted": _object({"tx_id": _hex(64)}),
         "SubmitResults": _object({"results": results}),
         "InclusionProof": _object({"index": U64, "size": U64, "path": path}),
@@ -113,6 +116,7 @@ def _block_schemas() -> dict[str, Schema]:
         "timestamp_ms": U64,
         "parent_id": _hex(64),
         "tx_root": _hex(64),
+        "namespace_root": _hex(64),
         "state_root": _hex(64),
         "proposer": U32,
         "last_commit_id": _hex(64),
@@ -140,19 +144,27 @@ def _block_schemas() -> dict[str, Schema]:
 
 
 def _namespace_schemas() -> dict[str, Schema]:
-    entry = {
-        "tx": _ref("Transaction"),
-        "tx_id": _hex(64),
-        "index": U32,
-        "proof": _ref("InclusionProof"),
-    }
+    entry = _object({"namespace": U64, "count": {**U32, "minimum": 1}, "ns_tx_root": _hex(64)})
+    proven = _object({"entry": _ref("NamespaceEntry"), "proof": _ref("InclusionProof")})
+    nullable_proven = {"oneOf": [{"type": "null"}, _ref("ProvenEntry")]}
+    absence = _object({"left": nullable_proven, "right": nullable_proven})
     view = {
+        "namespace": U64,
         "height": HEIGHT,
         "block_id": _hex(64),
-        "namespace": U64,
-        "txs": {"type": "array", "items": _object(entry)},
+        "header": _ref("BlockHeader"),
+        "certificate": _ref("Certificate"),
+        "entry": {"oneOf": [{"type": "null"}, _ref("NamespaceEntry")]},
+        "entry_proof": {"oneOf": [{"type": "null"}, _ref("InclusionProof")]},
+        "txs": {"type": "array", "items": _ref("TransactionWithId")},
+        "absence": {"oneOf": [{"type": "null"}, _ref("NamespaceAbsence")]},
     }
-    return {"NamespaceBlock": _object(view)}
+    return {
+        "NamespaceEntry": entry,
+        "ProvenEntry": proven,
+        "NamespaceAbsence": absence,
+        "NamespaceBlock": _object(view),
+    }
 
 
 def _node_schemas() -> dict[str, Schema]:
@@ -314,13 +326,15 @@ def _block_paths(limits: RpcLimits) -> dict[str, Schema]:
             full,
         ),
         "/namespaces/{namespace}/blocks/{height}": _get(
-            "A namespace's transactions in a block, with inclusion proofs",
+            "All of a namespace's transactions in a block, with the header, certificate"
+            " and the namespace proof (presence, or absence) that shows nothing was left out",
             _responses(200, _ref("NamespaceBlock"), "The namespace view", 400, 404, *_READ),
             _param("namespace", "path", U64),
             height,
         ),
         "/events": _get(
-            "Server-sent events: one `block` event (id = height) per finalized block",
+            "Server-sent events: one `block` event (id = height) per finalized block; with"
+            " `namespace`, each event is that namespace's view (as /namespaces/{N}/blocks/{h})",
             _text("text/event-stream", "An endless event stream", 400, 429, 503),
             _param("from", "query", HEIGHT),
             _param("namespace", "query", U64),

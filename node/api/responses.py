@@ -102,9 +102,7 @@ def result_body(result: SubmitResult) -> dict[str, Any]:
     return error_body(result.error, result.message or result.error.replace("_", " "))
 
 
-def block_json(
-    block: Block, certificate: CommitCertificate, *, full: bool, namespace: int | None = None
-) -> dict[str, Any]:
+def block_json(block: Block, certificate: CommitCertificate, *, full: bool) -> dict[str, Any]:
     body = {
         "block_id": block_id(block.header).hex(),
         "header": to_builtins(block.header),
@@ -112,8 +110,7 @@ def block_json(
         "certificate": to_builtins(certificate),
     }
     if full:
-        txs = [tx for tx in block.txs if namespace is None or tx.namespace == namespace]
-        body["txs"] = to_builtins(txs)
+        body["txs"] = to_builtins(block.txs)
     return body
 
 

@@ -53,7 +53,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from node.api.backend import HTTP_STATUS, Backend, ErrorCode, SubmitResult
-from node.api.events import KEEPALIVE_S, EventStream, namespace_txs, sse_block
+from node.api.events import KEEPALIVE_S, EventStream, namespace_view, sse_block
 from node.api.fastpath import FastPath
 from node.api.limits import RpcLimits
 from node.api.openapi import build_openapi
@@ -86,7 +86,7 @@ from node.api.responses import (
 from sequencer.codec import to_builtins
 from sequencer.ids import block_id, tx_id
 from sequencer.merkle import MerkleTree
-from sequencer.types import Block, Transaction, TxLocation
+from sequencer.types import Block, CommitCertificate, Transaction, TxLocation
 from storage.errors import StorageError, StoreCorruptError
 
 __all__ = ["Api", "build_app"]
@@ -206,11 +206,15 @@ class Api:
             raise ApiError(ErrorCode.NOT_FOUND, f"no finalized block at height {height}")
         return block
 
-    def _block_view(self, height: int, full: bool) -> dict[str, Any]:
+    def _finalized(self, height: int) -> tuple[Block, CommitCertificate]:
         block = self._block(height)
         certificate = self.backend.store.certificate(height)
         if certificate is None:
             raise StoreCorruptError(f"the block at height {height} has no certificate")
+        return block, certificate
+
+    def _block_view(self, height: int, full: bool) -> dict[str, Any]:
+        block, certificate = self._finalized(height)
         return block_json(block, certificate, full=full)
 
     async def block_latest(self, request: Request) -> Response:
@@ -259,15 +263,8 @@ class Api:
     async def namespace_block(self, request: Request) -> Response:
         namespace = parse_uint(request.path_params["namespace"], "namespace")
         height = parse_uint(request.path_params["height"], "height")
-        block = self._block(height)
-        return json_response(
-            {
-                "height": height,
-                "block_id": block_id(block.header).hex(),
-                "namespace": namespace,
-                "txs": namespace_txs(block, namespace),
-            }
-        )
+        block, certificate = self._finalized(height)
+        return json_response(namespace_view(block, certificate, namespace))
 
     # -------------------------------------------------------------- chain and node
 

@@ -17,7 +17,7 @@ BLOCKS = 10  # per request, small to keep the tables readable
 
 
 def block(height: int) -> tuple[Block, CommitCertificate]:
-    header = BlockHeader("t", height, 0, height, ZERO_ID, ZERO_ID, ZERO_ID, 0, ZERO_ID)
+    header = BlockHeader("t", height, 0, height, ZERO_ID, ZERO_ID, ZERO_ID, ZERO_ID, 0, ZERO_ID)
     return Block(header, []), CommitCertificate(height, 0, ZERO_ID, [])
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from consensus.blocks import block_namespace_root
 from node.api.backend import ErrorCode, Finalized, SubmitResult
 from node.daemon.ingest import ADD_ERRORS
 from sequencer.crypto import sign_transaction, verify_transaction
@@ -93,6 +94,7 @@ def namespaced_block(parent: chain.Finalized, namespaces: Sequence[int]) -> chai
         timestamp_ms=parent.block.header.timestamp_ms + 1000,
         parent_id=block_id(parent.block.header),
         tx_root=tx_root(tx_id(tx) for tx in txs),
+        namespace_root=block_namespace_root(txs, [tx_id(tx) for tx in txs]),
         state_root=state_root(parent.block.header.state_root, changed),
         proposer=2,
         last_commit_id=parent.commit_id,

@@ -25,7 +25,15 @@ from sequencer.codec import from_builtins, to_builtins
 from sequencer.ids import tx_id
 from sequencer.limits import U64_MAX
 from sequencer.merkle import verify_inclusion
-from sequencer.types import BlockHeader, CommitCertificate, InclusionProof, Transaction
+from sequencer.namespaces import verify_absence, verify_presence
+from sequencer.types import (
+    BlockHeader,
+    CommitCertificate,
+    InclusionProof,
+    NamespaceAbsence,
+    NamespaceEntry,
+    Transaction,
+)
 from tests.node.rpc_backend import BATCHES, CHAIN, GENESIS, METRICS, PEERS, RpcBackend
 from tests.node.rpc_harness import (
     COMMITTED_USER,
@@ -228,19 +236,45 @@ def test_block_range_full(api: Api) -> None:
     ids=["7", "9", "11", "none in it", "empty block", "all of a block"],
 )
 def test_namespace_view(api: Api, namespace: int, height: int, indexes: list[int]) -> None:
+    """One answer verifies on its own: header, certificate, entry or absence, txs."""
     item = CHAIN[height - 1]
     answer = api.get(f"/namespaces/{namespace}/blocks/{height}").json()
-    assert list(answer) == ["height", "block_id", "namespace", "txs"]
+    assert list(answer) == NAMESPACE_VIEW_KEYS
     assert (answer["height"], answer["namespace"]) == (height, namespace)
     assert answer["block_id"] == item.block_id.hex()
-    assert [entry["index"] for entry in answer["txs"]] == indexes
-    for entry in answer["txs"]:
-        assert list(entry) == ["tx", "tx_id", "index", "proof"]
-        tx = from_builtins(entry["tx"], Transaction)
-        assert tx == item.block.txs[entry["index"]]
-        assert entry["tx_id"] == tx_id(tx).hex()
-        proof = from_builtins(entry["proof"], InclusionProof)
-        assert verify_inclusion(tx_id(tx), proof, item.block.header.tx_root)
+    header = from_builtins(answer["header"], BlockHeader)
+    assert header == item.block.header
+    certificate = from_builtins(answer["certificate"], CommitCertificate)
+    verify_certificate(certificate, VALIDATOR_SET, CHAIN_ID, height=height, block_id=item.block_id)
+    expected = [item.block.txs[i] for i in indexes]
+    txs = [
+        from_builtins({k: v for k, v in t.items() if k != "tx_id"}, Transaction)
+        for t in answer["txs"]
+    ]
+    assert txs == expected
+    assert [t["tx_id"] for t in answer["txs"]] == [tx_id(tx).hex() for tx in expected]
+    root = header.namespace_root
+    if indexes:
+        assert answer["absence"] is None
+        entry = from_builtins(answer["entry"], NamespaceEntry)
+        proof = from_builtins(answer["entry_proof"], InclusionProof)
+        assert verify_presence(namespace, root, entry, proof, txs) == [tx_id(t) for t in txs]
+    else:
+        assert (answer["entry"], answer["entry_proof"]) == (None, None)
+        verify_absence(namespace, root, from_builtins(answer["absence"], NamespaceAbsence))
+
+
+NAMESPACE_VIEW_KEYS = [
+    "namespace",
+    "height",
+    "block_id",
+    "header",
+    "certificate",
+    "entry",
+    "entry_proof",
+    "txs",
+    "absence",
+]
 
 
 def test_account_nonces(node: Node) -> None:
@@ -328,10 +362,13 @@ def test_events_stream_finalized_blocks(api: Api) -> None:
 
 
 def test_events_namespace_filter(api: Api) -> None:
-    blocks = blocks_of(api.get("/events?from=5&namespace=9").text)
-    assert [b["header"]["height"] for b in blocks] == [5, 6, 7]  # every block, for progress
-    assert [len(b["tx_ids"]) for b in blocks] == [1, 2, 5]
-    assert [[tx["namespace"] for tx in b["txs"]] for b in blocks] == [[], [], [9, 9]]
+    """Every block (for progress), each as the namespace's view with its proof."""
+    views = blocks_of(api.get("/events?from=5&namespace=9").text)
+    assert [v["height"] for v in views] == [5, 6, 7]
+    for view in views:
+        assert view == api.get(f"/namespaces/9/blocks/{view['height']}").json()
+    assert [[tx["namespace"] for tx in v["txs"]] for v in views] == [[], [], [9, 9]]
+    assert [v["absence"] is None for v in views] == [False, False, True]
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,7 @@ class FakeNode:
             timestamp_ms=1_700_000_000_000 + height,
             parent_id=bytes.fromhex(self.blocks[-1]["block_id"]) if self.blocks else bytes(32),
             tx_root=MerkleTree(tx_ids).root,
+            namespace_root=b"\x22" * 32,
             state_root=b"\x11" * 32,
             proposer=0,
             last_commit_id=bytes(32),

@@ -55,7 +55,7 @@ from tests.sequencer.client_fake import (
 # ------------------------------------------------------------------ wallet
 
 
-def test_wallet_signs_the_design_test_vector() -> None:
+def test_wallet_signs_the_specification_test_vector() -> None:
     tx = ALICE.sign(0, b"hello", 10)
     assert ALICE.address == "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
     assert ALICE.sender.hex() == ALICE.address

@@ -78,7 +78,7 @@ def test_vote_signature_binds_every_field() -> None:
 
 
 def test_proposal_signature_binds_every_field() -> None:
-    header = BlockHeader("c", 1, 0, 0, ZERO_ID, ZERO_ID, ZERO_ID, 0, ZERO_ID)
+    header = BlockHeader("c", 1, 0, 0, ZERO_ID, ZERO_ID, ZERO_ID, ZERO_ID, 0, ZERO_ID)
     proposal = sign_proposal(
         KEY,
         chain_id="c",

@@ -21,7 +21,7 @@ from sequencer.crypto import (
 from sequencer.types import ZERO_ID, BatchCommitment, BlockHeader, CommitCertificate, VoteKind
 
 
-def test_design_3_1_transaction_vector() -> None:
+def test_transaction_vector() -> None:
     key = PrivateKey(bytes(range(32)))
     tx = sign_transaction(
         key, chain_id="devnet-1", namespace=7, nonce=0, gas_price=10, payload=b"hello"
@@ -67,16 +67,27 @@ def test_proposal_signing_bytes_layout() -> None:
 
 def test_block_id_is_hash_of_header_array() -> None:
     header = BlockHeader(
-        "c", 1, 0, 1_700_000_000_000, ZERO_ID, b"\x01" * 32, b"\x02" * 32, 3, ZERO_ID
+        "c",
+        1,
+        0,
+        1_700_000_000_000,
+        ZERO_ID,
+        b"\x01" * 32,
+        b"\x04" * 32,
+        b"\x02" * 32,
+        3,
+        ZERO_ID,
     )
     expected = (
-        b"\x99\xa1c\x01\x00"
+        b"\x9a\xa1c\x01\x00"  # an array of 10: namespace_root is the 7th field
         + b"\xcf"
         + (1_700_000_000_000).to_bytes(8, "big")
         + b"\xc4\x20"
         + ZERO_ID
         + b"\xc4\x20"
         + b"\x01" * 32
+        + b"\xc4\x20"
+        + b"\x04" * 32
         + b"\xc4\x20"
         + b"\x02" * 32
         + b"\x03"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from consensus.blocks import block_namespace_root
 from sequencer.certificate import ValidatorSet
 from sequencer.crypto import PrivateKey, sign_transaction, sign_vote
 from sequencer.ids import block_id, commit_id, genesis_state_root, state_root, tx_id, tx_root
@@ -136,6 +137,7 @@ def next_block(
         timestamp_ms=1_700_000_000_000 + height * 1000 if timestamp_ms is None else timestamp_ms,
         parent_id=ZERO_ID if parent is None else parent.block_id,
         tx_root=tx_root(tx_id(tx) for tx in txs),
+        namespace_root=block_namespace_root(txs, [tx_id(tx) for tx in txs]),
         state_root=state_root(parent_root, changed),
         proposer=height % len(VALIDATOR_KEYS),
         last_commit_id=ZERO_ID if parent is None else parent.commit_id,

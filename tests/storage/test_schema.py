@@ -90,4 +90,4 @@ def test_fixed_keys() -> None:
     assert schema.META_GENESIS_KEY == b"Mgenesis"
     assert schema.block_key(1) == b"B" + bytes(7) + b"\x01"
     assert schema.tx_key(bytes(range(32))) == b"X" + bytes(range(32))
-    assert schema.encode_schema_version(schema.SCHEMA_VERSION) == b"\x00\x00\x00\x01"
+    assert schema.encode_schema_version(schema.SCHEMA_VERSION) == b"\x00\x00\x00\x02"

@@ -359,8 +359,21 @@ def test_schema_version_mismatch_is_refused(backend: Backend) -> None:
     store = backend.open()
     store.kv.write([(META_SCHEMA_KEY, encode_schema_version(SCHEMA_VERSION + 1))], sync=True)
     store.close()
-    with pytest.raises(StoreMismatchError, match=r"schema version 2, this program reads version 1"):
+    with pytest.raises(StoreMismatchError, match=r"schema version 3, this program reads version 2"):
         backend.open()
+
+
+def test_store_from_before_namespace_roots_is_refused_with_what_to_do(backend: Backend) -> None:
+    store = backend.open()
+    store.kv.write([(META_SCHEMA_KEY, encode_schema_version(1))], sync=True)
+    store.close()
+    with pytest.raises(StoreMismatchError) as caught:
+        backend.open()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "older sequencer (schema 1" in message
+    assert "namespace_root" in message
+    assert "empty data directory" in message
 
 
 def test_failed_open_closes_its_kv(backend: Backend) -> None:
