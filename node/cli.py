@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sequencer
 from net.identity import peer_id
+from node.cli_light import add_light_commands
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.errors import SequencerError
 
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node(commands)
     _add_client(commands)
     _add_l1(commands)
+    add_light_commands(commands)
     # Listed here; its arguments are node.lab.bench's own (see `main`).
     commands.add_parser("bench", help="benchmark a fresh 4-node devnet (see `bench --help`)")
     return parser

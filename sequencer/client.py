@@ -40,6 +40,7 @@ from sequencer.client_protocol import (
     check_inclusion,
     check_wait,
     final_status,
+    get_json_op,
     next_nonce_op,
     retry_wait_s,
     status_op,
@@ -169,6 +170,10 @@ class Client:
     def status(self) -> dict[str, Any]:
         return self._call(status_op())
 
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """A GET of any path answered with a JSON object (retried like the rest)."""
+        return self._call(get_json_op(path, params))
+
     def block(self, height: int | Literal["latest"], full: bool = False) -> dict[str, Any]:
         """The block as JSON; with `full`, its transactions as well."""
         return self._call(block_op(height, full))
@@ -275,6 +280,10 @@ class AsyncClient:
 
     async def status(self) -> dict[str, Any]:
         return await self._call(status_op())
+
+    async def get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """A GET of any path answered with a JSON object (retried like the rest)."""
+        return await self._call(get_json_op(path, params))
 
     async def block(self, height: int | Literal["latest"], full: bool = False) -> dict[str, Any]:
         return await self._call(block_op(height, full))

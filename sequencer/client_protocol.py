@@ -43,6 +43,7 @@ __all__ = [
     "check_inclusion",
     "check_wait",
     "final_status",
+    "get_json_op",
     "next_nonce_op",
     "retry_wait_s",
     "status_op",
@@ -342,7 +343,12 @@ def next_nonce_op(sender: bytes) -> Op[int]:
 
 
 def status_op() -> Op[dict[str, Any]]:
-    request = Request("GET", "/status")
+    return get_json_op("/status")
+
+
+def get_json_op(path: str, params: dict[str, str] | None = None) -> Op[dict[str, Any]]:
+    """Any GET whose answer is a JSON object (the light client checks it)."""
+    request = Request("GET", path, params=params)
     return request, lambda response: _success(response, dict[str, Any])
 
 

@@ -156,9 +156,7 @@ def test_presence_refusals_name_the_broken_rule() -> None:
         "wrong_namespace": lambda: verify_presence(7, root, entry, proof, mine),
         "wrong_count": lambda: verify_presence(9, root, entry, proof, mine[:1]),
         "wrong_ns_tx_root": lambda: verify_presence(9, root, entry, proof, mine[::-1]),
-        "tx_wrong_namespace": lambda: verify_presence(
-            9, root, entry, proof, [mine[0], txs[1]]
-        ),
+        "tx_wrong_namespace": lambda: verify_presence(9, root, entry, proof, [mine[0], txs[1]]),
         "entry_not_in_table": lambda: verify_presence(
             9, root, msgspec.structs.replace(entry, count=1), proof, mine[:1]
         ),
