@@ -97,9 +97,14 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
 def cmd_tx_send(args: argparse.Namespace) -> int:
     from sequencer.client import Client, Wallet
 
-    payload = (
-        bytes.fromhex(args.payload_hex) if args.payload_hex is not None else args.payload.encode()
-    )
+    try:
+        payload = (
+            bytes.fromhex(args.payload_hex)
+            if args.payload_hex is not None
+            else args.payload.encode()
+        )
+    except ValueError:
+        raise SequencerError(f"--payload-hex: not hex bytes: {args.payload_hex!r:.80}") from None
     key = load_key(args.key)
     with Client(args.rpc) as client:
         chain_id = client.status()["chain_id"]
@@ -107,8 +112,11 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
         tx = client.send(wallet, payload, gas_price=args.gas_price, nonce=args.nonce)
         result: dict[str, object] = {"tx_id": tx.hex()}
         if args.wait:
-            status = client.wait_final(tx, timeout=args.timeout)
+            status = client.wait_final(tx, timeout=args.timeout, level=args.wait)
             result |= {"status": status.status, "height": status.height, "index": status.index}
+            if status.l1 is not None:
+                result |= {"l1_batch": status.l1.batch_number}
+                result |= {"l1_commitment": status.l1.commitment.hex()}
     if args.json:
         print(json.dumps(result))
     else:
@@ -227,7 +235,13 @@ def _add_client(commands: argparse._SubParsersAction) -> None:
     send.add_argument("--namespace", type=int, default=0, metavar="N")
     send.add_argument("--gas-price", type=int, default=1, metavar="P")
     send.add_argument("--nonce", type=int, metavar="N", help="default: the next one")
-    send.add_argument("--wait", action="store_true", help="wait until it is final")
+    send.add_argument(
+        "--wait",
+        nargs="?",
+        const="final",
+        choices=["final", "l1"],
+        help="wait until it is final (the default level) or held by a confirmed L1 batch",
+    )
     send.add_argument("--timeout", type=float, default=30.0, metavar="S")
     send.add_argument("--json", action="store_true", help="print JSON")
     send.set_defaults(run=cmd_tx_send)

@@ -36,6 +36,7 @@ from sequencer.client_protocol import (
     Request,
     Response,
     TxStatus,
+    WaitLevel,
     block_op,
     check_inclusion,
     check_wait,
@@ -62,6 +63,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "TxStatus",
+    "WaitLevel",
     "Wallet",
 ]
 
@@ -179,16 +181,23 @@ class Client:
         return self._call(block_op(height, full))
 
     def wait_final(
-        self, tx_id: bytes, timeout: float = 30.0, poll_s: float = 0.05, *, verify: bool = False
+        self,
+        tx_id: bytes,
+        timeout: float = 30.0,
+        poll_s: float = 0.05,
+        *,
+        verify: bool = False,
+        level: WaitLevel = "final",
     ) -> TxStatus:
-        """Poll until the transaction is committed; `timeout` error otherwise.
-        Other errors propagate. A request in flight at the deadline may run on
-        for the client's own request timeout."""
+        """Poll until the transaction is committed (`level` "l1": and held by a
+        confirmed L1 batch); `timeout` error otherwise. Other errors
+        propagate. A request in flight at the deadline may run on for the
+        client's own request timeout."""
         check_wait(timeout, poll_s)
         deadline = self._clock() + timeout
         while True:
             status = self.tx_status(tx_id, verify=verify)
-            final = final_status(status)
+            final = final_status(status, level)
             if final is not None:
                 return final
             remaining = deadline - self._clock()
@@ -289,13 +298,19 @@ class AsyncClient:
         return await self._call(block_op(height, full))
 
     async def wait_final(
-        self, tx_id: bytes, timeout: float = 30.0, poll_s: float = 0.05, *, verify: bool = False
+        self,
+        tx_id: bytes,
+        timeout: float = 30.0,
+        poll_s: float = 0.05,
+        *,
+        verify: bool = False,
+        level: WaitLevel = "final",
     ) -> TxStatus:
         check_wait(timeout, poll_s)
         deadline = anyio.current_time() + timeout  # trio's MockClock drives this in tests
         while True:
             status = await self.tx_status(tx_id, verify=verify)
-            final = final_status(status)
+            final = final_status(status, level)
             if final is not None:
                 return final
             remaining = deadline - anyio.current_time()

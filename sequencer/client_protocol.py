@@ -35,10 +35,13 @@ __all__ = [
     "BAD_RESPONSE",
     "TIMEOUT",
     "UNREACHABLE",
+    "WAIT_LEVELS",
+    "L1Batch",
     "Op",
     "Request",
     "Response",
     "TxStatus",
+    "WaitLevel",
     "block_op",
     "check_inclusion",
     "check_wait",
@@ -71,6 +74,16 @@ RETRY_AFTER_S_MAX = 5.0
 # ------------------------------------------------------------------ results
 
 
+WaitLevel = Literal["final", "l1"]
+WAIT_LEVELS: tuple[WaitLevel, ...] = ("final", "l1")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class L1Batch:
+    batch_number: int
+    commitment: bytes
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TxStatus:
     """Where a transaction stands. Only a committed one has a location and proof."""
@@ -82,10 +95,15 @@ class TxStatus:
     block_id: bytes | None = None
     proof: InclusionProof | None = None
     reason: str | None = None  # why an evicted or expired one was dropped
+    l1: L1Batch | None = None  # the confirmed L1 batch holding its block, once there is one
 
     @property
     def committed(self) -> bool:
         return self.status == "committed"
+
+    def reached(self, level: WaitLevel) -> bool:
+        """Final (committed), or also held by a confirmed L1 batch."""
+        return self.committed and (level == "final" or self.l1 is not None)
 
     @property
     def dropped(self) -> bool:
@@ -136,6 +154,12 @@ class _TxStatusBody(Struct):
     index: _U64 | None = None
     block_id: str | None = None
     proof: _ProofBody | None = None
+    l1: _L1Body | None = None
+
+
+class _L1Body(Struct):
+    batch_number: _U64
+    commitment: str
 
 
 class _AccountBody(Struct):
@@ -317,6 +341,12 @@ def _tx_status_of(response: Response, body: _TxStatusBody, tx_id: bytes) -> TxSt
         size=_u64(response, proof.size, "$.proof.size"),
         path=[_hex32(response, h, f"$.proof.path[{i}]") for i, h in enumerate(proof.path)],
     )
+    l1 = None
+    if body.l1 is not None:
+        l1 = L1Batch(
+            _u64(response, body.l1.batch_number, "$.l1.batch_number"),
+            _hex32(response, body.l1.commitment, "$.l1.commitment"),
+        )
     return TxStatus(
         tx_id,
         "committed",
@@ -324,6 +354,7 @@ def _tx_status_of(response: Response, body: _TxStatusBody, tx_id: bytes) -> TxSt
         index=index,
         block_id=_hex32(response, block_id, "$.block_id"),
         proof=inclusion,
+        l1=l1,
     )
 
 
@@ -402,10 +433,13 @@ def check_wait(timeout: float, poll_s: float) -> None:
         raise ValueError(f"poll_s must be > 0, got {poll_s!r}")
 
 
-def final_status(status: TxStatus | None) -> TxStatus | None:
-    """One look of `wait_final`: the committed status that ends the wait, or None
-    to look again. A dropped transaction raises, since it will not commit."""
-    if status is not None and status.committed:
+def final_status(status: TxStatus | None, level: WaitLevel = "final") -> TxStatus | None:
+    """One look of `wait_final`: the status that ends the wait (committed, and
+    for `level` "l1" held by a confirmed L1 batch), or None to look again. A
+    dropped transaction raises, since it will not commit."""
+    if level not in WAIT_LEVELS:
+        raise ValueError(f"level must be one of {', '.join(WAIT_LEVELS)}, got {level!r}")
+    if status is not None and status.reached(level):
         return status
     if status is not None and status.dropped:
         raise _dropped(status)
@@ -420,4 +454,6 @@ def _dropped(status: TxStatus) -> ClientError:
 
 def timed_out(tx_id: bytes, timeout: float, last: TxStatus | None) -> ClientError:
     seen = "unknown to the node" if last is None else last.status
+    if last is not None and last.committed:
+        seen = "committed, in no confirmed L1 batch yet"
     return ClientError(TIMEOUT, f"transaction {tx_id.hex()} still {seen} after {timeout} s")

@@ -134,6 +134,11 @@ class Backend(Protocol):
 
     def batch(self, number: int) -> dict[str, Any] | None: ...
 
+    def l1_batch_of(self, height: int) -> tuple[int, bytes] | None:
+        """(batch number, commitment) of the confirmed L1 batch holding block
+        `height`; None while none does (or this node posts no batches)."""
+        ...
+
     def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
         """Finalized blocks from `from_height` on, stored ones first, then live, forever."""
         ...

@@ -87,6 +87,7 @@ def _tx_schemas() -> dict[str, Schema]:
         "index": U32,
         "block_id": _hex(64),
         "proof": _ref("InclusionProof"),
+        "l1": _object({"batch_number": U64, "commitment": _hex(64)}),
     }
     pending = {"tx_id": _hex(64), "status": {"enum": ["pending", "queued"]}}
     dropped = {
@@ -104,7 +105,13 @@ def _tx_schemas() -> dict[str, Schema]:
         "Accepted": _object({"tx_id": _hex(64)}),
         "SubmitResults": _object({"results": results}),
         "InclusionProof": _object({"index": U64, "size": U64, "path": path}),
-        "TxStatus": {"oneOf": [_object(committed), _object(pending), _object(dropped)]},
+        "TxStatus": {
+            "oneOf": [
+                _object(committed, optional=("l1",)),
+                _object(pending),
+                _object(dropped),
+            ]
+        },
     }
 
 

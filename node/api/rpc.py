@@ -183,7 +183,7 @@ class Api:
         ids = [tx_id(tx) for tx in block.txs]
         if location.index >= len(ids) or ids[location.index] != id:
             raise StoreCorruptError(f"the tx index points {id.hex()} to {location}, wrongly")
-        return {
+        body = {
             "tx_id": id.hex(),
             "status": "committed",
             "height": location.height,
@@ -191,6 +191,10 @@ class Api:
             "block_id": block_id(block.header).hex(),
             "proof": to_builtins(MerkleTree(ids).proof(location.index)),
         }
+        batch = self.backend.l1_batch_of(location.height)
+        if batch is not None:
+            body["l1"] = {"batch_number": batch[0], "commitment": batch[1].hex()}
+        return body
 
     # -------------------------------------------------------------- blocks
 

@@ -103,6 +103,32 @@ class BatcherService:
         data = self.chain.store.batch_record(number)
         return None if data is None else decode(data, BatchRecord)
 
+    def covering(self, height: int) -> BatchRecord | None:
+        """The batch that holds block `height`, None if none was posted yet.
+
+        Batches are numbered from 0 and their heights are contiguous, so a
+        search by number finds it in O(log batches) reads: a doubling probe
+        for an upper bound, then bisection."""
+        if not 1 <= height <= self.last_posted_height:
+            return None
+        low, high = (
+            0,
+            1,
+        )  # record(low) starts at or below height; record(high) does not, or is absent
+        while (probe := self.record(high)) is not None and probe.first_height <= height:
+            low, high = high, high * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            probe = self.record(middle)
+            if probe is not None and probe.first_height <= height:
+                low = middle
+            else:
+                high = middle
+        found = self.record(low)
+        if found is None or not found.first_height <= height <= found.last_height:
+            return None
+        return found
+
     # ---------------------------------------------------------------- running
 
     async def run(self) -> None:
@@ -118,10 +144,10 @@ class BatcherService:
     async def _recover(self) -> None:
         """Record what the L1 holds; resume the builder after its last batch."""
         on_l1 = await self._retry("reading the L1", self.sink.posted)
-        store = self.chain.store
         for entry in on_l1:
             batch = entry.batch
-            if store.batch_record(batch.batch_number) is None:
+            known = self.record(batch.batch_number)
+            if known is None or (known.state == "posted" and entry.confirmed):
                 state = "confirmed" if entry.confirmed else "posted"
                 self._save(
                     batch.batch_number,

@@ -243,6 +243,12 @@ class Node:
         record = None if self.batcher is None else self.batcher.record(number)
         return None if record is None else record.to_json()
 
+    def l1_batch_of(self, height: int) -> tuple[int, bytes] | None:
+        record = None if self.batcher is None else self.batcher.covering(height)
+        if record is None or record.state != "confirmed":
+            return None
+        return record.number, record.commitment
+
     def peers(self) -> list[dict[str, Any]]:
         return [
             {

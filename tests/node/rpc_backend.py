@@ -160,6 +160,12 @@ class RpcBackend:
     def batch(self, number: int) -> dict[str, Any] | None:
         return next((b for b in BATCHES if b["batch_number"] == number), None)
 
+    def l1_batch_of(self, height: int) -> tuple[int, bytes] | None:
+        for b in BATCHES:
+            if b["first_height"] <= height <= b["last_height"] and b["state"] == "confirmed":
+                return b["batch_number"], bytes.fromhex(b["commitment"])
+        return None
+
     async def finalized(self, from_height: int) -> AsyncIterator[Finalized]:
         tip = self.store.height()
         if from_height <= tip:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 from pathlib import Path
 
 from sequencer.client import Wallet
-from sequencer.crypto import PrivateKey
+from sequencer.crypto import PrivateKey, save_key
 from tests.node.cluster import Cluster, running, wait_until
 
 SEQUENCER = Path(sys.executable).parent / "sequencer"
@@ -83,3 +84,59 @@ def test_verify_reports_a_tampered_l1(tmp_path: Path) -> None:
         result = verify(cluster, f"file:{forged}")
         assert result.returncode == 1
         assert "number_repeated" in result.stdout
+
+
+def test_a_transaction_shows_its_l1_batch_once_a_confirmed_batch_holds_it(tmp_path: Path) -> None:
+    """`GET /tx/{id}` adds `l1` (batch number and commitment, as `/batches`
+    lists them) once the batching node's L1 holds the block; `wait_final`
+    with level "l1" and `tx send --wait l1` wait for it."""
+    with running(tmp_path / "devnet") as cluster:
+        wallet = Wallet(PrivateKey(bytes([9]) * 32), cluster.layout.chain_id)
+        client = cluster.client(0)
+        first = client.send(wallet, b"first", nonce=0)
+        committed = client.wait_final(first, timeout=60)
+        # Its block is batched once the next block names its certificate.
+        client.wait_final(client.send(wallet, b"second", nonce=1), timeout=60)
+        held = client.wait_final(first, timeout=60, level="l1")
+        assert held.l1 is not None
+        (batch,) = [
+            b
+            for b in client.get_json("/batches")["batches"]
+            if b["first_height"] <= committed.height <= b["last_height"]
+        ]
+        assert (held.l1.batch_number, held.l1.commitment.hex()) == (
+            batch["batch_number"],
+            batch["commitment"],
+        )
+        assert batch["state"] == "confirmed"
+        # A node that posts no batches never says so.
+        other = cluster.client(1).tx_status(first)
+        assert other is not None
+        assert other.committed
+        assert other.l1 is None
+        key = tmp_path / "wallet.json"
+        save_key(PrivateKey(bytes([9]) * 32), key)
+
+        def send(payload: str, nonce: int, *wait: str) -> subprocess.Popen[str]:
+            argv = [str(SEQUENCER), "tx", "send", "--rpc", cluster.url(0), "--key", str(key)]
+            argv += ["--payload", payload, "--nonce", str(nonce), *wait, "--json"]
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        out, err = send("third", 2, "--wait", "final").communicate(timeout=60)
+        assert "l1_batch" not in json.loads(out), err
+        # Nothing comes after "fourth" for 3 s: its block waits for the next
+        # one's certificate, and the wait says what is missing.
+        waiting = send("fourth", 3, "--wait", "l1", "--timeout", "3")
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 1
+        assert "committed, in no confirmed L1 batch yet" in err
+        waiting = send("fifth", 4, "--wait", "l1", "--timeout", "60")
+
+        def fifth_committed() -> bool:
+            return client.get_json(f"/accounts/{wallet.sender.hex()}")["committed_nonce"] == 5
+
+        wait_until(fifth_committed, 60, "the fifth transaction committed")
+        client.wait_final(client.send(wallet, b"sixth", nonce=5), timeout=60)
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        assert json.loads(out)["l1_batch"] >= batch["batch_number"]

@@ -166,7 +166,11 @@ def test_committed_tx_has_a_proof_to_the_tx_root(
     api: Api, item: Any, index: int, tx: Transaction
 ) -> None:
     answer = api.get(f"/tx/{tx_id(tx).hex()}").json()
-    assert list(answer) == ["tx_id", "status", "height", "index", "block_id", "proof"]
+    batch = next((b for b in BATCHES if b["first_height"] <= item.height <= b["last_height"]), None)
+    keys = ["tx_id", "status", "height", "index", "block_id", "proof"]
+    assert list(answer) == keys + (["l1"] if batch else [])
+    if batch is not None:  # once a confirmed L1 batch holds its block
+        assert answer["l1"] == {k: batch[k] for k in ("batch_number", "commitment")}
     assert (answer["tx_id"], answer["status"]) == (tx_id(tx).hex(), "committed")
     assert (answer["height"], answer["index"]) == (item.height, index)
     assert answer["block_id"] == item.block_id.hex()

@@ -30,6 +30,7 @@ from sequencer.client import (
     TxStatus,
     Wallet,
 )
+from sequencer.client_protocol import L1Batch
 from sequencer.codec import to_builtins
 from sequencer.crypto import save_key, verify_transaction
 from sequencer.errors import ClientError, SequencerError
@@ -169,6 +170,35 @@ def test_wait_final_polls_until_committed() -> None:
         status = c.wait_final(tid, timeout=5.0, poll_s=0.001, verify=True)
     assert status.committed
     assert node.polls[tid] == 4
+
+
+def test_wait_l1_polls_past_commit_until_a_confirmed_batch_holds_it() -> None:
+    node = FakeNode(commit_after_polls=2)
+    looks = 0
+
+    def batch_on_the_sixth_look(body: dict[str, Any]) -> None:
+        nonlocal looks
+        looks += 1
+        if body["status"] == "committed" and looks >= 6:
+            body["l1"] = {"batch_number": 3, "commitment": "ab" * 32}
+
+    node.edit_status = batch_on_the_sixth_look
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        final = c.wait_final(tid, timeout=5.0, poll_s=0.001)
+        assert final.l1 is None  # committed is enough for "final"
+        held = c.wait_final(tid, timeout=5.0, poll_s=0.001, level="l1")
+    assert held.l1 == L1Batch(3, bytes.fromhex("ab" * 32))
+    assert looks == 6
+
+
+def test_wait_l1_times_out_naming_what_is_missing() -> None:
+    node = FakeNode(commit_after_polls=1)
+    with Client(BASE_URL, transport=node.transport()) as c:
+        tid = c.submit(signed())
+        with pytest.raises(ClientError) as info:
+            c.wait_final(tid, timeout=0.05, poll_s=0.01, level="l1")
+    assert "committed, in no confirmed L1 batch yet" in info.value.message
 
 
 def test_wait_final_times_out() -> None:
