@@ -120,11 +120,12 @@ def namespace_view(block: Block, certificate: CommitCertificate, namespace: int)
     }
 
 
-def sse_block(item: Finalized, namespace: int | None) -> bytes:
-    """One `block` event: the whole block, or with a namespace filter that
-    namespace's view (`namespace_view`)."""
+def sse_block(item: Finalized, namespace: int | None, full: bool = True) -> bytes:
+    """One `block` event: the whole block (without bodies unless `full`: header,
+    tx ids and certificate), or with a namespace filter that namespace's view
+    (`namespace_view`)."""
     if namespace is None:
-        data = block_json(item.block, item.certificate, full=True)
+        data = block_json(item.block, item.certificate, full=full)
     else:
         data = namespace_view(item.block, item.certificate, namespace)
     head = f"event: block\nid: {item.block.header.height}\ndata: ".encode()

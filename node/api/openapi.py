@@ -345,6 +345,7 @@ def _block_paths(limits: RpcLimits) -> dict[str, Schema]:
             _text("text/event-stream", "An endless event stream", 400, 429, 503),
             _param("from", "query", HEIGHT),
             _param("namespace", "query", U64),
+            _param("full", "query", {"type": "boolean", "default": True}),
             _param("Last-Event-ID", "header", U64),
         ),
     }

@@ -56,8 +56,8 @@ def query_namespace(request: Request) -> int | None:
     return None if text is None else parse_uint(text, "namespace")
 
 
-def query_flag(request: Request, name: str) -> bool:
-    text = request.query_params.get(name, "false")
+def query_flag(request: Request, name: str, default: bool = False) -> bool:
+    text = request.query_params.get(name, "true" if default else "false")
     if text not in ("true", "false"):
         raise bad_request(f"`{name}` must be true or false, got {text[:40]!r}")
     return text == "true"

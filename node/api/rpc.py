@@ -316,8 +316,9 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         namespace = query_namespace(request)
+        full = query_flag(request, "full", default=True)
         source = self.backend.finalized(self._events_start(request))
-        render = partial(sse_block, namespace=namespace)
+        render = partial(sse_block, namespace=namespace, full=full)
         return EventStream(source, render, self.keepalive_s)
 
     def _events_start(self, request: Request) -> int:

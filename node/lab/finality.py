@@ -23,7 +23,6 @@ from node.lab.presign import Signed
 from node.lab.stats import latency_summary
 
 __all__ = [
-    "EVENTS_NAMESPACE",
     "BlockEvent",
     "LoadResult",
     "Tracker",
@@ -32,9 +31,6 @@ __all__ = [
     "report_progress",
 ]
 
-# An unused namespace: block events then carry transaction ids but no bodies,
-# so following the stream costs the nodes little.
-EVENTS_NAMESPACE = 2**64 - 1
 PROGRESS_EVERY_S = 2.0
 
 
@@ -191,7 +187,7 @@ async def follow_events(
     """Mark this node's transactions final as their blocks' events arrive;
     `committed`, when given, also collects the tracked ids this node committed."""
     decoder = msgspec.json.Decoder(BlockEvent)
-    params = {"namespace": str(EVENTS_NAMESPACE)}
+    params = {"full": "false"}
     async with client.stream("GET", f"{url}/events", params=params, timeout=None) as response:
         response.raise_for_status()
         task_status.started()

@@ -18,7 +18,6 @@ import trio
 
 from node.lab.devnet import Devnet
 from node.lab.finality import (
-    EVENTS_NAMESPACE,
     BlockEvent,
     LoadResult,
     Tracker,
@@ -140,7 +139,7 @@ async def _follow_final(
     next_height = int(status["height"]) + 1
     started = False
     while True:
-        params = {"namespace": str(EVENTS_NAMESPACE), "from": str(next_height)}
+        params = {"full": "false", "from": str(next_height)}
         try:
             async with client.stream("GET", f"{url}/events", params=params, timeout=None) as events:
                 events.raise_for_status()

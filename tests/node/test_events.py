@@ -10,6 +10,8 @@ import httpx
 
 from sequencer.client import Wallet
 from sequencer.crypto import PrivateKey
+from sequencer.genesis import load_genesis
+from sequencer.light_protocol import Trust, verify_namespace
 from tests.node.cluster import Cluster, running
 
 NAMESPACE = 5
@@ -76,7 +78,14 @@ def test_a_namespace_followed_across_a_restart_gets_exactly_its_transactions(
         events = first + rest
         heights = [event["id"] for event in events]
         assert heights == list(range(1, target + 1))  # every block once, in order
-        got = [tx for event in events for tx in event["block"]["txs"]]
+        trust = Trust(load_genesis(cluster.home(0) / "genesis.json"))
+        for event in events:  # each event is the namespace's view, with its proof
+            verify_namespace(trust, event["block"], NAMESPACE, event["id"])
+        got = [
+            {k: v for k, v in tx.items() if k != "tx_id"}
+            for event in events
+            for tx in event["block"]["txs"]
+        ]
         assert all(tx["namespace"] == NAMESPACE for tx in got)
         # Exactly the chain's namespace-5 transactions, in block order.
         with cluster.client(2) as client:
