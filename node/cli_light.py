@@ -57,9 +57,11 @@ def cmd_verify_block(args: argparse.Namespace) -> int:
                 "signers": [i for i, _ in block.certificate.signatures],
                 "verified": True,
             }
+            count = record["txs"]
             text = (
                 f"block {block.height} {block.block_id.hex()} verified: certificate of "
-                f"{_signers(block, light)}; {record['txs']} transactions in tx_root"
+                f"{_signers(block, light)}; {count} transaction{'' if count == 1 else 's'}"
+                " in its tx_root"
             )
             _emit(args, record, text)
         if last > args.height and not args.json:
@@ -98,7 +100,8 @@ def cmd_verify_namespace(args: argparse.Namespace) -> int:
             "verified": True,
         }
         what = (
-            f"all {len(view.txs)} of its transactions (presence proof)"
+            f"all {len(view.txs)} of its transaction{'' if len(view.txs) == 1 else 's'}"
+            " (presence proof)"
             if view.txs
             else "none of its transactions (absence proof)"
         )
