@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sequencer
 from net.identity import peer_id
-from node.cli_light import add_light_commands
+from node.ops.verify import add_light_commands
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.errors import SequencerError
 

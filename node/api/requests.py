@@ -7,7 +7,7 @@ import re
 
 import anyio
 import msgspec
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.types import Receive, Scope
 
 from node.api.backend import ErrorCode
@@ -51,12 +51,12 @@ def query_uint(request: Request, name: str, default: int, minimum: int = 0) -> i
     return default if text is None else parse_uint(text, name, minimum)
 
 
-def query_namespace(request: Request) -> int | None:
+def query_namespace(request: HTTPConnection) -> int | None:
     text = request.query_params.get("namespace")
     return None if text is None else parse_uint(text, "namespace")
 
 
-def query_flag(request: Request, name: str, default: bool = False) -> bool:
+def query_flag(request: HTTPConnection, name: str, default: bool = False) -> bool:
     text = request.query_params.get(name, "true" if default else "false")
     if text not in ("true", "false"):
         raise bad_request(f"`{name}` must be true or false, got {text[:40]!r}")

@@ -12,6 +12,7 @@
     GET  /accounts/{sender}                   committed nonce and next nonce (with mempool)
     GET  /status, /validators, /peers         node, chain and peer state
     GET  /events?from=&namespace=             SSE: `event: block`, `id: <height>` per block
+    WS   /events?from=&namespace=             the same blocks as WebSocket text messages
     GET  /health, /ready                      liveness; readiness (503 until ready); both
                                               503 `storage_failed` once the storage failed
     GET  /metrics                             Prometheus text format
@@ -50,10 +51,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from node.api.backend import HTTP_STATUS, Backend, ErrorCode, SubmitResult
 from node.api.events import KEEPALIVE_S, EventStream, namespace_view, sse_block
+from node.api.events_ws import EventSocket
 from node.api.fastpath import FastPath
 from node.api.limits import RpcLimits
 from node.api.openapi import build_openapi
@@ -104,6 +107,7 @@ class Api:
         self.limits = limits
         self.keepalive_s = keepalive_s
         self.openapi = ENCODER.encode(build_openapi(limits))
+        self.events_socket = EventSocket(backend)
 
     # -------------------------------------------------------------- writes
 
@@ -321,6 +325,9 @@ class Api:
         render = partial(sse_block, namespace=namespace, full=full)
         return EventStream(source, render, self.keepalive_s)
 
+    async def events_websocket(self, websocket: WebSocket) -> None:
+        await self.events_socket(websocket)
+
     def _events_start(self, request: Request) -> int:
         """After the client's Last-Event-ID (a resume), else `from`, else the next block."""
         last_id = request.headers.get("last-event-id")
@@ -347,7 +354,7 @@ class Api:
         return Response(self.openapi, media_type="application/json")
 
 
-def _routes(api: Api) -> list[Route]:
+def _routes(api: Api) -> list[BaseRoute]:
     post, get = ["POST"], ["GET"]
     return [
         Route("/tx", api.submit_tx, methods=post),
@@ -364,6 +371,7 @@ def _routes(api: Api) -> list[Route]:
         Route("/batches", api.batches, methods=get),
         Route("/batches/{number}", api.batch, methods=get),
         Route("/events", api.events, methods=get),
+        WebSocketRoute("/events", api.events_websocket),
         Route("/health", api.health, methods=get),
         Route("/ready", api.ready, methods=get),
         Route("/metrics", api.metrics, methods=get),

@@ -13,6 +13,7 @@ from sequencer.crypto import PrivateKey
 from sequencer.genesis import load_genesis
 from sequencer.light_protocol import Trust, verify_namespace
 from tests.node.cluster import Cluster, running
+from tests.node.wsclient import ws_messages
 
 NAMESPACE = 5
 
@@ -97,3 +98,15 @@ def test_a_namespace_followed_across_a_restart_gets_exactly_its_transactions(
             ]
         assert got == expected
         assert len(got) == 20
+        # The same stream over WebSocket, from the start, on the restarted node.
+        views, closed = ws_messages(cluster.url(1), f"/events?from=1&namespace={NAMESPACE}", target)
+        assert closed is None
+        for view in views:
+            verify_namespace(trust, view, NAMESPACE, view["height"])
+
+        def uncertified(view: dict) -> dict:
+            # A tip's certificate is its node's own until the next block names
+            # the canonical one, so certificates may differ from the SSE read.
+            return {k: v for k, v in view.items() if k != "certificate"}
+
+        assert [uncertified(v) for v in views] == [uncertified(e["block"]) for e in events]
