@@ -98,6 +98,12 @@ def _field(answer: Mapping[str, Any], name: str, where: str) -> Any:
     return answer[name]
 
 
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ProofError("malformed", f"{where}: not a list")
+    return value
+
+
 def _hex32(value: Any, where: str) -> bytes:
     try:
         if isinstance(value, str) and len(value) == 64:
@@ -141,14 +147,16 @@ def verify_block(trust: Trust, answer: Mapping[str, Any], height: int | None) ->
     header, id_, certificate = _header_and_certificate(trust, answer, height, where)
     where = f"block {header.height}"
     ids = tuple(
-        _hex32(h, f"{where}: tx_ids[{i}]") for i, h in enumerate(_field(answer, "tx_ids", where))
+        _hex32(h, f"{where}: tx_ids[{i}]")
+        for i, h in enumerate(_list(_field(answer, "tx_ids", where), f"{where}: tx_ids"))
     )
     if tx_root(ids) != header.tx_root:
         raise ProofError("wrong_tx_root", f"{where}: the tx_ids served do not hash to tx_root")
     txs = None
     if answer.get("txs") is not None:
         txs = tuple(
-            _parse(tx, Transaction, f"{where}: txs[{i}]") for i, tx in enumerate(answer["txs"])
+            _parse(tx, Transaction, f"{where}: txs[{i}]")
+            for i, tx in enumerate(_list(answer["txs"], f"{where}: txs"))
         )
         if tuple(tx_id(tx) for tx in txs) != ids:
             raise ProofError(
@@ -175,9 +183,7 @@ def verify_namespace(
     header, id_, certificate = _header_and_certificate(trust, answer, height, where)
     where = f"namespace {namespace} at height {header.height}"
     block = VerifiedBlock(header, id_, certificate)
-    served_txs = _field(answer, "txs", where)
-    if not isinstance(served_txs, list):
-        raise ProofError("malformed", f"{where}: txs is not a list")
+    served_txs = _list(_field(answer, "txs", where), f"{where}: txs")
     txs = []
     for i, item in enumerate(served_txs):
         if not isinstance(item, Mapping):
