@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+from starlette.routing import Route, WebSocketRoute
 
 from node.api.backend import ErrorCode, Finalized
 from node.api.openapi import ERROR_CODES, build_openapi
@@ -438,12 +439,16 @@ def test_openapi_describes_every_route(api: Api) -> None:
     assert doc == json.loads(json.dumps(build_openapi(LIMITS)))
     assert doc["openapi"] == "3.1.0"
     documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    routes = api.client.app.routes  # type: ignore[attr-defined]
     served = {
         (route.path, method)
-        for route in api.client.app.routes  # type: ignore[attr-defined]
+        for route in routes
+        if isinstance(route, Route)
         for method in route.methods - {"HEAD"}
     }
     assert documented == served
+    # OpenAPI has no WebSocket operations: the one WebSocket route is /events.
+    assert [r.path for r in routes if isinstance(r, WebSocketRoute)] == ["/events"]
 
 
 def test_openapi_documents_404_wherever_a_path_parameter_is(api: Api) -> None:
