@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import msgspec
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 PROGRESS_EVERY_S = 2.0
+RECONNECT_S = 0.2
 
 
 @dataclasses.dataclass
@@ -182,18 +183,44 @@ async def follow_events(
     tracker: Tracker,
     committed: set[str] | None = None,
     *,
+    on_break: Callable[[str], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Mark this node's transactions final as their blocks' events arrive;
-    `committed`, when given, also collects the tracked ids this node committed."""
+    `committed`, when given, also collects the tracked ids this node committed;
+    `on_break` hears why a stream broke.
+
+    From the node's tip at the start. A node cuts a stream its reader does
+    not drain in time (its write deadline), which on a saturated machine
+    can happen to this reader too: it then reconnects after the last block
+    it read, so no block is missed, and counts it in `tracker.retried`
+    ("events_reconnect")."""
     decoder = msgspec.json.Decoder(BlockEvent)
-    params = {"full": "false"}
-    async with client.stream("GET", f"{url}/events", params=params, timeout=None) as response:
-        response.raise_for_status()
-        task_status.started()
-        async for line in response.aiter_lines():
-            if line.startswith("data: "):
-                ids = decoder.decode(line[6:]).tx_ids
-                if committed is not None:
-                    committed.update(i for i in ids if i in tracker.index)
-                await mark_final(ids, node, tracker)
+    status = (await client.get(f"{url}/status")).json()
+    next_height = int(status["height"]) + 1
+    started = False
+    while True:
+        params = {"full": "false", "from": str(next_height)}
+        try:
+            async with client.stream("GET", f"{url}/events", params=params, timeout=None) as events:
+                events.raise_for_status()
+                if not started:
+                    started = True
+                    task_status.started()
+                height = next_height
+                async for line in events.aiter_lines():
+                    if line.startswith("id: "):
+                        height = int(line[4:])
+                    elif line.startswith("data: "):
+                        ids = decoder.decode(line[6:]).tx_ids
+                        if committed is not None:
+                            committed.update(i for i in ids if i in tracker.index)
+                        await mark_final(ids, node, tracker)
+                        next_height = height + 1
+        except (httpx.TransportError, httpx.HTTPStatusError) as error:
+            if not started:
+                raise
+            if on_break is not None:
+                on_break(f"{url}/events broke ({error}); resuming from height {next_height}")
+        tracker.retried["events_reconnect"] += 1
+        await trio.sleep(RECONNECT_S)

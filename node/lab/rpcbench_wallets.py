@@ -10,18 +10,17 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import httpx
-import msgspec
 import trio
 
 from node.lab.devnet import Devnet
 from node.lab.finality import (
-    BlockEvent,
     LoadResult,
     Tracker,
-    mark_final,
+    follow_events,
     report_progress,
 )
 from node.lab.harness import say
@@ -52,7 +51,9 @@ async def wallet_load(
     client = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
     async with client, trio.open_nursery() as nursery:
         for node, url in enumerate(urls):
-            await nursery.start(_follow_final, client, url, node, tracker, breaks)
+            await nursery.start(
+                partial(follow_events, client, url, node, tracker, on_break=_counted(breaks, url))
+            )
         queues = [trio.open_memory_channel[int](math.inf) for _ in urls]
         for (_, receive), url in zip(queues, urls, strict=True):
             for _ in range(connections):
@@ -120,43 +121,12 @@ async def _post_tx(connection: Connection, body: bytes) -> int:
     return 0
 
 
-async def _follow_final(
-    client: httpx.AsyncClient,
-    url: str,
-    node: int,
-    tracker: Tracker,
-    breaks: Counter[str],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Mark this node's transactions final as their blocks' events arrive.
+def _counted(breaks: Counter[str], url: str) -> Callable[[str], None]:
+    def on_break(why: str) -> None:
+        breaks[url] += 1
+        say("rpcbench", why)
 
-    Like `node.lab.finality.follow_events`, but it resumes after the last block
-    seen when the stream breaks (a loaded node may drop a slow subscriber;
-    an idle stream is kept open by its keepalive comments)."""
-    decoder = msgspec.json.Decoder(BlockEvent)
-    status = (await client.get(f"{url}/status")).json()
-    next_height = int(status["height"]) + 1
-    started = False
-    while True:
-        params = {"full": "false", "from": str(next_height)}
-        try:
-            async with client.stream("GET", f"{url}/events", params=params, timeout=None) as events:
-                events.raise_for_status()
-                if not started:
-                    started = True
-                    task_status.started()
-                height = next_height
-                async for line in events.aiter_lines():
-                    if line.startswith("id: "):
-                        height = int(line[4:])
-                    elif line.startswith("data: "):
-                        await mark_final(decoder.decode(line[6:]).tx_ids, node, tracker)
-                        next_height = height + 1
-        except httpx.HTTPError as error:
-            breaks[url] += 1
-            say("rpcbench", f"{url}/events broke ({error}); resuming from height {next_height}")
-        await trio.sleep(0.05)
+    return on_break
 
 
 def not_final(

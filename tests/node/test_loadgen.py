@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from node.lab.finality import LoadResult, Tracker
+from node.lab.finality import LoadResult, Tracker, follow_events
 from node.lab.loadgen import _chunks, _Lane, run_load
 from node.lab.presign import Signed, presign
 from node.lab.rawhttp import RawConnection
@@ -191,3 +191,48 @@ def test_a_node_paused_mid_run_delays_only_its_senders_and_loses_nothing(tmp_pat
     assert (summary["finalized"], summary["lost"], summary["refused"]) == (3_000, 0, {})
     assert summary["latency_ms"]["max"] >= 1_000  # the pause was felt ...
     assert summary["lagged_s"] < 1.5  # ... but not by the other nodes' schedule
+
+
+class _BreaksAfter(httpx.AsyncByteStream):
+    """An event stream that sends `body` and then breaks, as a node's cut does."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self):  # type: ignore[override]
+        yield self.body
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def test_a_cut_event_stream_is_resumed_after_the_last_block_read() -> None:
+    """A node cuts a stream its reader did not drain in time; the reader
+    reconnects from the block after the last one it read, missing none."""
+    signed = _signed([0, 0])
+    a, b = (s.id.hex() for s in signed)
+    asked: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/status":
+            return httpx.Response(200, json={"height": 4})
+        asked.append(request.url.params.get("from"))
+        block = {"5": (5, a), "6": (6, b)}.get(request.url.params["from"])
+        if block is None:
+            return httpx.Response(200, stream=_BreaksAfter(b": keepalive\n\n"))
+        body = f"event: block\nid: {block[0]}\ndata: {json.dumps({'tx_ids': [block[1]]})}\n\n"
+        return httpx.Response(200, stream=_BreaksAfter(body.encode()))
+
+    tracker = Tracker(signed, window=10, label="t")
+
+    async def main() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with client, trio.open_nursery() as nursery:
+            await nursery.start(follow_events, client, "http://node", 0, tracker)
+            with trio.fail_after(10):
+                while tracker.finished < 2:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert asked[:2] == ["5", "6"]
+    assert not any(math.isnan(f) for f in tracker.final)
+    assert tracker.retried["events_reconnect"] >= 2
