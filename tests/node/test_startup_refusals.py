@@ -1,7 +1,8 @@
 """A node refuses to start on inputs that would make it run wrong, with one
 line on stderr and exit status 1 (never a traceback, never a node that
 starts and fails later): a genesis.json replaced under the same chain id,
-a key file other users may read, a key path to an endless file."""
+a store written before block headers carried namespace_root, a key file
+other users may read, a key path to an endless file."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import sys
 from pathlib import Path
 
 import msgspec
+import plyvel
 
 from sequencer.genesis import dump_genesis, load_genesis
+from storage.schema import META_SCHEMA_KEY, encode_schema_version
 from tests.node.cluster import Cluster
 
 START_TIMEOUT_S = 60
@@ -44,6 +47,23 @@ def test_a_replaced_genesis_with_the_same_chain_id_is_refused(tmp_path: Path) ->
     line = one_line_error(start_once(cluster))
     assert "another genesis" in line
     assert "genesis.json replaced" in line
+
+
+def test_a_store_from_before_the_namespace_table_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "devnet", validators=1)
+    try:
+        cluster.start(0)
+        assert cluster.stop(0) == 0
+    finally:
+        cluster.stop_all()
+    data = cluster.home(0) / "data"
+    database = plyvel.DB(str(next(p for p in [data, *data.iterdir()] if (p / "CURRENT").exists())))
+    database.put(META_SCHEMA_KEY, encode_schema_version(1), sync=True)  # as revision 1 wrote it
+    database.close()
+    line = one_line_error(start_once(cluster))
+    assert "older sequencer (schema 1" in line
+    assert "namespace_root" in line
+    assert "empty data directory" in line
 
 
 def test_key_files_others_may_read_or_endless_are_refused(tmp_path: Path) -> None:
