@@ -25,10 +25,12 @@ from consensus.messages import Commit, DecidedBlock, ProposalMessage, ReportEvid
 from consensus.sim.run import RunResult, Simulation
 from consensus.sim.scenario import CrashPlan, Scenario
 from sequencer.crypto import PrivateKey, sign_proposal, sign_transaction, sign_vote
-from sequencer.types import Block, Vote, VoteKind
+from sequencer.ids import block_id
+from sequencer.types import Block, CommitCertificate, Vote, VoteKind
 from tests.consensus.harness import (
     CHAIN,
     ID,
+    KEYS,
     PRECOMMIT,
     PREVOTE,
     A,
@@ -159,6 +161,35 @@ def test_a_certified_header_with_a_swapped_body_is_not_committed(nonce: int) -> 
     node.feed(DecidedBlock(Block(A.header, [forged_tx(nonce)]), certificate("A")))
     assert node.said() == []
     assert node.core.stats["decided_body_mismatch"] == 1
+    node.feed(DecidedBlock(A, certificate("A")))
+    assert node.said()[0] == ("commit", 1, "A")
+
+
+def test_a_certified_header_with_a_wrong_namespace_root_is_not_committed() -> None:
+    # Validators holding a quorum certified a header whose namespace table
+    # does not match its body: catch-up keeps it out of the store, where
+    # rollups would read proofs against it.
+    node = Node(0)
+    header = msgspec.structs.replace(A.header, namespace_root=b"\x05" * 32)
+    id_ = block_id(header)
+    signatures = [
+        (
+            v,
+            sign_vote(
+                KEYS[v],
+                chain_id=CHAIN,
+                kind=PRECOMMIT,
+                height=1,
+                round=0,
+                block_id=id_,
+                validator=v,
+            ).signature,
+        )
+        for v in (0, 1, 2)
+    ]
+    node.feed(DecidedBlock(Block(header, []), CommitCertificate(1, 0, id_, signatures)))
+    assert node.said() == []
+    assert node.core.stats["decided_wrong_namespace_root"] == 1
     node.feed(DecidedBlock(A, certificate("A")))
     assert node.said()[0] == ("commit", 1, "A")
 
