@@ -20,6 +20,7 @@ from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.errors import SequencerError
 
 Command = Callable[[argparse.Namespace], int]
+DEFAULT_BASE_PORT = 26600
 
 
 def _print_key(key: PrivateKey, *, as_json: bool, path: Path | None = None) -> None:
@@ -72,7 +73,10 @@ def cmd_devnet_init(args: argparse.Namespace) -> int:
 
 
 def cmd_devnet_up(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
     from node.ops.devnet import init_devnet, load_layout
+    from node.ops.ports import check_ports_free
     from node.ops.prometheus import DEFAULT_PORT
     from node.ops.supervisor import run_devnet
 
@@ -82,8 +86,9 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
         if not 1 <= prometheus_port <= 65535:
             raise SequencerError(f"--prometheus-port must be 1..65535, got {prometheus_port}")
     manifest = args.home / "devnet.json"
+    base_port = DEFAULT_BASE_PORT if args.base_port is None else args.base_port
     if args.fresh or not manifest.exists():
-        layout = init_devnet(args.home, args.validators, args.base_port, force=args.fresh)
+        layout = init_devnet(args.home, args.validators, base_port, force=args.fresh)
     else:
         layout = load_layout(args.home)
         if len(layout.nodes) != args.validators and args.validators_given:
@@ -91,6 +96,13 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
                 f"the devnet under {args.home} has {len(layout.nodes)} validators; "
                 "add --fresh to recreate it with a different number"
             )
+        existing = urlsplit(layout.nodes[0].rpc).port
+        if args.base_port is not None and args.base_port != existing:
+            raise SequencerError(
+                f"the devnet under {args.home} uses base port {existing}, not {args.base_port};"
+                f" add --fresh to recreate it on {args.base_port}, or leave --base-port out"
+            )
+    check_ports_free(layout)
     return run_devnet(layout, args.home, prometheus_port)
 
 
@@ -166,7 +178,12 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="start a devnet (4 validators under ./.devnet)")
     up.add_argument("--validators", type=int, metavar="N", help="validators (default 4)")
     up.add_argument("--home", type=Path, default=Path(".devnet"), metavar="DIR")
-    up.add_argument("--base-port", type=int, default=26600, metavar="PORT")
+    up.add_argument(
+        "--base-port",
+        type=int,
+        metavar="PORT",
+        help=f"node i uses PORT+10i (RPC) and PORT+10i+1 (gossip); default {DEFAULT_BASE_PORT}",
+    )
     up.add_argument("--fresh", action="store_true", help="wipe the devnet home first")
     up.add_argument(
         "--prometheus",
@@ -278,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "devnet_command", None) == "up":
         args.validators_given = args.validators is not None
-        args.validators = args.validators or 4
+        args.validators = 4 if args.validators is None else args.validators
     run: Command = args.run
     try:
         return run(args)

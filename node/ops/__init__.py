@@ -2,6 +2,7 @@
 
 devnet.py      the files of a local devnet (`devnet init`)
 supervisor.py  `devnet up`: the nodes as child processes
+ports.py       are a devnet's ports free? (and who holds one that is not)
 prometheus.py  a scrape config and a Prometheus process for a devnet
 l1verify.py    `l1 verify`: the L1 against the chain a node serves
 verify.py      `verify block|tx|namespace` and `follow`: a node against genesis.json

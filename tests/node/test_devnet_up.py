@@ -59,6 +59,21 @@ def test_devnet_up_then_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         sent = subprocess.run([str(SEQUENCER), *args], capture_output=True, text=True, timeout=60)
         assert sent.returncode == 0, sent.stderr
         assert "status committed" in sent.stdout
+        # A second devnet on the same ports says so in one line, before any node starts.
+        second_home = ["--home", str(tmp_path / "second"), "--base-port", str(base)]
+        second = subprocess.run(
+            [str(SEQUENCER), "devnet", "up", *second_home],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "is up" not in second.stdout
+        assert second.stderr.splitlines() == [
+            f"error: port {base} (node0 rpc, TCP) is taken by a running devnet node (node0 of"
+            f" chain devnet-1): stop it, or start this devnet on other ports with --fresh"
+            f" --base-port PORT (node i uses PORT+10i and PORT+10i+1)"
+        ]
         supervisor.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert supervisor.wait(timeout=30) == 0
     finally:

@@ -1,0 +1,80 @@
+"""`sequencer devnet up` refuses, in one line and before any node starts,
+what would otherwise mislead: a port another program holds (named, with the
+program), a `--base-port` that an existing devnet home does not use, and a
+number of validators that cannot be."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.node.cluster import free_base_port
+
+SEQUENCER = Path(sys.executable).parent / "sequencer"
+ME = f"pid {os.getpid()} ({Path('/proc/self/comm').read_text().strip()})"
+
+
+def up(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SEQUENCER), "devnet", "up", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "is up" not in done.stdout
+    (line,) = done.stderr.splitlines()
+    return line
+
+
+@pytest.mark.parametrize(
+    ("kind", "offset", "what"), [("tcp", 10, "node1 rpc, TCP"), ("udp", 1, "node0 p2p, UDP")]
+)
+def test_a_port_another_program_holds_is_named_with_the_program(
+    tmp_path: Path, kind: str, offset: int, what: str
+) -> None:
+    base = free_base_port(4)
+    holder = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    )
+    with holder:
+        holder.bind(("127.0.0.1", base + offset))
+        if kind == "tcp":
+            holder.listen()
+        line = error_line(up("--home", tmp_path / "devnet", "--base-port", base))
+    assert line.startswith(f"error: port {base + offset} ({what}) is taken by {ME}: stop it")
+    assert "--base-port PORT" in line
+
+
+def test_base_port_of_an_existing_home_is_applied_or_refused(tmp_path: Path) -> None:
+    home = tmp_path / "devnet"
+    base = free_base_port(4)
+    made = subprocess.run(
+        [str(SEQUENCER), "devnet", "init", "--out", str(home), "--base-port", str(base)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    other = base + 1000
+    line = error_line(up("--home", home, "--base-port", other))
+    assert line == (
+        f"error: the devnet under {home} uses base port {base}, not {other};"
+        f" add --fresh to recreate it on {other}, or leave --base-port out"
+    )
+
+
+@pytest.mark.parametrize("count", ["0", "-1"])
+def test_an_impossible_number_of_validators_is_refused(tmp_path: Path, count: str) -> None:
+    line = error_line(up("--home", tmp_path / "devnet", "--validators", count))
+    assert line.startswith("error: validators must be 1..")
+    assert line.endswith(f"got {count}")
+    assert not (tmp_path / "devnet").exists()
