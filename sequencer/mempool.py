@@ -111,6 +111,11 @@ class Mempool:
             return self._committed_nonce(sender)
         return account.next_nonce + account.pending
 
+    def committed_nonce(self, sender: bytes) -> int:
+        """The chain's next nonce for a sender (what a block may take next)."""
+        account = self._senders.get(sender)
+        return self._committed_nonce(sender) if account is None else account.next_nonce
+
     def has_pending(self) -> bool:
         """Does the pool hold executable transactions (a block could take them)?"""
         return self._pending_count > 0

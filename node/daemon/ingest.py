@@ -155,15 +155,35 @@ class Ingest:
         problem = self._precheck(tx, id_, size)
         if problem is not None:
             self.counts[problem.value] += 1
-            return SubmitResult(id_, problem, _message(problem)), None
+            return SubmitResult(id_, problem, self._explain(problem, tx)), None
         added = self._mempool.add(tx, self._now_ms(), id=id_, size=size, checked=True)
         if not added.ok:
             code = ADD_ERRORS[added.status]
             self.counts[code.value] += 1
-            return SubmitResult(id_, code, _message(code)), None
+            return SubmitResult(id_, code, self._explain(code, tx)), None
         self._remember(id_)
         self.counts["accepted"] += 1
         return SubmitResult(id_), added
+
+    def _explain(self, code: ErrorCode, tx: Transaction) -> str:
+        """The refusal's message; those about a sender's nonces name the limit
+        and the nonce the node expects next, so a wallet knows what to send."""
+        sender = tx.sender.hex()
+        if code == ErrorCode.NONCE_TOO_LOW:
+            return (
+                f"nonce {tx.nonce} is below sender {sender}'s next nonce on the chain,"
+                f" {self._mempool.committed_nonce(tx.sender)}; the node expects nonce"
+                f" {self._mempool.next_nonce(tx.sender)} next"
+            )
+        if code == ErrorCode.SENDER_SLOTS_FULL:
+            limit = self._mempool.config.sender_slots_max
+            return (
+                f"sender {sender} already has {limit} transactions in the pool (at most"
+                f" mempool.sender_slots_max = {limit} per sender); the node expects nonce"
+                f" {self._mempool.next_nonce(tx.sender)} next and takes more of this"
+                " sender's as those commit"
+            )
+        return _message(code)
 
     def _precheck(self, tx: Transaction, id_: bytes, size: int) -> ErrorCode | None:
         # The mempool's own refusals first (a duplicate, an already committed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+import trio
 
 from node.daemon.ingest import Ingest
 from sequencer.crypto import PrivateKey, sign_transaction
@@ -70,3 +71,25 @@ def test_a_forged_signature_is_refused_unless_those_bytes_verified(cached: bool)
     ingest.from_peer([forged])
     assert ingest.counts["peer_refused"] == 1
     assert ingest.counts["signatures_verified"] == 1
+
+
+def test_nonce_refusals_name_the_limit_and_the_nonce_expected_next() -> None:
+    mempool = Mempool(MempoolConfig(CHAIN, sender_slots_max=3), lambda sender: 5)
+    ingest = Ingest(mempool, None, _Gossip(), lambda: 1_000, lambda: None, lambda tx: None)  # type: ignore[arg-type]
+    sender = KEY.public_key.hex()
+
+    async def submit(nonces: list[int]) -> list[str]:
+        results = await ingest.submit([_tx(n) for n in nonces])
+        return [r.message for r in results]
+
+    messages = trio.run(submit, [5, 6, 7, 8, 4])
+    assert messages[:3] == ["", "", ""]  # accepted
+    assert messages[3] == (
+        f"sender {sender} already has 3 transactions in the pool (at most"
+        " mempool.sender_slots_max = 3 per sender); the node expects nonce 8 next and takes"
+        " more of this sender's as those commit"
+    )
+    assert messages[4] == (
+        f"nonce 4 is below sender {sender}'s next nonce on the chain, 5; the node expects"
+        " nonce 8 next"
+    )
