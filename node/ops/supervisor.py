@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from blake3 import blake3
 
 from node.ops.devnet import DevnetLayout
 from node.ops.procs import ChildProcess, node_argv, stop_all
@@ -35,7 +36,7 @@ from node.ops.prometheus import (
     require_prometheus,
 )
 from sequencer.codec import to_builtins
-from sequencer.crypto import load_key, sign_transaction
+from sequencer.crypto import PrivateKey, load_key, sign_transaction
 from sequencer.files import write_atomic
 
 __all__ = ["run_devnet"]
@@ -151,11 +152,33 @@ def _wait_ready(layout: DevnetLayout, children: list[ChildProcess], stopping: An
     return not stopping()
 
 
+def example_wallet(wallet: PrivateKey) -> PrivateKey:
+    """The banner's example key, derived from the dev wallet (the same per devnet)."""
+    return PrivateKey(blake3(b"seq/devnet/example/" + wallet.seed).digest())
+
+
+def _next_nonce(rpc: str, sender: bytes) -> int:
+    try:
+        return int(httpx.get(f"{rpc}/accounts/{sender.hex()}", timeout=2.0).json()["next_nonce"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def banner(layout: DevnetLayout, home: Path, prometheus_url: str | None = None) -> str:
     wallet = load_key(Path(layout.wallet))
     first = layout.nodes[0]
+    # The pasted curl signs with a key of its own, at its next nonce when the
+    # banner is printed, so it does not collide with the walkthrough's
+    # `tx send` from the dev wallet.
+    example_key = example_wallet(wallet)
+    nonce = _next_nonce(first.rpc, example_key.public_key)
     example = sign_transaction(
-        wallet, chain_id=layout.chain_id, namespace=0, nonce=0, gas_price=1, payload=b"hello"
+        example_key,
+        chain_id=layout.chain_id,
+        namespace=0,
+        nonce=nonce,
+        gas_price=1,
+        payload=b"hello",
     )
     body = json.dumps(to_builtins(example), separators=(",", ":"))
     lines = [
@@ -174,7 +197,8 @@ def banner(layout: DevnetLayout, home: Path, prometheus_url: str | None = None) 
         "  send a transaction and wait until it is final:",
         f"    sequencer tx send --rpc {first.rpc} --key {layout.wallet} --payload hello --wait",
         "",
-        "  or post one already signed (nonce 0 of the dev wallet):",
+        f"  or post one already signed (nonce {nonce} of the example key: valid once,"
+        " a second post is 409 duplicate):",
         f"    curl -s -X POST {first.rpc}/tx -H 'content-type: application/json' -d '{body}'",
         "",
     ]

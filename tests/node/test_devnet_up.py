@@ -59,6 +59,15 @@ def test_devnet_up_then_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
         sent = subprocess.run([str(SEQUENCER), *args], capture_output=True, text=True, timeout=60)
         assert sent.returncode == 0, sent.stderr
         assert "status committed" in sent.stdout
+        # ... and so does the pasted curl after it (its own key), once.
+        curl = next(line.strip() for line in banner.splitlines() if "curl -s -X POST" in line)
+        body = curl.split(" -d '", 1)[1].rstrip("'")
+        url = curl.split()[4]
+        first = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        assert first.status_code == 202, first.text
+        again = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        assert again.status_code == 409
+        assert "valid once" in banner
         # A second devnet on the same ports says so in one line, before any node starts.
         second_home = ["--home", str(tmp_path / "second"), "--base-port", str(base)]
         second = subprocess.run(
