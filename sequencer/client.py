@@ -78,10 +78,12 @@ _JSON_HEADERS = {"content-type": "application/json"}
 # ------------------------------------------------------------------ transport
 
 
-def _transport_error(request: Request, exc: httpx.HTTPError) -> ClientError:
+def _transport_error(request: Request, exc: httpx.HTTPError, base_url: object) -> ClientError:
+    """Names the node's URL: "no answer from http://…" is what a user can act on."""
+    where = f"{request.method} {str(base_url).rstrip('/')}{request.path}"
     if isinstance(exc, httpx.TransportError):  # connect, read, write, timeouts, protocol
-        return ClientError(UNREACHABLE, f"{request.what}: {type(exc).__name__}: {exc}")
-    return ClientError(BAD_RESPONSE, f"{request.what}: {type(exc).__name__}: {exc}")
+        return ClientError(UNREACHABLE, f"{where}: {type(exc).__name__}: {exc}")
+    return ClientError(BAD_RESPONSE, f"{where}: {type(exc).__name__}: {exc}")
 
 
 def _append_capped(body: bytearray, chunk: bytes, request: Request) -> None:
@@ -143,7 +145,7 @@ class Client:
                 for chunk in response.iter_bytes():
                     _append_capped(body, chunk, request)
         except httpx.HTTPError as exc:
-            raise _transport_error(request, exc) from None
+            raise _transport_error(request, exc, self._http.base_url) from None
         retry_after = response.headers.get("retry-after")
         return Response(request, response.status_code, bytes(body), retry_after)
 
@@ -267,7 +269,7 @@ class AsyncClient:
                 async for chunk in response.aiter_bytes():
                     _append_capped(body, chunk, request)
         except httpx.HTTPError as exc:
-            raise _transport_error(request, exc) from None
+            raise _transport_error(request, exc, self._http.base_url) from None
         retry_after = response.headers.get("retry-after")
         return Response(request, response.status_code, bytes(body), retry_after)
 

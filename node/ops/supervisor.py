@@ -61,6 +61,9 @@ def run_devnet(layout: DevnetLayout, home: Path, prometheus_port: int | None = N
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not _wait_ready(layout, children, lambda: stopping):
+            if stopping:
+                print("\n[devnet] interrupted while starting; stopping all nodes ...", flush=True)
+                return 0
             return 1
         if prometheus_port is not None:
             prometheus = _start_prometheus(layout, home, prometheus_port)
@@ -144,12 +147,14 @@ def _wait_ready(layout: DevnetLayout, children: list[ChildProcess], stopping: An
             except httpx.HTTPError:
                 pass
         time.sleep(0.1)
+    if stopping():
+        return False  # interrupted while starting: the caller says so and stops the nodes
     if pending:
         print(
             f"[devnet] not up after {READY_TIMEOUT_S:.0f} s: {', '.join(pending)}", file=sys.stderr
         )
         return False
-    return not stopping()
+    return True
 
 
 def example_wallet(wallet: PrivateKey) -> PrivateKey:

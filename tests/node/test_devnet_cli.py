@@ -1,11 +1,13 @@
 """`sequencer devnet up` refuses, in one line and before any node starts,
 what would otherwise mislead: a port another program holds (named, with the
 program), a `--base-port` that an existing devnet home does not use, and a
-number of validators that cannot be."""
+number of validators that cannot be; a Ctrl-C during start-up says so, and a
+node that cannot be reached is named by its URL."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.cluster import free_base_port
+from tests.node.cluster import free_base_port, wait_until
+from tests.node.test_devnet_up import processes_mentioning
 
 SEQUENCER = Path(sys.executable).parent / "sequencer"
 ME = f"pid {os.getpid()} ({Path('/proc/self/comm').read_text().strip()})"
@@ -78,3 +81,43 @@ def test_an_impossible_number_of_validators_is_refused(tmp_path: Path, count: st
     assert line.startswith("error: validators must be 1..")
     assert line.endswith(f"got {count}")
     assert not (tmp_path / "devnet").exists()
+
+
+def test_ctrl_c_during_start_up_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "devnet"
+    supervisor = subprocess.Popen(
+        [
+            str(SEQUENCER),
+            "devnet",
+            "up",
+            "--home",
+            str(home),
+            "--base-port",
+            str(free_base_port(4)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Once it has started the nodes (and so handles Ctrl-C), before they answer.
+    wait_until(lambda: len(processes_mentioning(str(home))) >= 3, 30, "nodes spawned")
+    supervisor.send_signal(signal.SIGINT)
+    out, err = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, err
+    assert "not up after" not in out + err
+    # (On a machine fast enough to be up already, it is an ordinary stop.)
+    assert "interrupted while starting" in out or "is up" in out
+    wait_until(lambda: not processes_mentioning(str(home)), 10, "every node gone")
+
+
+def test_a_node_that_cannot_be_reached_is_named_by_its_url() -> None:
+    port = free_base_port(1)
+    done = subprocess.run(
+        [str(SEQUENCER), "status", "--rpc", f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: GET http://127.0.0.1:{port}/status: ConnectError")

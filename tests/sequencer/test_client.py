@@ -367,7 +367,7 @@ def test_transport_failures_are_unreachable(exc_type: type[httpx.TransportError]
     with Client(BASE_URL, transport=failing(exc_type)) as c, pytest.raises(ClientError) as info:
         c.status()
     assert (info.value.code, info.value.status) == (UNREACHABLE, None)
-    assert "GET /status" in info.value.message
+    assert f"GET {BASE_URL}/status" in info.value.message  # names the node
     assert exc_type.__name__ in info.value.message
 
 
