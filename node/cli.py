@@ -64,7 +64,9 @@ def cmd_node(args: argparse.Namespace) -> int:
 def cmd_devnet_init(args: argparse.Namespace) -> int:
     from node.ops.devnet import init_devnet
 
-    layout = init_devnet(args.out, args.validators, args.base_port, force=args.force)
+    layout = init_devnet(
+        args.out, args.validators, args.base_port, force=args.force, block_time_ms=args.block_time
+    )
     print(f"devnet {layout.chain_id}: {len(layout.nodes)} validators under {args.out}")
     for node in layout.nodes:
         print(f"  {node.name}  home {node.home}  rpc {node.rpc}")
@@ -79,6 +81,7 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     from node.ops.ports import check_ports_free
     from node.ops.prometheus import DEFAULT_PORT
     from node.ops.supervisor import run_devnet
+    from sequencer.genesis import load_genesis
 
     prometheus_port = None  # no Prometheus
     if args.prometheus or args.prometheus_port is not None:
@@ -87,8 +90,11 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             raise SequencerError(f"--prometheus-port must be 1..65535, got {prometheus_port}")
     manifest = args.home / "devnet.json"
     base_port = DEFAULT_BASE_PORT if args.base_port is None else args.base_port
+    block_time = 0 if args.block_time is None else args.block_time
     if args.fresh or not manifest.exists():
-        layout = init_devnet(args.home, args.validators, base_port, force=args.fresh)
+        layout = init_devnet(
+            args.home, args.validators, base_port, force=args.fresh, block_time_ms=block_time
+        )
     else:
         layout = load_layout(args.home)
         if len(layout.nodes) != args.validators and args.validators_given:
@@ -101,6 +107,13 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
             raise SequencerError(
                 f"the devnet under {args.home} uses base port {existing}, not {args.base_port};"
                 f" add --fresh to recreate it on {args.base_port}, or leave --base-port out"
+            )
+        interval = load_genesis(Path(layout.nodes[0].home) / "genesis.json").consensus
+        if args.block_time is not None and args.block_time != interval.empty_block_interval_ms:
+            raise SequencerError(
+                f"the devnet under {args.home} has block time"
+                f" {interval.empty_block_interval_ms} ms, not {args.block_time};"
+                f" add --fresh to recreate it, or leave --block-time out"
             )
     check_ports_free(layout)
     return run_devnet(layout, args.home, prometheus_port)
@@ -186,6 +199,13 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--fresh", action="store_true", help="wipe the devnet home first")
     up.add_argument(
+        "--block-time",
+        type=int,
+        metavar="MS",
+        help="a block every MS milliseconds, empty or not (default 0: blocks only for"
+        " transactions)",
+    )
+    up.add_argument(
         "--prometheus",
         action="store_true",
         help="also run Prometheus scraping every node, when installed (apt-get install prometheus)",
@@ -202,6 +222,9 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--out", type=Path, required=True, metavar="DIR")
     init.add_argument("--base-port", type=int, default=26600, metavar="PORT")
     init.add_argument("--force", action="store_true", help="replace a devnet already there")
+    init.add_argument(
+        "--block-time", type=int, default=0, metavar="MS", help="a block every MS ms (0: on demand)"
+    )
     init.set_defaults(run=cmd_devnet_init)
 
 

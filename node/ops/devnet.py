@@ -59,6 +59,7 @@ GENESIS_FILE = "genesis.json"
 # Node i owns ports base + 10 i (RPC) and base + 10 i + 1 (gossip); the
 # rest of each decade is left for what a node may grow (metrics, pprof).
 PORT_STRIDE = 10
+BLOCK_TIME_MS_MAX = 3_600_000
 PORT_MAX = 65535
 LOOPBACK = "127.0.0.1"
 
@@ -205,6 +206,7 @@ def init_devnet(
     force: bool = False,
     genesis_time_ms: int | None = None,
     hosts: Sequence[str] | None = None,
+    block_time_ms: int = 0,
 ) -> DevnetLayout:
     """Write a `validators`-node devnet under `out` (see the module doc).
 
@@ -212,14 +214,25 @@ def init_devnet(
     (when every node is on loopback, `datagram_bytes_max` is already raised
     to the UDP limit; across real links it keeps the MTU-sized default).
     `hosts` gives each node its own IPv4 address (default: all on 127.0.0.1).
+    `block_time_ms` > 0 makes a block every that many ms, empty or not (the
+    genesis' `empty_block_interval_ms`); 0 makes blocks only for transactions.
     Arguments are checked, and every file built and validated, before `out`
     is touched; raises `ConfigError`.
     """
     _check_arguments(validators, base_port, chain_id)
+    if not _is_int(block_time_ms) or not 0 <= block_time_ms <= BLOCK_TIME_MS_MAX:
+        raise ConfigError(f"block time must be 0..{BLOCK_TIME_MS_MAX} ms, got {block_time_ms!r}")
     hosts = _check_hosts(validators, hosts)
     root = Path(out).absolute()
     plan = _plan(
-        root, validators, base_port, chain_id, gossip_overrides or {}, genesis_time_ms, hosts
+        root,
+        validators,
+        base_port,
+        chain_id,
+        gossip_overrides or {},
+        genesis_time_ms,
+        hosts,
+        block_time_ms,
     )
     existed = _prepare(root, force=force)
     try:
@@ -281,6 +294,7 @@ def _plan(
     gossip_overrides: dict[str, Any],
     genesis_time_ms: int | None,
     hosts: tuple[str, ...],
+    block_time_ms: int,
 ) -> _Plan:
     keys = tuple(PrivateKey.generate() for _ in range(validators))
     wallet = PrivateKey.generate()
@@ -293,7 +307,7 @@ def _plan(
         validators=[
             ValidatorInfo(node.name, node.public_key, 1, node.p2p, node.rpc) for node in nodes
         ],
-        consensus=ConsensusParams(),
+        consensus=ConsensusParams(empty_block_interval_ms=block_time_ms),
     )
     genesis_bytes = dump_genesis(genesis)
     assert parse_genesis(genesis_bytes) == genesis, "devnet genesis does not read back"

@@ -50,7 +50,6 @@ PROMETHEUS_DIR = "prometheus"
 
 def run_devnet(layout: DevnetLayout, home: Path, prometheus_port: int | None = None) -> int:
     """Run the devnet until Ctrl-C; with `prometheus_port`, a Prometheus on that port too."""
-    children = [_spawn(Path(node.home)) for node in layout.nodes]
     prometheus: PrometheusServer | None = None
     stopping = False
 
@@ -58,9 +57,15 @@ def run_devnet(layout: DevnetLayout, home: Path, prometheus_port: int | None = N
         nonlocal stopping
         stopping = True
 
+    # Before the first node starts: a Ctrl-C from then on stops them in order.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[ChildProcess] = []
     try:
-        if not _wait_ready(layout, children, lambda: stopping):
+        for node in layout.nodes:
+            if stopping:
+                break
+            children.append(_spawn(Path(node.home)))
+        if stopping or not _wait_ready(layout, children, lambda: stopping):
             if stopping:
                 print("\n[devnet] interrupted while starting; stopping all nodes ...", flush=True)
                 return 0

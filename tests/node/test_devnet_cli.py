@@ -13,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from sequencer.genesis import load_genesis
 from tests.node.cluster import free_base_port, wait_until
 from tests.node.test_devnet_up import processes_mentioning
 
@@ -121,3 +123,35 @@ def test_a_node_that_cannot_be_reached_is_named_by_its_url() -> None:
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: GET http://127.0.0.1:{port}/status: ConnectError")
+
+
+def test_block_time_makes_empty_blocks_on_a_timer(tmp_path: Path) -> None:
+    home = tmp_path / "devnet"
+    base = free_base_port(4)
+    options = ["--validators", "1", "--block-time", "100"]
+    supervisor = subprocess.Popen(
+        [str(SEQUENCER), "devnet", "up", "--home", str(home), "--base-port", str(base), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def height() -> int:
+            try:
+                return int(httpx.get(f"http://127.0.0.1:{base}/status", timeout=1).json()["height"])
+            except httpx.HTTPError:
+                return 0
+
+        wait_until(lambda: height() >= 5, 60, "empty blocks without transactions")
+        genesis = load_genesis(home / "node0" / "genesis.json")
+        assert genesis.consensus.empty_block_interval_ms == 100
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        out, err = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, (out, err)
+    line = error_line(up("--home", home, "--block-time", "300"))
+    assert line == (
+        f"error: the devnet under {home} has block time 100 ms, not 300;"
+        " add --fresh to recreate it, or leave --block-time out"
+    )
