@@ -21,6 +21,7 @@ from sequencer.errors import SequencerError
 
 Command = Callable[[argparse.Namespace], int]
 DEFAULT_BASE_PORT = 26600
+DEFAULT_ACCOUNTS = 10
 
 
 def _print_key(key: PrivateKey, *, as_json: bool, path: Path | None = None) -> None:
@@ -65,7 +66,13 @@ def cmd_devnet_init(args: argparse.Namespace) -> int:
     from node.ops.devnet import init_devnet
 
     layout = init_devnet(
-        args.out, args.validators, args.base_port, force=args.force, block_time_ms=args.block_time
+        args.out,
+        args.validators,
+        args.base_port,
+        force=args.force,
+        block_time_ms=args.block_time,
+        accounts=args.accounts,
+        seed=args.seed,
     )
     print(f"devnet {layout.chain_id}: {len(layout.nodes)} validators under {args.out}")
     for node in layout.nodes:
@@ -77,6 +84,7 @@ def cmd_devnet_init(args: argparse.Namespace) -> int:
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
+    from node.ops.accounts import DEFAULT_SEED, read_accounts
     from node.ops.devnet import init_devnet, load_layout
     from node.ops.ports import check_ports_free
     from node.ops.prometheus import DEFAULT_PORT
@@ -93,7 +101,13 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
     block_time = 0 if args.block_time is None else args.block_time
     if args.fresh or not manifest.exists():
         layout = init_devnet(
-            args.home, args.validators, base_port, force=args.fresh, block_time_ms=block_time
+            args.home,
+            args.validators,
+            base_port,
+            force=args.fresh,
+            block_time_ms=block_time,
+            accounts=DEFAULT_ACCOUNTS if args.accounts is None else args.accounts,
+            seed=DEFAULT_SEED if args.seed is None else args.seed,
         )
     else:
         layout = load_layout(args.home)
@@ -115,6 +129,16 @@ def cmd_devnet_up(args: argparse.Namespace) -> int:
                 f" {interval.empty_block_interval_ms} ms, not {args.block_time};"
                 f" add --fresh to recreate it, or leave --block-time out"
             )
+        seed, keys = read_accounts(layout.root)
+        for flag, asked, has in (
+            ("--seed", args.seed, seed),
+            ("--accounts", args.accounts, len(keys)),
+        ):
+            if asked is not None and asked != has:
+                raise SequencerError(
+                    f"the devnet under {args.home} has {flag} {has!r}, not {asked!r};"
+                    f" add --fresh to recreate it, or leave {flag} out"
+                )
     check_ports_free(layout)
     return run_devnet(layout, args.home, prometheus_port)
 
@@ -199,6 +223,14 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--fresh", action="store_true", help="wipe the devnet home first")
     up.add_argument(
+        "--accounts", type=int, metavar="N", help=f"dev accounts (default {DEFAULT_ACCOUNTS})"
+    )
+    up.add_argument(
+        "--seed",
+        metavar="TEXT",
+        help="derive the dev accounts from TEXT (default 'devnet': the same keys everywhere)",
+    )
+    up.add_argument(
         "--block-time",
         type=int,
         metavar="MS",
@@ -225,6 +257,8 @@ def _add_devnet(commands: argparse._SubParsersAction) -> None:
     init.add_argument(
         "--block-time", type=int, default=0, metavar="MS", help="a block every MS ms (0: on demand)"
     )
+    init.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS, metavar="N")
+    init.add_argument("--seed", default="devnet", metavar="TEXT", help="the dev accounts' seed")
     init.set_defaults(run=cmd_devnet_init)
 
 

@@ -2,7 +2,8 @@
 
     <out>/devnet.json            the manifest (`DevnetLayout`); written last,
                                  so its presence means the devnet is complete
-    <out>/wallet.json            a dev wallet key (mode 0600)
+    <out>/wallet.json            the dev wallet's key (mode 0600): account 0
+    <out>/accounts/              dev account keys derived from a seed (node.ops.accounts)
     <out>/node<i>/key.json       the validator's key (mode 0600)
     <out>/node<i>/genesis.json   the same bytes in every home
     <out>/node<i>/config.toml    RPC on base_port + 10 i, gossip on base_port + 10 i + 1,
@@ -33,6 +34,7 @@ from net.config import DATAGRAM_BYTES_MAX
 from net.identity import peer_id
 from node.config import CONFIG_FILE, config_from_table, dump_config, parse_config, read_limited
 from node.errors import ConfigError
+from node.ops.accounts import ACCOUNTS_MAX, DEFAULT_SEED, account_key, write_accounts
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.files import write_atomic
 from sequencer.genesis import dump_genesis, parse_genesis
@@ -207,6 +209,8 @@ def init_devnet(
     genesis_time_ms: int | None = None,
     hosts: Sequence[str] | None = None,
     block_time_ms: int = 0,
+    accounts: int = 10,
+    seed: str = DEFAULT_SEED,
 ) -> DevnetLayout:
     """Write a `validators`-node devnet under `out` (see the module doc).
 
@@ -216,12 +220,18 @@ def init_devnet(
     `hosts` gives each node its own IPv4 address (default: all on 127.0.0.1).
     `block_time_ms` > 0 makes a block every that many ms, empty or not (the
     genesis' `empty_block_interval_ms`); 0 makes blocks only for transactions.
+    `accounts` dev accounts are derived from `seed` (`node.ops.accounts`);
+    the dev wallet is account 0.
     Arguments are checked, and every file built and validated, before `out`
     is touched; raises `ConfigError`.
     """
     _check_arguments(validators, base_port, chain_id)
     if not _is_int(block_time_ms) or not 0 <= block_time_ms <= BLOCK_TIME_MS_MAX:
         raise ConfigError(f"block time must be 0..{BLOCK_TIME_MS_MAX} ms, got {block_time_ms!r}")
+    if not _is_int(accounts) or not 1 <= accounts <= ACCOUNTS_MAX:
+        raise ConfigError(f"accounts must be 1..{ACCOUNTS_MAX}, got {accounts!r}")
+    if not isinstance(seed, str) or not seed:
+        raise ConfigError("the accounts' seed must be a non-empty string")
     hosts = _check_hosts(validators, hosts)
     root = Path(out).absolute()
     plan = _plan(
@@ -233,10 +243,12 @@ def init_devnet(
         genesis_time_ms,
         hosts,
         block_time_ms,
+        account_key(seed, 0),
     )
     existed = _prepare(root, force=force)
     try:
         _write(plan)
+        write_accounts(root, seed, accounts)
     except BaseException:
         _clear(root, remove=not existed)
         raise
@@ -295,9 +307,9 @@ def _plan(
     genesis_time_ms: int | None,
     hosts: tuple[str, ...],
     block_time_ms: int,
+    wallet: PrivateKey,
 ) -> _Plan:
     keys = tuple(PrivateKey.generate() for _ in range(validators))
-    wallet = PrivateKey.generate()
     nodes = tuple(
         _node(root, base_port, index, key, hosts[index]) for index, key in enumerate(keys)
     )

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from blake3 import blake3
 
+from node.ops.accounts import read_accounts
 from node.ops.devnet import DevnetLayout
 from node.ops.procs import ChildProcess, node_argv, stop_all
 from node.ops.prometheus import (
@@ -162,6 +163,16 @@ def _wait_ready(layout: DevnetLayout, children: list[ChildProcess], stopping: An
     return True
 
 
+def _accounts_lines(layout: DevnetLayout) -> list[str]:
+    seed, accounts = read_accounts(layout.root)
+    if not accounts:
+        return []
+    lines = [f"  dev accounts (seed {seed!r}; account 0 is the dev wallet):"]
+    for path, key in accounts:
+        lines.append(f"    {key.public_key.hex()}  {path}")
+    return [*lines, ""]
+
+
 def example_wallet(wallet: PrivateKey) -> PrivateKey:
     """The banner's example key, derived from the dev wallet (the same per devnet)."""
     return PrivateKey(blake3(b"seq/devnet/example/" + wallet.seed).digest())
@@ -204,6 +215,7 @@ def banner(layout: DevnetLayout, home: Path, prometheus_url: str | None = None) 
         f"  dev wallet   {layout.wallet}",
         f"  its address  {wallet.public_key.hex()}",
         "",
+        *_accounts_lines(layout),
         "  send a transaction and wait until it is final:",
         f"    sequencer tx send --rpc {first.rpc} --key {layout.wallet} --payload hello --wait",
         "",

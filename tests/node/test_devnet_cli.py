@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from blake3 import blake3
 
+from sequencer.crypto import PrivateKey, load_key
 from sequencer.genesis import load_genesis
 from tests.node.cluster import free_base_port, wait_until
 from tests.node.test_devnet_up import processes_mentioning
@@ -154,4 +156,42 @@ def test_block_time_makes_empty_blocks_on_a_timer(tmp_path: Path) -> None:
     assert line == (
         f"error: the devnet under {home} has block time 100 ms, not 300;"
         " add --fresh to recreate it, or leave --block-time out"
+    )
+
+
+def test_dev_accounts_are_the_same_keys_from_the_same_seed(tmp_path: Path) -> None:
+    """`--accounts N` keys derived from a seed: two devnets made apart hold the
+    same keys (scripts may hard-code them); another seed gives others."""
+    made = []
+    for name, seed in (("a", "devnet"), ("b", "devnet"), ("c", "other")):
+        out = tmp_path / name
+        done = subprocess.run(
+            [
+                str(SEQUENCER),
+                "devnet",
+                "init",
+                "--out",
+                str(out),
+                "--accounts",
+                "3",
+                "--seed",
+                seed,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        made.append([load_key(out / "accounts" / f"account{i}.json").public_key for i in range(3)])
+        assert not (out / "accounts" / "account3.json").exists()
+        assert load_key(out / "wallet.json").public_key == made[-1][0]  # account 0
+    assert made[0] == made[1]
+    assert set(made[0]).isdisjoint(made[2])
+    # The derivation, as documented, for anyone to hard-code.
+    expected = blake3(b"seq/devnet/account/v1/devnet" + (1).to_bytes(4, "big")).digest()
+    assert made[0][1] == PrivateKey(expected).public_key
+    line = error_line(up("--home", tmp_path / "a", "--seed", "other"))
+    assert line == (
+        f"error: the devnet under {tmp_path / 'a'} has --seed 'devnet', not 'other';"
+        " add --fresh to recreate it, or leave --seed out"
     )
