@@ -90,7 +90,13 @@ class FastPath:
         return self.app.router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        # A query (POST /tx?wait=final) goes the Starlette way: it waits anyway.
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+            and not scope.get("query_string")
+        ):
             handler = self._handlers.get(scope["path"])
             if handler is not None:
                 await guarded(handler, scope, receive, send)

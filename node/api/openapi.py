@@ -49,6 +49,9 @@ def _object(properties: dict[str, Schema], optional: tuple[str, ...] = ()) -> Sc
 
 
 U64: Schema = {"type": "integer", "minimum": 0, "maximum": U64_MAX}
+# POST /tx?wait=final waits at most this long (default 30 s).
+WAIT_TIMEOUT_MS_MAX = 60_000
+WAIT_TIMEOUT_MS_DEFAULT = 30_000
 U32: Schema = {"type": "integer", "minimum": 0, "maximum": U32_MAX}
 HEIGHT: Schema = {"type": "integer", "minimum": 1, "maximum": U64_MAX}
 
@@ -264,9 +267,12 @@ def _get(summary: str, responses: Schema, *parameters: Schema) -> Schema:
     return {"get": operation}
 
 
-def _post(summary: str, body: Schema, responses: Schema) -> Schema:
+def _post(summary: str, body: Schema, responses: Schema, *parameters: Schema) -> Schema:
     request = {"required": True, "content": {"application/json": {"schema": body}}}
-    return {"post": {"summary": summary, "requestBody": request, "responses": responses}}
+    operation: Schema = {"summary": summary, "requestBody": request, "responses": responses}
+    if parameters:
+        operation["parameters"] = list(parameters)
+    return {"post": operation}
 
 
 # Every read of the store can fail (503 storage_failed); every route but the
@@ -283,9 +289,24 @@ def _tx_paths(limits: RpcLimits) -> dict[str, Schema]:
     }
     return {
         "/tx": _post(
-            "Submit one signed transaction",
+            "Submit one signed transaction; with ?wait=final, answer once it is committed"
+            " (200, its status) or, after timeout_ms, still not (202, its status)",
             _ref("TransactionInput"),
-            _responses(202, _ref("Accepted"), "Accepted (durable)", 400, 408, 409, 413, *_READ),
+            {
+                **_responses(
+                    202,
+                    {"oneOf": [_ref("Accepted"), _ref("TxStatus")]},
+                    "Accepted (durable); with ?wait=final, not committed yet: its status",
+                    400,
+                    408,
+                    409,
+                    413,
+                    *_READ,
+                ),
+                "200": _json(_ref("TxStatus"), "With ?wait=final: committed (or dropped)"),
+            },
+            _param("wait", "query", {"enum": ["final"]}),
+            _param("timeout_ms", "query", {**U64, "maximum": WAIT_TIMEOUT_MS_MAX}),
         ),
         "/txs": _post(
             f"Submit up to {limits.batch_txs_max} transactions; one result per item, in order",

@@ -41,11 +41,14 @@ anyio is used, so the app runs on trio (Hypercorn) and in asyncio test clients.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -59,7 +62,7 @@ from node.api.events import KEEPALIVE_S, EventStream, namespace_view, sse_block
 from node.api.events_ws import EventSocket
 from node.api.fastpath import FastPath
 from node.api.limits import RpcLimits
-from node.api.openapi import build_openapi
+from node.api.openapi import WAIT_TIMEOUT_MS_DEFAULT, WAIT_TIMEOUT_MS_MAX, build_openapi
 from node.api.ratelimit import RateLimit, TokenBuckets
 from node.api.requests import (
     bad_request,
@@ -156,9 +159,43 @@ class Api:
 
     async def submit_tx(self, request: Request) -> Response:
         self.require_ready()
+        wait = request.query_params.get("wait")
+        if wait not in (None, "final"):
+            raise bad_request(f"`wait` must be final, got {wait[:40]!r}")
+        timeout_ms = query_uint(request, "timeout_ms", WAIT_TIMEOUT_MS_DEFAULT)
+        if timeout_ms > WAIT_TIMEOUT_MS_MAX:
+            raise bad_request(
+                f"`timeout_ms` must be at most {WAIT_TIMEOUT_MS_MAX}, got {timeout_ms}"
+            )
+        first = self.backend.store.height() + 1  # before it can commit: no block missed
         body = await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
         content, status = await self.tx_answer(body)
-        return Response(content, status, media_type="application/json")
+        if wait is None or status != 202:
+            return Response(content, status, media_type="application/json")
+        id_ = bytes.fromhex(json.loads(content)["tx_id"])
+        return await self._wait_committed(id_, first, timeout_ms / 1000)
+
+    async def _wait_committed(self, id_: bytes, first: int, timeout_s: float) -> Response:
+        """200 with its status once committed (or dropped from the pool), else
+        202 with its status after `timeout_s` (like CometBFT's broadcast_tx_commit)."""
+        with anyio.move_on_after(timeout_s):
+            async with contextlib.aclosing(self.backend.finalized(first)) as blocks:
+                if (answer := self._settled(id_)) is not None:
+                    return json_response(answer)
+                async for _ in blocks:
+                    if (answer := self._settled(id_)) is not None:
+                        return json_response(answer)
+        state = self.backend.mempool.state(id_) or "pending"
+        return json_response({"tx_id": id_.hex(), "status": state}, 202)
+
+    def _settled(self, id_: bytes) -> dict[str, Any] | None:
+        location = self.backend.store.tx_location(id_)
+        if location is not None:
+            return self._committed(id_, location)
+        dropped = self.backend.mempool.dropped(id_)
+        if dropped is not None:
+            return {"tx_id": id_.hex(), "status": dropped.status, "reason": dropped.reason}
+        return None
 
     async def submit_txs(self, request: Request) -> Response:
         self.require_ready()

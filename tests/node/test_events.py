@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 
 from sequencer.client import Wallet
+from sequencer.codec import to_json
 from sequencer.crypto import PrivateKey
 from sequencer.genesis import load_genesis
+from sequencer.ids import tx_id
 from sequencer.light_protocol import Trust, verify_namespace
 from tests.node.cluster import Cluster, running
 from tests.node.wsclient import ws_messages
@@ -98,6 +100,19 @@ def test_a_namespace_followed_across_a_restart_gets_exactly_its_transactions(
             ]
         assert got == expected
         assert len(got) == 20
+        # POST /tx?wait=final answers once the transaction is committed: no polling.
+        tx = wallets[0].sign(20, b"waited for", 1)
+        waited = httpx.post(
+            f"{cluster.url(2)}/tx?wait=final",
+            content=to_json(tx),
+            timeout=40,
+            headers={"content-type": "application/json"},
+        )
+        assert waited.status_code == 200, waited.text
+        status = waited.json()
+        assert (status["tx_id"], status["status"]) == (tx_id(tx).hex(), "committed")
+        block = cluster.client(2).block(status["height"])
+        assert status["block_id"] == block["block_id"]
         # The same stream over WebSocket, from the start, on the restarted node.
         views, closed = ws_messages(cluster.url(1), f"/events?from=1&namespace={NAMESPACE}", target)
         assert closed is None

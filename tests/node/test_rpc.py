@@ -471,3 +471,36 @@ def test_openapi_error_codes_and_limits(api: Api) -> None:
         ]
         == LIMITS.batch_txs_max
     )
+
+
+# ------------------------------------------------------------------ POST /tx?wait=final
+
+
+def test_wait_final_answers_202_with_the_status_when_it_times_out(node: Node) -> None:
+    """This backend commits nothing: the wait ends at its timeout, still pending."""
+    response = node.api.post("/tx?wait=final&timeout_ms=200", json=body())
+    assert response.status_code == 202
+    assert response.json() == {"tx_id": tx_id(TX).hex(), "status": "pending"}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("wait=soon", "`wait` must be final"),
+        ("wait=final&timeout_ms=60001", "`timeout_ms` must be at most 60000"),
+    ],
+)
+def test_wait_refuses_bad_parameters_and_changes_nothing(
+    node: Node, query: str, message: str
+) -> None:
+    response = node.api.post(f"/tx?{query}", json=body())
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(message)
+    assert tx_id(TX) not in node.backend.mempool
+
+
+def test_wait_final_of_a_refused_transaction_is_the_refusal(node: Node) -> None:
+    assert node.api.post("/tx", json=body()).status_code == 202
+    again = node.api.post("/tx?wait=final", json=body())
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "duplicate"
