@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sequencer
 from net.identity import peer_id
+from node.ops.ceremony import add_genesis_commands
 from node.ops.verify import add_light_commands
 from sequencer.crypto import PrivateKey, load_key, save_key
 from sequencer.errors import SequencerError
@@ -338,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client(commands)
     _add_l1(commands)
     add_light_commands(commands)
+    add_genesis_commands(commands)
     # Listed here; its arguments are node.lab.bench's own (see `main`).
     commands.add_parser("bench", help="benchmark a fresh 4-node devnet (see `bench --help`)")
     return parser
