@@ -1,4 +1,6 @@
-"""Four nodes on four "hosts": Linux network namespaces joined by a bridge.
+"""Four nodes on four "hosts": Linux network namespaces joined by a bridge,
+set up as docs/deploy.md says (a key per host, the genesis ceremony, a home
+per host, `sequencer node --home`).
 
 Each node runs in its own namespace with its own address in a private /24
 (10.77.<pid % 256>.0/24, only inside namespaces this test creates, plus one
@@ -27,13 +29,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.ops.devnet import DevnetLayout, init_devnet
-from node.ops.procs import ChildProcess, node_argv, stop_all
+from node.ops.procs import ChildProcess, stop_all
 from sequencer.client import Client
 from sequencer.crypto import PrivateKey, sign_transaction
 from tests.node.cluster import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+SEQUENCER = Path(sys.executable).parent / "sequencer"
 NODES = 4
 CUT = 3
 CATCH_UP_S = 20.0
@@ -121,10 +123,17 @@ def netns_unavailable() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Node:
+    rpc: str
+    home: Path
+
+
 @dataclass
 class Net:
     hosts: Hosts
-    layout: DevnetLayout
+    chain_id: str
+    nodes: list[Node]
     processes: list[ChildProcess]
     clients: list[Client]
     nonce: int = 0
@@ -132,7 +141,7 @@ class Net:
     def submit(self, via: int) -> bytes:
         tx = sign_transaction(
             WALLET,
-            chain_id=self.layout.chain_id,
+            chain_id=self.chain_id,
             namespace=0,
             nonce=self.nonce,
             gas_price=1,
@@ -142,11 +151,11 @@ class Net:
         return self.clients[via].submit(tx)
 
     def height(self, index: int) -> int:
-        return int(httpx.get(f"{self.layout.nodes[index].rpc}/status", timeout=2).json()["height"])
+        return int(httpx.get(f"{self.nodes[index].rpc}/status", timeout=2).json()["height"])
 
     def height_inside(self, index: int) -> int:
         """The height, asked from inside the node's namespace (its link may be down)."""
-        url = f"{self.layout.nodes[index].rpc}/status"
+        url = f"{self.nodes[index].rpc}/status"
         script = f"import httpx; print(httpx.get({url!r}, timeout=2).json()['height'])"
         command = ["ip", "netns", "exec", self.hosts.namespace(index), sys.executable, "-c"]
         result = subprocess.run(
@@ -155,13 +164,55 @@ class Net:
         return int(result.stdout)
 
 
-def start(hosts: Hosts, layout: DevnetLayout, index: int) -> ChildProcess:
-    home = layout.nodes[index].home
+def sequencer(*args: str | Path) -> str:
+    done = subprocess.run(
+        [str(SEQUENCER), *map(str, args)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def ceremony(hosts: Hosts, root: Path) -> tuple[str, list[Node]]:
+    """docs/deploy.md, steps 2 and 3, by four operators: a key each, their
+    entries (the same ports on every host), one genesis, a home each."""
+    entries = []
+    for index in range(NODES):
+        operator, address = root / f"host{index}", hosts.address(index)
+        sequencer("keys", "new", "--out", operator / "key.json")
+        sequencer(
+            "genesis", "validator", "--key", operator / "key.json", "--name", f"v{index}",
+            "--p2p", f"/ip4/{address}/udp/26601", "--rpc", f"http://{address}:26600",
+            "--out", operator / "entry.json",
+        )  # fmt: skip
+        entries.append(operator / "entry.json")
+    genesis = root / "host0" / "genesis.json"
+    sequencer("genesis", "build", *entries, "--chain-id", "hosts-1", "--genesis-time-ms",
+              "1767225600000", "--out", genesis)  # fmt: skip
+    nodes = []
+    for index in range(NODES):
+        operator = root / f"host{index}"
+        sequencer("genesis", "home", "--key", operator / "key.json", "--genesis", genesis,
+                  "--out", operator / "home")  # fmt: skip
+        nodes.append(Node(f"http://{hosts.address(index)}:26600", operator / "home"))
+    return "hosts-1", nodes
+
+
+def start(hosts: Hosts, node: Node, index: int) -> ChildProcess:
+    """docs/deploy.md, step 4, on host `index`."""
     return ChildProcess(
-        ["ip", "netns", "exec", hosts.namespace(index), *node_argv(home)],
+        [
+            "ip",
+            "netns",
+            "exec",
+            hosts.namespace(index),
+            str(SEQUENCER),
+            "node",
+            "--home",
+            str(node.home),
+        ],
         env={"PYTHONPATH": str(ROOT)},
         cwd=ROOT,
-        output=home / "node.log",
+        output=node.home / "node.log",
     ).start()
 
 
@@ -175,17 +226,16 @@ def net(tmp_path: Path) -> Iterator[Net]:
     clients: list[Client] = []
     try:
         hosts.build()
-        addresses = [hosts.address(i) for i in range(NODES)]
-        layout = init_devnet(tmp_path / "devnet", NODES, base_port=26600, hosts=addresses)
-        processes.extend(start(hosts, layout, i) for i in range(NODES))
-        clients.extend(Client(node.rpc) for node in layout.nodes)
-        for index, node in enumerate(layout.nodes):
+        chain_id, nodes = ceremony(hosts, tmp_path)
+        processes.extend(start(hosts, node, i) for i, node in enumerate(nodes))
+        clients.extend(Client(node.rpc) for node in nodes)
+        for index, node in enumerate(nodes):
             wait_until(
                 lambda node=node: httpx.get(f"{node.rpc}/health", timeout=1).status_code == 200,
                 30,
                 f"node {index} in {hosts.namespace(index)} healthy",
             )
-        yield Net(hosts, layout, processes, clients)
+        yield Net(hosts, chain_id, nodes, processes, clients)
     finally:
         for client in clients:
             client.close()
@@ -199,13 +249,13 @@ def test_four_hosts_finalize_survive_a_cut_link_and_catch_up(net: Net) -> None:
         for index in range(NODES):
             net.clients[index].wait_final(tx_id, timeout=20)
     # Each node talks to the others over its own interface, not loopback.
-    peers = httpx.get(f"{net.layout.nodes[0].rpc}/peers", timeout=5).json()["peers"]
+    peers = httpx.get(f"{net.nodes[0].rpc}/peers", timeout=5).json()["peers"]
     addresses = sorted(str(p["address"]).split(":")[0] for p in peers)
     assert addresses == sorted(net.hosts.address(i) for i in range(1, NODES))
 
     net.hosts.set_link(CUT, up=False)
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{net.layout.nodes[CUT].rpc}/health", timeout=1)
+        httpx.get(f"{net.nodes[CUT].rpc}/health", timeout=1)
     cut_at = net.height_inside(CUT)
     for via in (0, 1, 2, 0, 1):
         tx_id = net.submit(via)
