@@ -195,3 +195,16 @@ def test_dev_accounts_are_the_same_keys_from_the_same_seed(tmp_path: Path) -> No
         f"error: the devnet under {tmp_path / 'a'} has --seed 'devnet', not 'other';"
         " add --fresh to recreate it, or leave --seed out"
     )
+
+
+def test_a_payload_that_is_not_hex_is_one_line(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    subprocess.run([str(SEQUENCER), "keys", "new", "--out", str(key)], check=True, timeout=60)
+    done = subprocess.run(
+        [str(SEQUENCER), "tx", "send", "--key", str(key), "--payload-hex", "zz"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["error: --payload-hex: not hex bytes: 'zz'"]
