@@ -43,6 +43,7 @@ from storage.schema import (
     encode_u64,
     journal_key,
     nonce_key,
+    sender_tx_key,
     tx_key,
 )
 
@@ -220,8 +221,9 @@ class WriteBatch:
             certificate_key(height): encode(certificate),
             block_id_key(header_id): encode_u64(height),
         }
-        for index, id_ in enumerate(facts.tx_ids):
+        for index, (tx, id_) in enumerate(zip(block.txs, facts.tx_ids, strict=True)):
             ops[tx_key(id_)] = encode_tx_location(height, index)
+            ops[sender_tx_key(tx.sender, tx.nonce)] = id_
         for sender, nonce in next_nonces.items():
             ops[nonce_key(sender)] = encode_u64(nonce)
         tip = ChainTip(height, header_id, block.header.state_root, commit_id(certificate))

@@ -14,6 +14,7 @@ range is one contiguous scan.
 | `X`    | `X` + tx_id (32)                     | height u64 BE + index u32 BE (12 bytes)       |
 | `T`    | `T` (single key)                     | `ChainTip` (canonical encoding)               |
 | `N`    | `N` + sender (32)                    | next nonce u64 BE                             |
+| `A`    | `A` + sender (32) + nonce u64 BE     | tx_id (32) of the sender's committed tx       |
 | `S`    | `S` (single key)                     | `SigningState` (canonical encoding)           |
 | `J`    | `J` + arrival seq u64 BE             | journaled tx: arrival time_ms u64 BE + tx     |
 | `L`    | `L` + batch number u64 BE            | L1 batch record (bytes owned by the batcher)  |
@@ -41,6 +42,7 @@ __all__ = [
     "META_SCHEMA_KEY",
     "NONCE_PREFIX",
     "SCHEMA_VERSION",
+    "SENDER_TX_PREFIX",
     "SIGNING_STATE_KEY",
     "TIP_KEY",
     "TX_LOCATION_BYTES",
@@ -61,12 +63,15 @@ __all__ = [
     "journal_key",
     "journal_range",
     "nonce_key",
+    "sender_tx_key",
+    "sender_tx_range",
     "tx_key",
 ]
 
 # 2: block headers carry `namespace_root` (after `tx_root`), so every stored
-# block and id of version 1 has another encoding.
-SCHEMA_VERSION = 2
+# block and id of version 1 has another encoding. 3: the `A` index of each
+# sender's committed transactions by nonce.
+SCHEMA_VERSION = 3
 
 META_PREFIX = b"M"
 BLOCK_PREFIX = b"B"
@@ -75,6 +80,7 @@ BLOCK_ID_PREFIX = b"I"
 TX_PREFIX = b"X"
 TIP_KEY = b"T"
 NONCE_PREFIX = b"N"
+SENDER_TX_PREFIX = b"A"
 SIGNING_STATE_KEY = b"S"
 JOURNAL_PREFIX = b"J"
 BATCHER_PREFIX = b"L"
@@ -163,6 +169,15 @@ def tx_key(tx_id: bytes) -> bytes:
 
 def nonce_key(sender: bytes) -> bytes:
     return _hash_key(NONCE_PREFIX, sender)
+
+
+def sender_tx_key(sender: bytes, nonce: int) -> bytes:
+    return _hash_key(SENDER_TX_PREFIX, sender) + encode_u64(nonce)
+
+
+def sender_tx_range(sender: bytes, first_nonce: int) -> tuple[bytes, bytes]:
+    """Scan bounds over a sender's committed transactions from `first_nonce`."""
+    return sender_tx_key(sender, first_nonce), _hash_key(SENDER_TX_PREFIX, sender) + b"\xff" * 9
 
 
 def journal_key(seq: int) -> bytes:

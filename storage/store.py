@@ -71,6 +71,7 @@ from storage.schema import (
     height_range,
     journal_range,
     nonce_key,
+    sender_tx_range,
     tx_key,
 )
 
@@ -162,9 +163,10 @@ class Store:
         if version < SCHEMA_VERSION:
             raise StoreMismatchError(
                 f"database {self.location} was written by an older sequencer (schema "
-                f"{version}; block headers have since gained namespace_root, so its blocks "
-                f"cannot be read): move it aside and start with an empty data directory, "
-                f"which catches up from the peers (a devnet: `sequencer devnet up --fresh`)"
+                f"{version}, this one reads {SCHEMA_VERSION}: block headers have since gained"
+                f" namespace_root, the store a sender index): move it aside and start with"
+                f" an empty data directory, which catches up from the peers (a devnet:"
+                f" `sequencer devnet up --fresh`)"
             )
         if version != SCHEMA_VERSION:
             raise StoreMismatchError(
@@ -300,6 +302,20 @@ class Store:
         raw = self._kv.get(tx_key(tx_id))
         what = f"the location of transaction {tx_id.hex()}"
         return None if raw is None else self._parse(raw, decode_tx_location, what)
+
+    def sender_txs(self, sender: bytes, first_nonce: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` (nonce, tx_id) of the sender's committed transactions,
+        from `first_nonce` on, in nonce order (which is chain order)."""
+        start, stop = sender_tx_range(sender, first_nonce)
+        found = []
+        for key, value in self._kv.scan(start, stop):
+            nonce = self._parse(key[33:], decode_u64, "a sender index key")
+            if len(value) != 32:
+                raise StoreCorruptError(f"the sender index holds {len(value)} bytes, not a tx id")
+            found.append((nonce, value))
+            if len(found) >= limit:
+                break
+        return found
 
     def next_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transaction must carry (0 if never seen)."""

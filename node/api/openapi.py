@@ -208,6 +208,37 @@ def _node_schemas() -> dict[str, Schema]:
             }
         ),
         "Batches": _object({"batches": {"type": "array", "items": _ref("Batch")}}),
+        "SenderTxs": _object(
+            {
+                "sender": _hex(64),
+                "txs": {
+                    "type": "array",
+                    "items": _object(
+                        {"nonce": U64, "tx_id": _hex(64), "height": HEIGHT, "index": U32}
+                    ),
+                },
+                "next_from_nonce": {"oneOf": [{"type": "null"}, U64]},
+            }
+        ),
+        "NamespaceTxs": _object(
+            {
+                "namespace": U64,
+                "from": HEIGHT,
+                "to": U64,
+                "txs": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "height": HEIGHT,
+                            "index": U32,
+                            "tx_id": _hex(64),
+                            "tx": _ref("Transaction"),
+                        }
+                    ),
+                },
+                "next_from": {"oneOf": [{"type": "null"}, HEIGHT]},
+            }
+        ),
         "Health": _object({"status": {"const": "ok"}}),
         "Ready": _object({"status": {"const": "ready"}}),
     }
@@ -330,6 +361,24 @@ def _tx_paths(limits: RpcLimits) -> dict[str, Schema]:
             # 404: a path parameter holding `/` matches no route (as for every path parameter).
             _responses(200, _ref("Account"), "The nonces", 400, 404, *_READ),
             _param("sender", "path", _hex_in(32)),
+        ),
+        "/accounts/{sender}/txs": _get(
+            "A sender's committed transactions by nonce (chain order), paged",
+            _responses(
+                200, _ref("SenderTxs"), "Up to `limit`; next_from_nonce to go on", 400, 404, *_READ
+            ),
+            _param("sender", "path", _hex_in(32)),
+            _param("from_nonce", "query", U64),
+            _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
+        "/namespaces/{namespace}/txs": _get(
+            "A namespace's transactions over a range of heights, in block order, paged",
+            _responses(
+                200, _ref("NamespaceTxs"), "next_from to go on (null: done)", 400, 404, *_READ
+            ),
+            _param("namespace", "path", U64),
+            _param("from", "query", HEIGHT),
+            _param("to", "query", HEIGHT),
         ),
     }
 

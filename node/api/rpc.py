@@ -89,6 +89,7 @@ from node.api.responses import (
     on_storage_error,
     result_body,
 )
+from node.api.search import Search
 from sequencer.codec import to_builtins
 from sequencer.ids import block_id, tx_id
 from sequencer.merkle import MerkleTree
@@ -111,6 +112,7 @@ class Api:
         self.keepalive_s = keepalive_s
         self.openapi = ENCODER.encode(build_openapi(limits))
         self.events_socket = EventSocket(backend)
+        self.search = Search(backend, limits)
 
     # -------------------------------------------------------------- writes
 
@@ -402,6 +404,8 @@ def _routes(api: Api) -> list[BaseRoute]:
         Route("/blocks", api.block_range, methods=get),
         Route("/namespaces/{namespace}/blocks/{height}", api.namespace_block, methods=get),
         Route("/accounts/{sender}", api.account, methods=get),
+        Route("/accounts/{sender}/txs", api.search.sender_txs, methods=get),
+        Route("/namespaces/{namespace}/txs", api.search.namespace_txs, methods=get),
         Route("/status", api.status, methods=get),
         Route("/validators", api.validators, methods=get),
         Route("/peers", api.peers, methods=get),

@@ -504,3 +504,49 @@ def test_wait_final_of_a_refused_transaction_is_the_refusal(node: Node) -> None:
     again = node.api.post("/tx?wait=final", json=body())
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "duplicate"
+
+
+# ------------------------------------------------------------------ search
+
+
+def test_a_senders_transactions_by_nonce_paged(api: Api) -> None:
+    sender = CHAIN[0].block.txs[0].sender if CHAIN[0].block.txs else CHAIN[1].block.txs[0].sender
+    theirs = sorted(
+        (tx.nonce, tx_id(tx).hex(), item.height, index)
+        for item in CHAIN
+        for index, tx in enumerate(item.block.txs)
+        if tx.sender == sender
+    )
+    assert len(theirs) >= 3
+    answer = api.get(f"/accounts/{sender.hex()}/txs").json()
+    assert [(t["nonce"], t["tx_id"], t["height"], t["index"]) for t in answer["txs"]] == theirs
+    assert answer["next_from_nonce"] is None
+    pages, cursor = [], 0
+    while cursor is not None:
+        page = api.get(f"/accounts/{sender.hex()}/txs?from_nonce={cursor}&limit=2").json()
+        pages += page["txs"]
+        cursor = page["next_from_nonce"]
+    assert [t["nonce"] for t in pages] == [n for n, *_ in theirs]
+    assert api.get(f"/accounts/{'00' * 32}/txs").json()["txs"] == []
+    assert api.get(f"/accounts/{sender.hex()}/txs?limit=1001").status_code == 400
+
+
+def test_a_namespaces_transactions_over_heights(api: Api) -> None:
+    pages, cursor = [], 1
+    while cursor is not None:  # the test limits allow a few heights per request
+        page = api.get(f"/namespaces/9/txs?from={cursor}&to=7").json()
+        assert (page["from"], page["to"]) == (cursor, 7)
+        pages += page["txs"]
+        cursor = page["next_from"]
+    expected = [
+        (item.height, index, tx_id(tx).hex())
+        for item in CHAIN
+        for index, tx in enumerate(item.block.txs)
+        if tx.namespace == 9
+    ]
+    assert [(t["height"], t["index"], t["tx_id"]) for t in pages] == expected
+    assert all(t["tx"]["namespace"] == 9 for t in pages)
+    tail = api.get("/namespaces/7/txs?from=6").json()
+    assert {t["height"] for t in tail["txs"]} <= {6, 7}
+    assert api.get("/namespaces/7/txs?from=5&to=3").status_code == 400
+    assert api.get("/namespaces/7/txs?from=99").json()["txs"] == []

@@ -24,7 +24,7 @@ PREFIXES = {
 
 def test_prefixes_are_distinct_single_bytes_and_documented() -> None:
     firsts = [value[:1] for value in PREFIXES.values()]
-    assert len(set(firsts)) == len(firsts) == 11
+    assert len(set(firsts)) == len(firsts) == 12
     documented = re.findall(r"^\| `(\w)`", schema.__doc__ or "", re.MULTILINE)
     assert sorted(documented) == sorted(first.decode() for first in firsts)
 
@@ -90,4 +90,4 @@ def test_fixed_keys() -> None:
     assert schema.META_GENESIS_KEY == b"Mgenesis"
     assert schema.block_key(1) == b"B" + bytes(7) + b"\x01"
     assert schema.tx_key(bytes(range(32))) == b"X" + bytes(range(32))
-    assert schema.encode_schema_version(schema.SCHEMA_VERSION) == b"\x00\x00\x00\x02"
+    assert schema.encode_schema_version(schema.SCHEMA_VERSION) == b"\x00\x00\x00\x03"

@@ -12,6 +12,7 @@ import pytest
 from sequencer.certificate import verify_certificate
 from sequencer.codec import decode, encode
 from sequencer.ids import block_facts
+from sequencer.ids import tx_id as id_of
 from sequencer.types import ZERO_ID, Block, SignStep, Transaction, TxLocation
 from storage import (
     SCHEMA_VERSION,
@@ -31,6 +32,7 @@ from storage.schema import (
     nonce_key,
     tx_key,
 )
+from tests.storage import chain
 from tests.storage.backends import Backend
 from tests.storage.chain import (
     CHAIN_ID,
@@ -359,7 +361,7 @@ def test_schema_version_mismatch_is_refused(backend: Backend) -> None:
     store = backend.open()
     store.kv.write([(META_SCHEMA_KEY, encode_schema_version(SCHEMA_VERSION + 1))], sync=True)
     store.close()
-    with pytest.raises(StoreMismatchError, match=r"schema version 3, this program reads version 2"):
+    with pytest.raises(StoreMismatchError, match=r"schema version 4, this program reads version 3"):
         backend.open()
 
 
@@ -585,3 +587,19 @@ def test_the_tip_is_read_once_and_kept_current(backend: Backend) -> None:
     store.close()
     with pytest.raises(StoreClosedError):
         store.tip()
+
+
+def test_a_senders_committed_transactions_by_nonce(backend: Backend) -> None:
+    """The sender index: (nonce, tx_id) in nonce order, paged from a nonce."""
+    store = backend.open()
+    items = chain.build_chain(6)
+    for item in items:
+        store.commit_block(*item.args())
+    by_sender: dict[bytes, list[tuple[int, bytes]]] = {}
+    for item in items:
+        for tx in item.block.txs:
+            by_sender.setdefault(tx.sender, []).append((tx.nonce, id_of(tx)))
+    for sender, expected in by_sender.items():
+        assert store.sender_txs(sender, 0, 100) == sorted(expected)
+        assert store.sender_txs(sender, 1, 1) == sorted(expected)[1:2]
+    assert store.sender_txs(bytes(32), 0, 10) == []
