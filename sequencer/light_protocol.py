@@ -17,12 +17,13 @@ broke and whose message says where. An answer that does not even parse is a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sequencer.certificate import ValidatorSet, verify_certificate
-from sequencer.codec import from_builtins
+from sequencer.codec import from_builtins, parse_hex
 from sequencer.errors import CertificateError, DecodeError, ProofError
 from sequencer.ids import block_id, commit_id, tx_id, tx_root
 from sequencer.merkle import verify_inclusion
@@ -105,12 +106,10 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _hex32(value: Any, where: str) -> bytes:
-    try:
-        if isinstance(value, str) and len(value) == 64:
-            return bytes.fromhex(value)
-    except ValueError:
-        pass
-    raise ProofError("malformed", f"{where}: not 64 hex characters: {value!r:.80}")
+    if isinstance(value, str):
+        with contextlib.suppress(DecodeError):
+            return parse_hex(value, length=32, path=where)
+    raise ProofError("malformed", f"{where}: not 32 bytes of hex: {value!r:.80}")
 
 
 def _header_and_certificate(

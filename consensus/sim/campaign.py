@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,7 +262,8 @@ def replay_command(
     return " ".join([*parts, f"--seed {seed}"])
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], clock: Callable[[], float] = time.perf_counter) -> int:
+    """`clock` (seconds) times the campaign for its progress lines and table only."""
     args = parse_args(argv)
     scale = args.scale or [SCALE.get(n, 0.1) for n in args.validators]
     rows = {
@@ -293,7 +294,7 @@ def main(argv: list[str]) -> int:
         f"{len(tasks)} chunks of up to {CHUNK} to run on {args.jobs} processes",
         flush=True,
     )
-    started = time.monotonic()
+    started = clock()
     state = args.state.open("a") if args.state else None
     try:
         context = multiprocessing.get_context("fork")
@@ -305,7 +306,7 @@ def main(argv: list[str]) -> int:
                 if state is not None:
                     state.write(json.dumps(record) + "\n")
                     state.flush()
-                rate = done / max(1e-9, time.monotonic() - started)
+                rate = done / max(1e-9, clock() - started)
                 print(
                     f"[campaign] N={record['validators']} {record['faults']} seeds "
                     f"{record['start']}..{record['start'] + record['count'] - 1}: "
@@ -316,7 +317,7 @@ def main(argv: list[str]) -> int:
     finally:
         if state is not None:
             state.close()
-    report = table(list(rows.values()), time.monotonic() - started, args.jobs)
+    report = table(list(rows.values()), clock() - started, args.jobs)
     failures = [(row, seed, text) for row in rows.values() for seed, text in sorted(row.failures)]
     print(report)
     for row, seed, text in failures[:FAILURES_SHOWN_MAX]:

@@ -42,7 +42,6 @@ anyio is used, so the app runs on trio (Hypercorn) and in asyncio test clients.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -140,11 +139,11 @@ class Api:
 
     async def tx_answer(self, body: bytes) -> tuple[bytes, int]:
         """POST /tx's answer to a body read in full: (JSON, status)."""
-        tx = decode_tx(body)
-        (result,) = await self._submit([tx])
-        if result.error is None:
-            return accepted_body(result.tx_id), 202
-        return ENCODER.encode(result_body(result)), HTTP_STATUS[result.error]
+        return _tx_answer(await self._tx_result(body))
+
+    async def _tx_result(self, body: bytes) -> SubmitResult:
+        (result,) = await self._submit([decode_tx(body)])
+        return result
 
     async def txs_answer(self, body: bytes) -> tuple[bytes, int]:
         """POST /txs's answer to a body read in full: (JSON, 200)."""
@@ -171,11 +170,11 @@ class Api:
             )
         first = self.backend.store.height() + 1  # before it can commit: no block missed
         body = await read_body(request, self.limits.body_bytes_max, self.limits.body_timeout_s)
-        content, status = await self.tx_answer(body)
-        if wait is None or status != 202:
+        result = await self._tx_result(body)
+        if wait is None or result.error is not None:
+            content, status = _tx_answer(result)
             return Response(content, status, media_type="application/json")
-        id_ = bytes.fromhex(json.loads(content)["tx_id"])
-        return await self._wait_committed(id_, first, timeout_ms / 1000)
+        return await self._wait_committed(result.tx_id, first, timeout_ms / 1000)
 
     async def _wait_committed(self, id_: bytes, first: int, timeout_s: float) -> Response:
         """200 with its status once committed (or dropped from the pool), else
@@ -391,6 +390,12 @@ class Api:
 
     async def openapi_json(self, request: Request) -> Response:
         return Response(self.openapi, media_type="application/json")
+
+
+def _tx_answer(result: SubmitResult) -> tuple[bytes, int]:
+    if result.error is None:
+        return accepted_body(result.tx_id), 202
+    return ENCODER.encode(result_body(result)), HTTP_STATUS[result.error]
 
 
 def _routes(api: Api) -> list[BaseRoute]:

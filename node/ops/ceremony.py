@@ -19,10 +19,12 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from blake3 import blake3
 
 from net.identity import peer_id
+from node.config import config_from_table, dump_config
 from sequencer.codec import from_builtins, to_builtins
 from sequencer.crypto import load_key
 from sequencer.errors import DecodeError, SequencerError
@@ -99,10 +101,6 @@ def home_files(key_file: Path, genesis_file: Path) -> tuple[str, bytes, bytes, s
     """(name, key file bytes, genesis bytes, config.toml) of the node whose key
     this is: it listens on the addresses of its own entry and peers with every
     other validator of the genesis."""
-    from urllib.parse import urlsplit
-
-    from node.config import config_from_table, dump_config
-
     genesis = load_genesis(genesis_file)
     key = load_key(key_file)
     mine = [v for v in genesis.validators if v.public_key == key.public_key]

@@ -210,14 +210,19 @@ def _only_proof_errors(check) -> bool:
     return True
 
 
-@given(namespace_lists, st.data())
-def test_a_changed_transaction_set_never_verifies(namespaces: list[int], data) -> None:
+def _drawn_presence(namespaces: list[int], data) -> tuple:
+    """A block of `namespaces`, a namespace drawn from it, its proof and its txs."""
     txs = txs_of(namespaces)
     table = table_of(txs)
     namespace = data.draw(st.sampled_from(sorted(set(namespaces))))
     proven = table.presence(namespace)
     assert proven is not None
-    mine = [tx for tx in txs if tx.namespace == namespace]
+    return table, namespace, proven, [tx for tx in txs if tx.namespace == namespace]
+
+
+@given(namespace_lists, st.data())
+def test_a_changed_transaction_set_never_verifies(namespaces: list[int], data) -> None:
+    table, namespace, proven, mine = _drawn_presence(namespaces, data)
     others = [tx for tx in txs_of([namespace] * 3)][1:]  # valid txs of N not in the block
     change = data.draw(st.sampled_from(["add", "remove", "reorder", "move"]))
     if change == "add":
@@ -274,12 +279,7 @@ def _mutated_proof(data, proof: InclusionProof) -> InclusionProof:
 
 @given(namespace_lists, st.data())
 def test_mutated_presence_proofs_raise_only_proof_error(namespaces: list[int], data) -> None:
-    txs = txs_of(namespaces)
-    table = table_of(txs)
-    namespace = data.draw(st.sampled_from(sorted(set(namespaces))))
-    proven = table.presence(namespace)
-    assert proven is not None
-    mine = [tx for tx in txs if tx.namespace == namespace]
+    table, namespace, proven, mine = _drawn_presence(namespaces, data)
     entry, proof = proven.entry, _mutated_proof(data, proven.proof)
     if data.draw(st.booleans()):
         entry = NamespaceEntry(
