@@ -90,7 +90,9 @@ def _apt_install(package: str) -> bool:
 
 def ensure_test_tools() -> None:
     """System tools some tests need: npm, to install anvil (the Ethereum L1 of
-    the L1 tests) from its npm package; prometheus and promtool (one Debian
+    the L1 tests) from its npm package and the TypeScript client's locked
+    dependencies (and, where the system's Node.js is older than 20.19, a
+    newer one: `tests/typescript.py`); prometheus and promtool (one Debian
     package, `prometheus`) for the metrics tests; wrk, the HTTP load generator
     of the wallet benchmark (`python3 scripts/bench.py --only wallet`) and its
     test. Installed with apt-get when missing and we can; otherwise those
