@@ -33,10 +33,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def make_nodes(
-    count: int, loss: float = 0.0, config: GossipConfig | None = None
+    count: int,
+    loss: float = 0.0,
+    config: GossipConfig | None = None,
+    ports: list[int] | None = None,
 ) -> tuple[list[GossipNode], list[PrivateKey]]:
+    """`ports`, when a test needs more sockets than the nodes': drawn with
+    theirs in one `free_ports` call, or the kernel may hand out a node's port
+    again (it is closed until the node binds it)."""
     keys = node_keys(count)
-    ports = free_ports(count)
+    ports = free_ports(count) if ports is None else ports
     entries = [
         PeerAddress(k.public_key, ("127.0.0.1", p)) for k, p in zip(keys, ports, strict=True)
     ]
@@ -174,9 +180,9 @@ def test_forged_and_replayed_datagrams_are_dropped_and_counted() -> None:
 
 
 def test_an_unknown_peer_cannot_inject_messages() -> None:
-    nodes, _keys = make_nodes(2)
+    *node_ports, stranger_port = free_ports(3)
+    nodes, _keys = make_nodes(2, ports=node_ports)
     stranger_key = PrivateKey(b"\x55" * 32)
-    (stranger_port,) = free_ports(1)
     victim = PeerAddress(_keys[1].public_key, nodes[1]._listen)
     stranger = GossipNode(stranger_key, ("127.0.0.1", stranger_port), [victim])
 
