@@ -8,8 +8,8 @@
 
 The first run creates .venv from requirements.lock (see scripts/bootstrap.py)
 and installs the system tools some tests need when missing (apt-get): npm, to
-fetch anvil for the L1 tests and the TypeScript client's dependencies, prometheus (with promtool), and wrk for the
-wallet benchmark's test.
+fetch anvil for the L1 tests and the TypeScript client's dependencies,
+prometheus (with promtool), and wrk for the wallet benchmark's test.
 Exit status is pytest's: a run that collects no tests fails (pytest exits 5).
 """
 

@@ -187,7 +187,8 @@ class NodeTests:
         assert self.returncode == 0, f"node --test failed: {detail}"
         assert self.counts.get("fail") == 0, detail
         assert self.counts.get("cancelled") == 0, detail
-        # A skipped suite (`describe(..., { skip })`) is not counted as skipped: its TAP line says so.
+        # A skipped suite (`describe(..., { skip })`) is not counted as skipped;
+        # its TAP line says so.
         skipped = re.findall(r"^\s*ok .* # SKIP.*$", self.output, re.M)
         assert self.counts.get("skipped") == 0, f"tests were skipped: {detail}"
         assert not skipped, f"suites were skipped: {skipped}"
