@@ -72,6 +72,21 @@ def _in_block(status: TxStatus, block: VerifiedBlock) -> VerifiedTx:
             f"but serves another at height {status.height}",
         )
     check_inclusion(block, status.tx_id, status.proof)
+    # An audit path shows that the transaction is in the block, not always
+    # where (item 2 of 3 takes the path of item 1 of 2): the ids the block's
+    # tx_root covers say where.
+    ids = block.tx_ids or ()
+    index = status.index
+    if (
+        status.proof.size != len(ids)
+        or index is None
+        or index >= len(ids)
+        or ids[index] != status.tx_id
+    ):
+        raise ProofError(
+            "wrong_index",
+            f"transaction {status.tx_id.hex()} is not at index {index} of block {block.height}",
+        )
     return VerifiedTx(status, block)
 
 

@@ -224,6 +224,23 @@ def test_a_transaction_proof_that_does_not_reach_the_root_is_caught() -> None:
         assert refused(lambda: client.tx(tx_id(tx))).reason == "not_included"
 
 
+def test_a_transaction_served_at_a_false_index_is_caught() -> None:
+    # Block 3 holds 3 transactions; the last one's audit path is also the path
+    # of item 1 of 2, so it verifies against tx_root at the wrong place.
+    def lie(kind: str, height: int, body: dict[str, Any]) -> dict[str, Any]:
+        if kind == "tx":
+            body = copy.deepcopy(body)
+            body["index"] = body["proof"]["index"] = 1
+            body["proof"]["size"] = 2
+        return body
+
+    tx = CHAIN[2].block.txs[2]
+    with light(ChainServer()) as client:
+        assert client.tx(tx_id(tx)).status.index == 2
+    with light(ChainServer(lie)) as client:
+        assert refused(lambda: client.tx(tx_id(tx))).reason == "wrong_index"
+
+
 def test_a_certificate_from_unknown_keys_is_caught() -> None:
     def lie(kind: str, height: int, body: dict[str, Any]) -> dict[str, Any]:
         if kind == "block":

@@ -8,7 +8,7 @@
 import { CertificateError } from "./errors.js";
 import { bytesEqual } from "./hex.js";
 import { PRECOMMIT, voteSigningBytes } from "./ids.js";
-import { verifySignature } from "./keys.js";
+import { toU64, verifySignature } from "./keys.js";
 import type { CommitCertificate, Genesis } from "./types.js";
 
 export class ValidatorSet {
@@ -32,7 +32,7 @@ export class ValidatorSet {
 }
 
 export interface Expected {
-  height?: bigint;
+  height?: bigint | number;
   blockId?: Uint8Array;
 }
 
@@ -43,10 +43,11 @@ export function verifyCertificate(
   chainId: string,
   expected: Expected = {},
 ): void {
-  if (expected.height !== undefined && certificate.height !== expected.height) {
+  const height = expected.height === undefined ? undefined : toU64("height", expected.height);
+  if (height !== undefined && certificate.height !== height) {
     throw new CertificateError(
       "wrong_height",
-      `certificate is for height ${certificate.height}, expected ${expected.height}`,
+      `certificate is for height ${certificate.height}, expected ${height}`,
     );
   }
   if (expected.blockId !== undefined && !bytesEqual(certificate.block_id, expected.blockId)) {

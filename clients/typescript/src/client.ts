@@ -15,7 +15,7 @@
  */
 
 import { BAD_RESPONSE, ClientError, InputError, TIMEOUT, UNREACHABLE } from "./errors.js";
-import { bytesEqual, concatBytes, fromHex, toHex } from "./hex.js";
+import { bytesEqual, fromHex, joinBytes, toHex } from "./hex.js";
 import { blockId, txId } from "./ids.js";
 import { parseJson, stringifyJson } from "./json.js";
 import { toU64, type Wallet } from "./keys.js";
@@ -26,6 +26,7 @@ import { parseHeader, parseProof, readU64, transactionJson, type InclusionProof,
 /** The largest answer read: a full block is 4 MiB of transactions, twice that as hex, plus keys. */
 export const RESPONSE_BYTES_MAX = 64 * 1024 * 1024;
 const RETRIES = 3;
+const EVENTS_IDLE_MS = 45_000;
 const RETRY_AFTER_MS_MAX = 5_000;
 const SNIPPET_CHARS_MAX = 200;
 
@@ -75,6 +76,8 @@ export interface EventsOptions {
   /** Block events carry transaction bodies unless false. */
   full?: boolean;
   signal?: AbortSignal;
+  /** The longest silence before the stream counts as dead (default 45 s; the node sends a keepalive every 15 s). */
+  idleMs?: number;
 }
 
 export interface AccountTx {
@@ -382,44 +385,84 @@ export class Client {
     if (options.from !== undefined) params.from = String(toU64("from", options.from));
     if (options.namespace !== undefined) params.namespace = String(toU64("namespace", options.namespace));
     if (options.full === false) params.full = "false";
+    const idleMs = options.idleMs ?? EVENTS_IDLE_MS;
     const url = this.url("/events", params);
     const what = "GET /events";
-    let response: Response;
+    // One controller for the whole stream: the caller's signal, the time to
+    // the answer's head (`timeoutMs`), then the longest silence (`idleMs`; the
+    // node sends a keepalive every 15 s), each aborts it.
+    const stop = new AbortController();
+    let timedOut: string | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = (ms: number, why: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = why;
+        stop.abort();
+      }, ms);
+    };
+    const onAbort = () => stop.abort();
+    options.signal?.addEventListener("abort", onAbort);
+    if (options.signal?.aborted) stop.abort();
+    const failed = (error: unknown) =>
+      timedOut !== null ? new ClientError(TIMEOUT, `${what} to ${url}: ${timedOut}`) : transportError(error, what, url, this.timeoutMs);
     try {
-      response = await this.fetchImpl(url, { headers: { accept: "text/event-stream" }, ...(options.signal ? { signal: options.signal } : {}) });
-    } catch (error) {
-      throw transportError(error, what, url, this.timeoutMs);
-    }
-    if (!response.ok) {
-      const body = await readCapped(response, 64 * 1024, what).catch(() => "");
-      throw errorOf({ what, status: response.status, body, retryAfter: null });
-    }
-    if (response.body === null) throw new ClientError(BAD_RESPONSE, `${what}: no body`);
-    const parser = new SseParser(this.responseBytesMax);
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          throw transportError(error, what, url, this.timeoutMs);
+      arm(this.timeoutMs, `no answer within ${this.timeoutMs / 1000} s`);
+      let response: Response;
+      try {
+        response = await abortable(this.fetchImpl(url, { headers: { accept: "text/event-stream" }, signal: stop.signal }), stop.signal);
+      } catch (error) {
+        throw failed(error);
+      }
+      if (!response.ok) {
+        const body = await readCapped(response, 64 * 1024, what).catch(() => "");
+        throw errorOf({ what, status: response.status, body, retryAfter: response.headers.get("retry-after") });
+      }
+      if (response.body === null) throw new ClientError(BAD_RESPONSE, `${what}: no body`);
+      const parser = new SseParser(this.responseBytesMax);
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          arm(idleMs, `nothing, not even a keepalive, for ${idleMs / 1000} s`);
+          let chunk;
+          try {
+            chunk = await abortable(reader.read(), stop.signal);
+          } catch (error) {
+            throw failed(error);
+          }
+          if (chunk.done) return;
+          for (const event of parser.feed(chunk.value)) {
+            const exchange = { what, status: response.status, body: event.data, retryAfter: null };
+            if (event.event === "error") throw errorOf({ ...exchange, status: 503 });
+            if (event.event !== "block") continue;
+            clearTimeout(timer); // the caller's time with an event is not the node's silence
+            yield asObject(exchange, decode(exchange), "$");
+          }
         }
-        if (chunk.done) return;
-        for (const event of parser.feed(chunk.value)) {
-          const exchange = { what, status: response.status, body: event.data, retryAfter: null };
-          if (event.event === "error") throw errorOf({ ...exchange, status: 500 });
-          if (event.event !== "block") continue;
-          yield asObject(exchange, decode(exchange), "$");
-        }
+      } finally {
+        await reader.cancel().catch(() => undefined);
       }
     } finally {
-      await reader.cancel().catch(() => undefined);
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
     }
   }
 }
 
 // ------------------------------------------------------------------ parsing helpers
+
+/** `promise`, or a rejection once `signal` aborts, whether or not what made the promise listens to it. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new DOMException("aborted", "AbortError"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new DOMException("aborted", "AbortError"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => (signal.removeEventListener("abort", onAbort), resolve(value)),
+      (error: unknown) => (signal.removeEventListener("abort", onAbort), reject(error)),
+    );
+  });
+}
 
 function retryWaitMs(answer: Exchange, attempt: number): number | null {
   if ((answer.status !== 429 && answer.status !== 503) || answer.retryAfter === null) return null;
@@ -449,7 +492,11 @@ async function readCapped(response: Response, max: number, what: string): Promis
     }
     chunks.push(value);
   }
-  return new TextDecoder().decode(concatBytes(...chunks));
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(joinBytes(chunks));
+  } catch {
+    throw new ClientError(BAD_RESPONSE, `${what}: an answer that is not UTF-8`, response.status);
+  }
 }
 
 function transportError(error: unknown, what: string, url: string, timeoutMs: number): ClientError {
@@ -496,7 +543,9 @@ function errorOf(exchange: Exchange): ClientError {
   if (info === null) {
     return bad(exchange, `HTTP ${exchange.status} without an error object: ${JSON.stringify(snippet(exchange.body))}`);
   }
-  return new ClientError(info.code, info.message, exchange.status);
+  const seconds = exchange.retryAfter === null ? NaN : Number(exchange.retryAfter);
+  const retryAfterMs = Number.isFinite(seconds) ? Math.min(Math.max(seconds * 1000, 0), RETRY_AFTER_MS_MAX) : undefined;
+  return new ClientError(info.code, info.message, exchange.status, retryAfterMs);
 }
 
 function asObject(exchange: Exchange, value: unknown, path: string): Json {

@@ -34,10 +34,14 @@ export class ClientError extends SequencerError {
   /** The HTTP status of the answer, when there was one. */
   readonly status: number | undefined;
 
-  constructor(code: string, message: string, status?: number) {
+  /** How long the node asked to wait before asking again (its Retry-After), when it did. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: string, message: string, status?: number, retryAfterMs?: number) {
     super(message);
     this.code = code;
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

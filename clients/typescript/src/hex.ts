@@ -33,7 +33,14 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  return joinBytes(parts);
+}
+
+/** `concatBytes` for any number of parts (a spread of 100,000 chunks would overflow the stack). */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {
     out.set(part, at);

@@ -1,7 +1,9 @@
 /**
  * JSON with exact integers. The protocol's integers reach 2^64-1, past what
- * a JavaScript number holds exactly, so answers are parsed with integers
- * above 2^53 as bigints (and written back the same way).
+ * a JavaScript number holds exactly, so every integer of an answer parses as
+ * a bigint (one type for all of them, whatever their size); a number with a
+ * fraction or an exponent stays a number. Bigints are written back as JSON
+ * integers.
  */
 
 import { parse, parseNumberAndBigInt, stringify } from "lossless-json";

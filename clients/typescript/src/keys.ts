@@ -11,9 +11,9 @@ import { blake3 } from "@noble/hashes/blake3.js";
 import { sha512 } from "@noble/hashes/sha2.js";
 
 import { InputError } from "./errors.js";
-import { fromHex, toHex } from "./hex.js";
+import { bytesEqual, concatBytes, fromHex, toHex } from "./hex.js";
 import { txSigningBytes } from "./ids.js";
-import { CHAIN_ID_CHARS_MAX, TX_PAYLOAD_BYTES_MAX, U64_MAX, type Transaction } from "./types.js";
+import { CHAIN_ID_CHARS_MAX, LONE_SURROGATE, TX_PAYLOAD_BYTES_MAX, U64_MAX, type Transaction } from "./types.js";
 
 // The synchronous API of @noble/ed25519 needs a SHA-512; this is the one it documents.
 ed.hashes.sha512 = sha512;
@@ -52,16 +52,38 @@ export class Key {
   }
 }
 
+// The order of the Ed25519 base point.
+const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+
+function littleEndian(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
+  return n;
+}
+
 /**
- * RFC 8032 verification (not ZIP-215's looser rules), as the nodes verify:
- * a signature either side accepts, the other accepts too.
+ * Ed25519 verification exactly as the nodes do it (libsodium's rules): the
+ * key and R canonical and not of small order, S below the group order, and
+ * the cofactorless equation R == [S]B - [k]A compared by encoding. RFC 8032
+ * also allows the cofactored equation, which accepts a signature whose R
+ * carries a small torsion component; a validator could sign such a
+ * precommit on purpose, and clients that disagree with the nodes on it would
+ * disagree on which certificates are valid.
  */
 export function verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   try {
-    return ed.verify(signature, message, publicKey, { zip215: false });
+    const rBytes = signature.subarray(0, 32);
+    const s = littleEndian(signature.subarray(32));
+    if (s >= L) return false;
+    const a = ed.Point.fromBytes(publicKey, false);
+    const r = ed.Point.fromBytes(rBytes, false);
+    if (a.isSmallOrder() || r.isSmallOrder()) return false;
+    const k = littleEndian(sha512(concatBytes(rBytes, publicKey, message))) % L;
+    const check = ed.Point.BASE.multiplyUnsafe(s).subtract(a.multiplyUnsafe(k));
+    return bytesEqual(check.toBytes(), rBytes);
   } catch {
-    return false; // a key that is not a curve point, say
+    return false; // an encoding that is not a curve point
   }
 }
 
@@ -107,6 +129,9 @@ export class Wallet {
   readonly namespace: bigint;
 
   constructor(key: Key, chainId: string, namespace: bigint | number = 0n) {
+    if (typeof chainId !== "string" || LONE_SURROGATE.test(chainId)) {
+      throw new InputError("chain_id must be a string of valid Unicode");
+    }
     const chars = [...chainId].length;
     if (chars < 1 || chars > CHAIN_ID_CHARS_MAX) {
       throw new InputError(`chain_id must be 1 to ${CHAIN_ID_CHARS_MAX} characters`);

@@ -19,6 +19,7 @@ import { CertificateError, InputError, ProofError } from "./errors.js";
 import { bytesEqual, fromHex, toHex } from "./hex.js";
 import { blockId, commitId, txId, txRoot } from "./ids.js";
 import { verifyInclusion } from "./merkle.js";
+import { toU64 } from "./keys.js";
 import { verifyAbsence, verifyPresence } from "./namespaces.js";
 import {
   parseAbsence,
@@ -137,7 +138,11 @@ function headerAndCertificate(
 }
 
 /** A `GET /blocks/{h}` answer (or one item of `/blocks`, or an event of `/events`). */
-export function verifyBlock(trust: Trust, answer: unknown, height: bigint | null): VerifiedBlock {
+export function verifyBlock(trust: Trust, answer: unknown, height: bigint | number | null): VerifiedBlock {
+  return verifyBlockAt(trust, answer, height === null ? null : toU64("height", height));
+}
+
+function verifyBlockAt(trust: Trust, answer: unknown, height: bigint | null): VerifiedBlock {
   let where = `block ${height ?? "?"}`;
   const body = asObject(answer, where);
   const { header, id, certificate } = headerAndCertificate(trust, body, height, where);
@@ -170,9 +175,11 @@ export function checkInclusion(block: VerifiedBlock, id: Uint8Array, proof: Incl
 export function verifyNamespace(
   trust: Trust,
   answer: unknown,
-  namespace: bigint,
-  height: bigint | null,
+  namespace_: bigint | number,
+  height_: bigint | number | null,
 ): VerifiedNamespace {
+  const namespace = toU64("namespace", namespace_);
+  const height = height_ === null ? null : toU64("height", height_);
   let where = `namespace ${namespace} at height ${height ?? "?"}`;
   const body = asObject(answer, where);
   const { header, id, certificate } = headerAndCertificate(trust, body, height, where);
@@ -245,8 +252,15 @@ export class Linker {
   blockId: Uint8Array | null;
   private commitIds: string[] = [];
 
-  constructor(height: bigint | null = null, blockId_: Uint8Array | null = null) {
-    this.height = height;
+  /** Empty, or resuming after a stored block: its height and block id, both. */
+  constructor(height: bigint | number | null = null, blockId_: Uint8Array | null = null) {
+    if ((height === null) !== (blockId_ === null)) {
+      throw new InputError("a Linker resumes from a height and a block id, both or neither");
+    }
+    if (blockId_ !== null && !(blockId_ instanceof Uint8Array && blockId_.length === 32)) {
+      throw new InputError("a block id is 32 bytes");
+    }
+    this.height = height === null ? null : toU64("height", height);
     this.blockId = blockId_;
   }
 

@@ -107,6 +107,7 @@ function write(w: Writer, value: Packable): void {
     return writeInt(w, BigInt(value));
   }
   if (typeof value === "string") {
+    if (/\p{Cs}/u.test(value)) throw new InputError("a string with a lone surrogate has no UTF-8 encoding");
     const utf8 = encoder.encode(value);
     writeLength(w, utf8.length, 0xa0, 31, [0xd9, 0xda, 0xdb]);
     return w.bytes(utf8);

@@ -11,6 +11,7 @@
 import { ProofError } from "./errors.js";
 import { bytesEqual } from "./hex.js";
 import { encodeEntry, txId } from "./ids.js";
+import { toU64 } from "./keys.js";
 import { EMPTY_ROOT, inclusionProof, merkleRoot, verifyInclusion } from "./merkle.js";
 import type { InclusionProof, NamespaceAbsence, NamespaceEntry, ProvenEntry, Transaction } from "./types.js";
 
@@ -51,12 +52,13 @@ function checkEntry(proven: ProvenEntry, root: Uint8Array, side: string): void {
  * (recomputed); throws `ProofError`.
  */
 export function verifyPresence(
-  namespace: bigint,
+  namespace_: bigint | number,
   root: Uint8Array,
   entry: NamespaceEntry,
   proof: InclusionProof,
   txs: readonly Transaction[],
 ): Uint8Array[] {
+  const namespace = toU64("namespace", namespace_);
   if (entry.namespace !== namespace) {
     throw new ProofError("wrong_namespace", `the entry is for namespace ${entry.namespace}, not ${namespace}`);
   }
@@ -86,7 +88,8 @@ export function verifyPresence(
 }
 
 /** The block whose header has `namespace_root == root` has no transaction of `namespace`; throws `ProofError`. */
-export function verifyAbsence(namespace: bigint, root: Uint8Array, absence: NamespaceAbsence): void {
+export function verifyAbsence(namespace_: bigint | number, root: Uint8Array, absence: NamespaceAbsence): void {
+  const namespace = toU64("namespace", namespace_);
   const { left, right } = absence;
   if (left === null && right === null) {
     if (!bytesEqual(root, EMPTY_ROOT)) {

@@ -40,7 +40,9 @@ export class SseParser {
         break;
       }
       let line = this.buffer.subarray(this.start, from + end);
-      if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+      let end_ = line.length;
+      while (end_ > 0 && line[end_ - 1] === 0x0d) end_--; // as the node's own reader does
+      line = line.subarray(0, end_);
       this.start = from + end + 1;
       this.scanned = 0;
       const event = this.line(line);

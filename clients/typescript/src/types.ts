@@ -149,8 +149,13 @@ function chars(text: string): number {
   return n;
 }
 
+// A lone surrogate has no UTF-8 form: encoded, it would become U+FFFD, so
+// two different strings would hash the same.
+export const LONE_SURROGATE = /\p{Cs}/u;
+
 function readString(value: unknown, path: string, min: number, max: number): string {
   if (typeof value !== "string") fail(path, `expected a string, got ${describe(value)}`);
+  if (LONE_SURROGATE.test(value)) fail(path, "not valid Unicode (a lone surrogate)");
   const n = chars(value);
   if (n < min || n > max) fail(path, `expected ${min} to ${max} characters, got ${n}`);
   return value;

@@ -58,6 +58,14 @@ describe("cross-language encodings", { skip: FILE ? false : "SEQ_CROSS_VECTORS n
     for (const c of cases.entries) assert.equal(toHex(encodeEntry(parseEntry(c.json))), c.encoding);
   });
 
+  it("accepts exactly the signatures the nodes accept (torsioned R, S + L, a flipped bit)", () => {
+    assert.ok(cases.signatures.length > 0);
+    for (const c of cases.signatures) {
+      const verdict = verifySignature(fromHex(c.public_key), fromHex(c.message), fromHex(c.signature));
+      assert.equal(verdict, c.valid, `${c.kind} signature`);
+    }
+  });
+
   it("computes Merkle roots as the node does", () => {
     for (const c of cases.merkle) assert.equal(toHex(merkleRoot(c.items.map((h: string) => fromHex(h)))), c.root);
   });
