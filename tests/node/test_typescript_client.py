@@ -221,7 +221,7 @@ def test_the_client_unit_tests_pass_with_the_node_encoders_cases(tmp_path: Path)
     }
     result = run_node_tests(node, files, env)
     print(f"cross-language cases drawn with seed {seed}, mutations with SEQ_FUZZ_SEED={fuzz_seed}")
-    result.assert_all_passed(at_least=104)
+    result.assert_all_passed(at_least=105)
 
 
 def test_the_client_against_a_live_devnet(tmp_path: Path) -> None:

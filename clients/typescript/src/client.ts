@@ -119,7 +119,7 @@ export class Client {
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new InputError(`not an http(s) URL: ${baseUrl}`);
     this.baseUrl = baseUrl.replace(/\/+$/, "");
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.timeoutMs = checkMs("timeoutMs", options.timeoutMs ?? 10_000);
     this.responseBytesMax = options.responseBytesMax ?? RESPONSE_BYTES_MAX;
     this.fetchImpl = options.fetch ?? fetch;
   }
@@ -267,7 +267,8 @@ export class Client {
   async waitFinal(id: Uint8Array, options: WaitOptions = {}): Promise<TxStatus> {
     const { timeoutMs = 30_000, pollMs = 50, level = "final", verify = false } = options;
     if (level !== "final" && level !== "l1") throw new InputError(`level must be final or l1, got ${String(level)}`);
-    if (!(timeoutMs >= 0) || !(pollMs > 0)) throw new InputError("timeoutMs must be >= 0 and pollMs > 0");
+    if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) throw new InputError(`timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
+    checkMs("pollMs", pollMs);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const status = await this.txStatus(id, { verify });
@@ -385,7 +386,7 @@ export class Client {
     if (options.from !== undefined) params.from = String(toU64("from", options.from));
     if (options.namespace !== undefined) params.namespace = String(toU64("namespace", options.namespace));
     if (options.full === false) params.full = "false";
-    const idleMs = options.idleMs ?? EVENTS_IDLE_MS;
+    const idleMs = checkMs("idleMs", options.idleMs ?? EVENTS_IDLE_MS);
     const url = this.url("/events", params);
     const what = "GET /events";
     // One controller for the whole stream: the caller's signal, the time to
@@ -412,6 +413,7 @@ export class Client {
       try {
         response = await abortable(this.fetchImpl(url, { headers: { accept: "text/event-stream" }, signal: stop.signal }), stop.signal);
       } catch (error) {
+        if (options.signal?.aborted) return; // the caller's abort ends the stream quietly
         throw failed(error);
       }
       if (!response.ok) {
@@ -428,10 +430,12 @@ export class Client {
           try {
             chunk = await abortable(reader.read(), stop.signal);
           } catch (error) {
+            if (options.signal?.aborted) return;
             throw failed(error);
           }
           if (chunk.done) return;
           for (const event of parser.feed(chunk.value)) {
+            if (options.signal?.aborted) return;
             const exchange = { what, status: response.status, body: event.data, retryAfter: null };
             if (event.event === "error") throw errorOf({ ...exchange, status: 503 });
             if (event.event !== "block") continue;
@@ -450,6 +454,16 @@ export class Client {
 }
 
 // ------------------------------------------------------------------ parsing helpers
+
+// setTimeout takes at most 2^31-1 ms (about 24 days), and fires at once past it.
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+function checkMs(name: string, value: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > TIMER_MS_MAX) {
+    throw new InputError(`${name} must be an integer number of milliseconds in 1..${TIMER_MS_MAX}, got ${String(value)}`);
+  }
+  return value;
+}
 
 /** `promise`, or a rejection once `signal` aborts, whether or not what made the promise listens to it. */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -93,6 +93,22 @@ describe("LightClient.follow", () => {
     await assert.rejects(collect(light2, { reconnects: 1 }, 1), (e: unknown) => e instanceof ClientError && e.code === "timeout" && /no answer within 0.1 s/.test(e.message));
   });
 
+  it("ends quietly when the caller aborts, and refuses time limits a timer cannot keep", async () => {
+    const node = fakeNode((url) => (url.pathname === "/events" ? new Response(sse([1, 2, 3])) : blockRoute(url)!));
+    const light = new LightClient("http://node", genesis(), { fetch: node.fetch });
+    const stop = new AbortController();
+    const seen: bigint[] = [];
+    for await (const item of light.client.events({ signal: stop.signal })) {
+      seen.push(BigInt(((item as any).header as any).height));
+      stop.abort(); // the rest of the chunk is not handed out
+    }
+    assert.deepEqual(seen, [1n]);
+    for (const bad of [0, -1, 1.5, Infinity, NaN, 2 ** 31]) {
+      assert.throws(() => new LightClient("http://node", genesis(), { timeoutMs: bad }), InputError);
+      await assert.rejects(light.client.events({ idleMs: bad }).next(), InputError);
+    }
+  });
+
   it("stops at once on a lie, without asking again", async () => {
     const node = fakeNode((url) => {
       const forged = structuredClone(chain[0]!.answer) as any;
