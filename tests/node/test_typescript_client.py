@@ -224,6 +224,12 @@ def test_the_client_unit_tests_pass_with_the_node_encoders_cases(tmp_path: Path)
     result.assert_all_passed(at_least=105)
 
 
+def _quickstart(node: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """The README's example, run as a user runs it, on the devnet at `home`."""
+    argv = [node, "dist/examples/quickstart.js", str(home)]
+    return subprocess.run(argv, cwd=CLIENT, capture_output=True, text=True, timeout=120)
+
+
 def test_the_client_against_a_live_devnet(tmp_path: Path) -> None:
     node = require_client()
     root = tmp_path / "devnet"
@@ -238,13 +244,7 @@ def test_the_client_against_a_live_devnet(tmp_path: Path) -> None:
         result = run_node_tests(node, ["dist/test/devnet.test.js"], env, timeout_s=240)
         result.assert_all_passed(at_least=11)
         # The README's example, as a user runs it: a devnet's home, node 0's URL from genesis.
-        example = subprocess.run(
-            [node, "dist/examples/quickstart.js", str(root)],
-            cwd=CLIENT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        example = _quickstart(node, root)
         assert example.returncode == 0, example.stdout + example.stderr
         lines = example.stdout.splitlines()
         assert [line.split()[0] for line in lines] == [
@@ -258,13 +258,7 @@ def test_the_client_against_a_live_devnet(tmp_path: Path) -> None:
 
 def test_the_example_says_in_one_line_what_is_missing(tmp_path: Path) -> None:
     node = require_client()
-    example = subprocess.run(
-        [node, "dist/examples/quickstart.js", str(tmp_path)],
-        cwd=CLIENT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    example = _quickstart(node, tmp_path)
     assert example.returncode == 1
     assert example.stderr.startswith("error: "), example.stderr
     assert example.stderr.count("\n") == 1, example.stderr

@@ -479,11 +479,15 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 function retryWaitMs(answer: Exchange, attempt: number): number | null {
-  if ((answer.status !== 429 && answer.status !== 503) || answer.retryAfter === null) return null;
+  if (answer.status !== 429 && answer.status !== 503) return null;
   if (attempt >= RETRIES) return null;
-  const seconds = Number(answer.retryAfter);
-  if (!Number.isFinite(seconds)) return null;
-  return Math.min(Math.max(seconds * 1000, 0), RETRY_AFTER_MS_MAX);
+  return retryAfterMs(answer) ?? null;
+}
+
+/** The wait the node named (Retry-After, in seconds), clamped; undefined when it named none. */
+function retryAfterMs(exchange: Exchange): number | undefined {
+  const seconds = exchange.retryAfter === null ? NaN : Number(exchange.retryAfter);
+  return Number.isFinite(seconds) ? Math.min(Math.max(seconds * 1000, 0), RETRY_AFTER_MS_MAX) : undefined;
 }
 
 async function readCapped(response: Response, max: number, what: string): Promise<string> {
@@ -557,9 +561,7 @@ function errorOf(exchange: Exchange): ClientError {
   if (info === null) {
     return bad(exchange, `HTTP ${exchange.status} without an error object: ${JSON.stringify(snippet(exchange.body))}`);
   }
-  const seconds = exchange.retryAfter === null ? NaN : Number(exchange.retryAfter);
-  const retryAfterMs = Number.isFinite(seconds) ? Math.min(Math.max(seconds * 1000, 0), RETRY_AFTER_MS_MAX) : undefined;
-  return new ClientError(info.code, info.message, exchange.status, retryAfterMs);
+  return new ClientError(info.code, info.message, exchange.status, retryAfterMs(exchange));
 }
 
 function asObject(exchange: Exchange, value: unknown, path: string): Json {

@@ -7,7 +7,7 @@
 import { compareBytes } from "./hex.js";
 import { hash32, merkleRoot } from "./merkle.js";
 import { pack } from "./msgpack.js";
-import type { BlockHeader, CommitCertificate, NamespaceEntry, Transaction } from "./types.js";
+import type { BlockHeader, CommitCertificate, NamespaceEntry, Transaction, UnsignedTransaction } from "./types.js";
 
 export const TX_TAG = "seq/tx/v1";
 export const VOTE_TAG = "seq/vote/v1";
@@ -17,15 +17,6 @@ export const PREVOTE = 1;
 export const PRECOMMIT = 2;
 export const GAS_PER_TX = 1000n;
 export const GAS_PER_PAYLOAD_BYTE = 16n;
-
-export interface UnsignedTransaction {
-  chain_id: string;
-  namespace: bigint;
-  sender: Uint8Array;
-  nonce: bigint;
-  gas_price: bigint;
-  payload: Uint8Array;
-}
 
 export function txSigningBytes(tx: UnsignedTransaction): Uint8Array {
   return pack([TX_TAG, tx.chain_id, tx.namespace, tx.sender, tx.nonce, tx.gas_price, tx.payload]);

@@ -133,12 +133,12 @@ export class LightClient {
     const out: VerifiedBlock[] = [];
     let next = from;
     while (next <= to) {
-      const limit = Number(to - next + 1n > BigInt(BLOCKS_PAGE) ? BigInt(BLOCKS_PAGE) : to - next + 1n);
-      const answers = await this.client.blocks(next, limit, { full });
+      const page = Number(to - next + 1n > BigInt(BLOCKS_PAGE) ? BigInt(BLOCKS_PAGE) : to - next + 1n);
+      const answers = await this.client.blocks(next, page, { full });
       if (answers.length === 0) {
         throw new ProofError("missing", `the node served no block at height ${next} (asked for ${from}..${to})`);
       }
-      for (const answer of answers.slice(0, Number(to - next + 1n))) {
+      for (const answer of answers.slice(0, page)) {
         const block = verifyBlock(this.trust, answer, next);
         await this.link(linker, block);
         out.push(block);

@@ -23,13 +23,17 @@ export const NAME_CHARS_MAX = 64;
 export const ADDRESS_CHARS_MAX = 256;
 export const MERKLE_PATH_HASHES_MAX = 64;
 
-export interface Transaction {
+/** What a sender signs: a transaction without its signature. */
+export interface UnsignedTransaction {
   chain_id: string;
   namespace: bigint;
   sender: Uint8Array;
   nonce: bigint;
   gas_price: bigint;
   payload: Uint8Array;
+}
+
+export interface Transaction extends UnsignedTransaction {
   signature: Uint8Array;
 }
 
